@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "closewaitd",
+    products: [
+        .executable(name: "closewaitd", targets: ["closewaitd"]),
+        .executable(name: "closewaitd-workload", targets: ["closewaitd-workload"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Pure model, kernel-format parsers, attribution join, tracker, policy, rendering. No I/O.
+        .target(name: "CloseWaitCore"),
+        // Kernel UAPI headers the Linux layer needs (netlink, sock_diag, inet_diag).
+        .target(name: "CLinuxShim"),
+        // Thin I/O: netlink sock_diag socket, /proc readers, the sampler.
+        .target(name: "CloseWaitLinux", dependencies: ["CloseWaitCore", "CLinuxShim"]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd",
+                       providers: [.apt(["libsystemd-dev"])]),
+        // sd_notify, sd_journal_sendv, a swift-log handler writing to the journal.
+        .target(name: "CloseWaitSystemd", dependencies: [
+            "CSystemd", "CloseWaitCore", .product(name: "Logging", package: "swift-log"),
+        ]),
+        // Config file loading (TOMLKit) and the daemon loop, kept out of the executable so tests can reach them.
+        .target(name: "CloseWaitDaemon", dependencies: [
+            "CloseWaitCore", "CloseWaitLinux", "CloseWaitSystemd",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
+        .executableTarget(name: "closewaitd", dependencies: [
+            "CloseWaitCore", "CloseWaitLinux", "CloseWaitDaemon",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        // Makes real CLOSE_WAIT sockets on loopback (tests, benchmarks, demos).
+        .executableTarget(name: "closewaitd-workload", dependencies: [
+            "CLinuxShim",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "CloseWaitCoreTests", dependencies: ["CloseWaitCore"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "CloseWaitLinuxTests", dependencies: ["CloseWaitCore", "CloseWaitLinux"]),
+        .testTarget(name: "LiveTests", dependencies: ["CloseWaitCore"]),
+    ]
+)

@@ -1,0 +1,70 @@
+/// ProcessIdentity is a process as the daemon tracks it: a pid alone is reused by the kernel,
+/// pid plus start time (clock ticks since boot, /proc/<pid>/stat field 22) is not.
+public struct ProcessIdentity: Hashable, Sendable, Comparable {
+    public var pid: Int32
+    public var startTime: UInt64
+
+    public init(pid: Int32, startTime: UInt64) {
+        self.pid = pid
+        self.startTime = startTime
+    }
+
+    public static func < (lhs: ProcessIdentity, rhs: ProcessIdentity) -> Bool {
+        (lhs.pid, lhs.startTime) < (rhs.pid, rhs.startTime)
+    }
+}
+
+/// ProcessDetails is what an operator needs to recognise a process.
+public struct ProcessDetails: Hashable, Sendable {
+    public var identity: ProcessIdentity
+    public var comm: String
+    public var exe: String?
+    public var cmdline: [String]
+    public var uid: UInt32?
+    /// The systemd unit (`orders.service`, `session-3.scope`) from /proc/<pid>/cgroup.
+    public var unit: String?
+    public var fdOpen: Int
+    /// The soft RLIMIT_NOFILE; nil when unlimited or unreadable.
+    public var fdLimit: UInt64?
+
+    public init(identity: ProcessIdentity, comm: String, exe: String? = nil, cmdline: [String] = [],
+                uid: UInt32? = nil, unit: String? = nil, fdOpen: Int = 0, fdLimit: UInt64? = nil) {
+        self.identity = identity
+        self.comm = comm
+        self.exe = exe
+        self.cmdline = cmdline
+        self.uid = uid
+        self.unit = unit
+        self.fdOpen = fdOpen
+        self.fdLimit = fdLimit
+    }
+
+    public var pid: Int32 { identity.pid }
+    /// `comm[pid]`, the way the journal and `ps` readers name a process.
+    public var label: String { "\(comm)[\(identity.pid)]" }
+}
+
+/// ScanStatistics counts what the /proc walk could not read. None of it is an error: processes
+/// exit between listing and reading, and an unprivileged caller cannot read others' fds.
+public struct ScanStatistics: Equatable, Sendable {
+    public var processesScanned = 0
+    public var fdsRead = 0
+    /// Processes that exited mid-scan (ENOENT/ESRCH).
+    public var vanished = 0
+    /// Processes whose fd table we may not read (EACCES/EPERM).
+    public var permissionDenied = 0
+    /// Other per-process read errors (e.g. a malformed /proc file), counted.
+    public var otherErrors = 0
+
+    public init() {}
+
+    public static func + (a: ScanStatistics, b: ScanStatistics) -> ScanStatistics {
+        var sum = ScanStatistics()
+        sum.processesScanned = a.processesScanned + b.processesScanned
+        sum.fdsRead = a.fdsRead + b.fdsRead
+        sum.vanished = a.vanished + b.vanished
+        sum.permissionDenied = a.permissionDenied + b.permissionDenied
+        sum.otherErrors = a.otherErrors + b.otherErrors
+        return sum
+    }
+}

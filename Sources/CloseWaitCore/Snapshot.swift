@@ -1,0 +1,107 @@
+/// UnownedReason says why a socket has no owning process in a snapshot.
+public enum UnownedReason: String, Sendable, Hashable {
+    /// Inode 0: the kernel made the connection but no process accepted it yet (it waits in a
+    /// listener's accept queue); the listener's owner will get it on accept().
+    case listenBacklog = "listen-backlog"
+    /// Some processes' fd tables could not be read (permission), the owner may be among them.
+    case ownerUnreadable = "owner-unreadable"
+    /// No fd link names the inode: the owner closed it or exited after the sample, or lives
+    /// in another pid namespace whose /proc we do not see.
+    case noOwnerFound = "no-owner-found"
+}
+
+/// SnapshotSocket is a sampled socket joined with the pids that hold an fd to it.
+public struct SnapshotSocket: Hashable, Sendable {
+    public var record: SocketRecord
+    public var owners: [Int32]
+    public var unownedReason: UnownedReason?
+}
+
+/// PeerCount is how many of a process's sockets lead to one remote endpoint.
+public struct PeerCount: Hashable, Sendable {
+    public var endpoint: Endpoint
+    public var count: Int
+    /// `127.0.0.1:8080×41`.
+    public var description: String { "\(endpoint.description)×\(count)" }
+}
+
+/// ProcessEntry is one process and the sampled sockets it holds.
+public struct ProcessEntry: Hashable, Sendable {
+    public var details: ProcessDetails
+    /// Inodes of the sampled sockets this process holds, ascending.
+    public var inodes: [UInt64]
+    /// Remote endpoints by count, most first.
+    public var peers: [PeerCount]
+    public var socketCount: Int { inodes.count }
+}
+
+/// Snapshot is one sample of the kernel's sockets joined with their owning processes.
+public struct Snapshot: Sendable {
+    public var source: SocketSource
+    public var states: Set<TCPState>
+    public var sockets: [SnapshotSocket]
+    /// Sorted by socket count (most first), then pid.
+    public var processes: [ProcessEntry]
+    public var statistics: ScanStatistics
+
+    public var total: Int { sockets.count }
+    public var unowned: Int { sockets.reduce(0) { $0 + ($1.owners.isEmpty ? 1 : 0) } }
+
+    public init(source: SocketSource, states: Set<TCPState>, sockets: [SnapshotSocket],
+                processes: [ProcessEntry], statistics: ScanStatistics) {
+        self.source = source
+        self.states = states
+        self.sockets = sockets
+        self.processes = processes
+        self.statistics = statistics
+    }
+
+    /// Joins the kernel's socket records with the fd owners found in /proc.
+    /// - Parameters:
+    ///   - owners: socket inode -> pids holding an fd to it.
+    ///   - details: pid -> its details; an owner pid without details (it exited while we read
+    ///     it) is dropped.
+    public static func join(records: [SocketRecord], owners: [UInt64: [Int32]], details: [Int32: ProcessDetails],
+                            statistics: ScanStatistics, source: SocketSource, states: Set<TCPState>) -> Snapshot {
+        var sockets = [SnapshotSocket]()
+        sockets.reserveCapacity(records.count)
+        var inodesByPid = [Int32: [UInt64]]()
+        var peersByPid = [Int32: [Endpoint: Int]]()
+        for record in records {
+            var socketOwners = [Int32]()
+            if record.inode != 0, let pids = owners[record.inode] {
+                socketOwners = pids.filter { details[$0] != nil }.sorted()
+                for pid in socketOwners {
+                    inodesByPid[pid, default: []].append(record.inode)
+                    peersByPid[pid, default: [:]][record.remote, default: 0] += 1
+                }
+            }
+            var reason: UnownedReason?
+            if socketOwners.isEmpty {
+                reason = record.inode == 0 ? .listenBacklog : (statistics.permissionDenied > 0 ? .ownerUnreadable : .noOwnerFound)
+            }
+            sockets.append(SnapshotSocket(record: record, owners: socketOwners, unownedReason: reason))
+        }
+        sockets.sort { ($0.record.inode, $0.record.local, $0.record.remote) < ($1.record.inode, $1.record.local, $1.record.remote) }
+        var processes = [ProcessEntry]()
+        for (pid, inodes) in inodesByPid {
+            guard let info = details[pid] else { continue }
+            let peers = (peersByPid[pid] ?? [:]).map { PeerCount(endpoint: $0.key, count: $0.value) }
+                .sorted { ($1.count, $0.endpoint) < ($0.count, $1.endpoint) }
+            processes.append(ProcessEntry(details: info, inodes: inodes.sorted(), peers: peers))
+        }
+        processes.sort { ($1.socketCount, $0.details.pid) < ($0.socketCount, $1.details.pid) }
+        return Snapshot(source: source, states: states, sockets: sockets, processes: processes, statistics: statistics)
+    }
+
+    /// Keeps only the processes matching any given pid or unit (glob) and the sockets they hold.
+    public func filtered(pids: Set<Int32>, units: [String]) -> Snapshot {
+        if pids.isEmpty && units.isEmpty { return self }
+        let kept = processes.filter { entry in
+            pids.contains(entry.details.pid) || units.contains { Glob.matches($0, entry.details.unit ?? "") }
+        }
+        let keptPids = Set(kept.map(\.details.pid))
+        let keptSockets = sockets.filter { !$0.owners.isEmpty && $0.owners.contains(where: keptPids.contains) }
+        return Snapshot(source: source, states: states, sockets: keptSockets, processes: kept, statistics: statistics)
+    }
+}

@@ -1,0 +1,2 @@
+// The daemon loop and config loading arrive with issue 3.
+import CloseWaitCore

@@ -1,0 +1,84 @@
+import CloseWaitCore
+import Glibc
+
+/// SourceChoice is what `--source` asks for.
+public enum SourceChoice: String, Sendable, CaseIterable {
+    case netlink, proc, auto
+}
+
+/// KernelSampler lists the TCP sockets in the wanted states, from netlink sock_diag or from
+/// /proc/net/tcp{,6}. With `.auto` a netlink failure falls back to /proc and says why.
+public struct KernelSampler {
+    public var choice: SourceChoice
+    public var proc: ProcFS
+    public var netlink = NetlinkSockDiag()
+
+    public init(choice: SourceChoice = .auto, proc: ProcFS = ProcFS()) {
+        self.choice = choice
+        self.proc = proc
+    }
+
+    public struct Sample: Sendable {
+        public var records: [SocketRecord]
+        public var source: SocketSource
+        /// Set when `.auto` fell back to /proc: the netlink error.
+        public var fallbackReason: String?
+    }
+
+    public mutating func sample(states: Set<TCPState>) throws -> Sample {
+        switch choice {
+        case .netlink:
+            return Sample(records: try sampleNetlink(states), source: .netlink)
+        case .proc:
+            return Sample(records: try sampleProc(states), source: .proc)
+        case .auto:
+            do {
+                return Sample(records: try sampleNetlink(states), source: .netlink)
+            } catch {
+                return Sample(records: try sampleProc(states), source: .proc, fallbackReason: "\(error)")
+            }
+        }
+    }
+
+    mutating func sampleNetlink(_ states: Set<TCPState>) throws -> [SocketRecord] {
+        var records = try netlink.dump(family: .inet, states: states)
+        do {
+            records += try netlink.dump(family: .inet6, states: states)
+        } catch let error as Errno where error.code == EAFNOSUPPORT || error.code == ENOENT {
+            // A kernel without IPv6 has no inet6 sockets to report.
+        } catch let InetDiagError.kernel(errno, _) where errno == ENOENT || errno == EAFNOSUPPORT {
+            // Same, reported by the kernel inside the dump.
+        }
+        return records
+    }
+
+    func sampleProc(_ states: Set<TCPState>) throws -> [SocketRecord] {
+        var records = [SocketRecord]()
+        for (file, family) in [("net/tcp", AddressFamily.inet), ("net/tcp6", .inet6)] {
+            let text: String
+            switch Result(catching: { () throws(Errno) -> String in try proc.readText(file) }) {
+            case let .success(content): text = content
+            case let .failure(error):
+                if family == .inet6 && error.code == ENOENT { continue } // no IPv6 in this kernel
+                throw error
+            }
+            do {
+                records += try ProcNetTCP.parse(text, family: family, states: states)
+            } catch {
+                throw SamplerError.procParse(path: proc.root + "/" + file, error: error)
+            }
+        }
+        return records
+    }
+}
+
+/// SamplerError names the /proc file that could not be parsed.
+public enum SamplerError: Error, CustomStringConvertible {
+    case procParse(path: String, error: ProcNetTCPError)
+
+    public var description: String {
+        switch self {
+        case let .procParse(path, error): "\(path): \(error)"
+        }
+    }
+}

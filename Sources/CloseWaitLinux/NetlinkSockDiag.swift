@@ -1,0 +1,66 @@
+import CLinuxShim
+import CloseWaitCore
+import Glibc
+
+/// NetlinkSockDiag dumps TCP sockets from the kernel over a NETLINK_SOCK_DIAG socket, with the
+/// state filter applied in the kernel.
+public struct NetlinkSockDiag {
+    /// Each datagram received, in order, when recording (`snapshot --dump-netlink`).
+    public private(set) var recorded: [[UInt8]] = []
+    public var record = false
+    /// How many times an interrupted dump (NLM_F_DUMP_INTR) is retried before giving up.
+    public var maxAttempts = 3
+    private var sequence: UInt32 = 1
+
+    public init() {}
+
+    /// All sockets of `family` whose state is in `states`.
+    public mutating func dump(family: AddressFamily, states: Set<TCPState>) throws -> [SocketRecord] {
+        var attempt = 0
+        while true {
+            attempt += 1
+            let (records, interrupted) = try dumpOnce(family: family, states: states)
+            if !interrupted { return records }
+            if attempt >= maxAttempts { throw InetDiagError.dumpInterrupted(attempts: attempt) }
+        }
+    }
+
+    private mutating func dumpOnce(family: AddressFamily, states: Set<TCPState>) throws -> ([SocketRecord], Bool) {
+        let fd = try retryingEINTR("socket(AF_NETLINK, NETLINK_SOCK_DIAG)") {
+            socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), cw_netlink_sock_diag)
+        }
+        defer { close(fd) }
+        sequence &+= 1
+        let seq = sequence
+        let request = InetDiag.dumpRequest(family: family, states: states, sequence: seq)
+        var kernel = sockaddr_nl()
+        kernel.nl_family = sa_family_t(AF_NETLINK)
+        let sent = try retryingEINTR("sendto(sock_diag)") {
+            request.withUnsafeBytes { raw in
+                withUnsafePointer(to: &kernel) { address in
+                    address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
+                    }
+                }
+            }
+        }
+        guard sent == request.count else { throw Errno(EIO, call: "sendto(sock_diag): short write") }
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var records = [SocketRecord]()
+        var interrupted = false
+        while true {
+            // MSG_TRUNC makes recv return the datagram's real length, so an oversized one is
+            // detected instead of silently cut.
+            let n = try retryingEINTR("recv(sock_diag)") {
+                buffer.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress, raw.count, Int32(MSG_TRUNC)) }
+            }
+            guard n <= buffer.count else { throw InetDiagError.truncated(offset: 0, need: n, have: buffer.count) }
+            if n == 0 { throw InetDiagError.truncated(offset: 0, need: InetDiag.netlinkHeaderSize, have: 0) }
+            if record { recorded.append(Array(buffer[0..<n])) }
+            let batch = try InetDiag.parse(buffer[0..<n], sequence: seq)
+            records.append(contentsOf: batch.records)
+            interrupted = interrupted || batch.interrupted
+            if batch.done { return (records, interrupted) }
+        }
+    }
+}

@@ -1,0 +1,309 @@
+import CLinuxShim
+@preconcurrency import Glibc
+
+/// Coordinator forks the peer (acceptor), the holders, their sharers and the noise processes,
+/// collects the manifest from them over a pipe, and ends them all by pid.
+struct Coordinator {
+    let options: Workload
+    var port4: UInt16 = 0
+    var port6: UInt16 = 0
+    var acceptorPid: pid_t = 0
+    var holders: [pid_t] = []
+    var sharers: [pid_t] = []
+    var noisePids: [pid_t] = []
+    var expectedReady = 0
+    var readyCount = 0
+    var manifestLines: [String] = []
+    var manifestFile: UnsafeMutablePointer<FILE>?
+    var reportRead: Int32 = -1
+    var reportWrite: Int32 = -1
+    var signalFd: Int32 = -1
+    var backlogFds: [Int32] = []
+    var backlogPort: UInt16 = 0
+    var pending = ""
+    var isReady = false
+    let deadline: Double
+    var nextHolderIndex = 0
+
+    init(options: Workload) {
+        self.options = options
+        deadline = monotonicSeconds() + options.duration
+    }
+
+    mutating func start() {
+        raiseNofile(to: 0)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for signal in [SIGTERM, SIGINT, SIGCHLD, SIGHUP] { sigaddset(&mask, signal) }
+        sigprocmask(SIG_BLOCK, &mask, nil)
+        signalFd = signalfd(-1, &mask, Int32(SFD_CLOEXEC))
+        var ends: [Int32] = [0, 0]
+        if pipe(&ends) != 0 { Loopback.fail("pipe") }
+        reportRead = ends[0]
+        reportWrite = ends[1]
+        if let path = options.manifest {
+            manifestFile = fopen(path, "w")
+            if manifestFile == nil { Loopback.fail("open manifest \(path)") }
+        }
+
+        let listen4 = Loopback.listener(v6: false)
+        let listen6 = Loopback.listener(v6: true)
+        port4 = listen4.port
+        port6 = listen6.port
+        acceptorPid = spawn { Coordinator.acceptLoop([listen4.fd, listen6.fd]) }
+        close(listen4.fd)
+        close(listen6.fd)
+
+        if options.backlog > 0 {
+            // Nobody accepts on this listener: each client shuts down its side, so the
+            // kernel's half of the connection waits in the accept queue in CLOSE_WAIT, inode 0.
+            let listener = Loopback.listener(v6: false, backlog: Int32(options.backlog + 16))
+            backlogPort = listener.port
+            backlogFds.append(listener.fd)
+            for _ in 0..<options.backlog {
+                let fd = Loopback.connect(kind: .v4, port: listener.port)
+                shutdown(fd, Int32(SHUT_WR))
+                backlogFds.append(fd)
+            }
+        }
+        for _ in 0..<options.processes { startHolder() }
+        for _ in 0..<options.noise {
+            let fds = options.noiseFds
+            let write = reportWrite
+            noisePids.append(spawn {
+                raiseNofile(to: 0)
+                for _ in 0..<fds { _ = open("/dev/null", O_RDONLY) }
+                report(write, "R \(getpid())\n")
+                Coordinator.idle(until: nil)
+            })
+            expectedReady += 1
+        }
+    }
+
+    /// Forks a holder; with sharing it forks its sharer child too.
+    mutating func startHolder() {
+        let index = nextHolderIndex
+        nextHolderIndex += 1
+        let o = options
+        let write = reportWrite
+        let (p4, p6) = (port4, port6)
+        let share = index < o.shared
+        let pid = spawn {
+            raiseNofile(to: o.nofile)
+            for _ in 0..<o.filler { _ = open("/dev/null", O_RDONLY) }
+            var made: [(Int32, UInt64, Loopback.Kind)] = []
+            func leak(_ kind: Loopback.Kind) {
+                let fd = Loopback.connect(kind: kind, port: kind == .v6 ? p6 : p4)
+                if !Loopback.awaitPeerClose(fd) { Loopback.fail("peer did not close within 10 s") }
+                made.append((fd, Loopback.inode(fd), kind))
+            }
+            for _ in 0..<o.v4 { leak(.v4) }
+            for _ in 0..<o.v6 { leak(.v6) }
+            for _ in 0..<o.mapped { leak(.mapped) }
+            var lines = made.map { "S \(getpid()) \($0.0) \($0.1) \($0.2.rawValue)\n" }
+            if share {
+                let parent = getpid()
+                let sharer = fork()
+                if sharer == 0 {
+                    sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
+                    let me = getpid()
+                    for (fd, inode, kind) in made { report(write, "S \(me) \(fd) \(inode) \(kind.rawValue)\n") }
+                    report(write, "R \(me) sharer-of \(parent)\n")
+                    Coordinator.idle(until: nil)
+                }
+                lines.append("C \(sharer)\n")
+            }
+            for line in lines { report(write, line) }
+            report(write, "R \(getpid())\n")
+            Coordinator.holdAndGrow(options: o, port: p4, report: write)
+        }
+        holders.append(pid)
+        expectedReady += share ? 2 : 1
+    }
+
+    /// The peer: accepts every connection and shuts down its sending side, keeping the fd.
+    static func acceptLoop(_ listeners: [Int32]) -> Never {
+        raiseNofile(to: 0)
+        var held: [Int32] = []
+        var entries = listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+        let parent = getppid()
+        while true {
+            if getppid() != parent { exit(0) }
+            if poll(&entries, nfds_t(entries.count), 1000) <= 0 { continue }
+            for entry in entries where entry.revents & Int16(POLLIN) != 0 {
+                let fd = accept(entry.fd, nil, nil)
+                if fd < 0 {
+                    if errno == EMFILE || errno == ENFILE { usleep(10_000) }
+                    continue
+                }
+                shutdown(fd, Int32(SHUT_WR))
+                held.append(fd)
+            }
+        }
+    }
+
+    /// A holder after setup: never closes; adds sockets at the growth rate, if any.
+    static func holdAndGrow(options o: Workload, port: UInt16, report write: Int32) -> Never {
+        guard o.growPerSecond > 0 else { idle(until: nil) }
+        let parent = getppid()
+        let interval = 1.0 / o.growPerSecond
+        var next = monotonicSeconds() + interval
+        var count = o.v4 + o.v6 + o.mapped
+        while true {
+            if getppid() != parent { exit(0) }
+            let now = monotonicSeconds()
+            if now < next || count >= o.growMax {
+                usleep(UInt32(max(1000, min(200_000, (next - now) * 1e6))))
+                continue
+            }
+            next += interval
+            let fd = Loopback.connect(kind: .v4, port: port)
+            if Loopback.awaitPeerClose(fd) {
+                report(write, "S \(getpid()) \(fd) \(Loopback.inode(fd)) v4\n")
+                count += 1
+            }
+        }
+    }
+
+    /// Waits for a signal or for the parent to go away.
+    static func idle(until: Double?) -> Never {
+        let parent = getppid()
+        while true {
+            if getppid() != parent { exit(0) }
+            sleep(1)
+        }
+    }
+
+    /// Forks; the child runs `body` (which never returns) with default signal handling.
+    func spawn(_ body: () -> Never) -> pid_t {
+        let pid = fork()
+        if pid < 0 { Loopback.fail("fork") }
+        if pid == 0 {
+            sigprocmask(SIG_SETMASK, &emptySignalSet, nil)
+            close(reportRead)
+            if signalFd >= 0 { close(signalFd) }
+            for fd in backlogFds { close(fd) }
+            body()
+        }
+        return pid
+    }
+
+    mutating func runUntilDone() {
+        var entries = [pollfd(fd: reportRead, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0)]
+        var nextChurn = options.churnPerSecond > 0 ? monotonicSeconds() + 1 / options.churnPerSecond : Double.infinity
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        loop: while true {
+            let now = monotonicSeconds()
+            if now >= deadline { break }
+            if isReady && now >= nextChurn {
+                churnOne()
+                nextChurn += 1 / options.churnPerSecond
+            }
+            let wait = min(deadline, nextChurn) - now
+            let timeout = Int32(max(1, min(1000, wait * 1000)))
+            if poll(&entries, 2, timeout) <= 0 { continue }
+            if entries[0].revents & Int16(POLLIN) != 0 {
+                let n = read(reportRead, &buffer, buffer.count)
+                if n > 0 { consume(buffer[0..<n]) }
+            }
+            if entries[1].revents & Int16(POLLIN) != 0 {
+                var info = signalfd_siginfo()
+                _ = read(signalFd, &info, MemoryLayout<signalfd_siginfo>.size)
+                switch Int32(info.ssi_signo) {
+                case SIGTERM, SIGINT, SIGHUP: break loop
+                default: reap()
+                }
+            }
+        }
+        stopAll()
+    }
+
+    mutating func consume(_ bytes: ArraySlice<UInt8>) {
+        pending += String(decoding: bytes, as: UTF8.self)
+        while let newline = pending.firstIndex(of: "\n") {
+            let line = String(pending[..<newline])
+            pending.removeSubrange(...newline)
+            let fields = line.split(separator: " ")
+            switch fields.first {
+            case "S":
+                writeManifest(fields.dropFirst().joined(separator: " "))
+            case "R":
+                readyCount += 1
+                if fields.count >= 4, fields[2] == "sharer-of", let pid = pid_t(fields[1]) { sharers.append(pid) }
+                if !isReady && readyCount >= expectedReady { announceReady() }
+            default:
+                break
+            }
+        }
+    }
+
+    mutating func writeManifest(_ line: String) {
+        if let manifestFile {
+            fputs(line + "\n", manifestFile)
+            if isReady { fflush(manifestFile) }
+        }
+    }
+
+    mutating func announceReady() {
+        isReady = true
+        if let manifestFile { fflush(manifestFile) }
+        let total = options.processes * (options.v4 + options.v6 + options.mapped)
+        func list(_ pids: [pid_t]) -> String { "[" + pids.map(String.init).joined(separator: ",") + "]" }
+        print("{\"ready\":true,\"coordinator\":\(getpid()),\"acceptor\":\(acceptorPid),\"holders\":\(list(holders)),"
+            + "\"sharers\":\(list(sharers)),\"noise\":\(list(noisePids)),\"port4\":\(port4),\"port6\":\(port6),"
+            + "\"backlogPort\":\(backlogPort),\"backlog\":\(options.backlog),\"sockets\":\(total)}")
+        fflush(stdout)
+    }
+
+    /// Replaces the oldest holder: it is killed (its sockets vanish) and a new one starts.
+    mutating func churnOne() {
+        guard !holders.isEmpty else { return }
+        let victim = holders.removeFirst()
+        kill(victim, SIGKILL)
+        waitpid(victim, nil, 0)
+        writeManifest("X \(victim)")
+        var copy = self
+        copy.expectedReady = 0
+        startHolder()
+    }
+
+    func reap() {
+        var status: Int32 = 0
+        while waitpid(-1, &status, WNOHANG) > 0 {}
+    }
+
+    /// Ends every child by pid and waits for each.
+    mutating func stopAll() {
+        let all = holders + sharers + noisePids + [acceptorPid]
+        for pid in all where pid > 0 { kill(pid, SIGKILL) }
+        for pid in all where pid > 0 { waitpid(pid, nil, 0) }
+        reap()
+        if let manifestFile { fclose(manifestFile) }
+    }
+}
+
+nonisolated(unsafe) var emptySignalSet: sigset_t = {
+    var set = sigset_t()
+    sigemptyset(&set)
+    return set
+}()
+
+func report(_ fd: Int32, _ line: String) {
+    var copy = line
+    copy.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
+}
+
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+/// Sets the soft RLIMIT_NOFILE to `soft`, or to the hard limit when `soft` is 0.
+func raiseNofile(to soft: Int) {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = soft > 0 ? min(rlim_t(soft), limit.rlim_max) : limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
