@@ -42,7 +42,8 @@ let package = Package(
         ]),
         .testTarget(name: "CloseWaitCoreTests", dependencies: ["CloseWaitCore"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "CloseWaitLinuxTests", dependencies: ["CloseWaitCore", "CloseWaitLinux"]),
-        .testTarget(name: "LiveTests", dependencies: ["CloseWaitCore"]),
+        .testTarget(name: "CloseWaitLinuxTests", dependencies: ["CloseWaitCore", "CloseWaitLinux"],
+                    exclude: ["Fixtures"]),
+        .testTarget(name: "LiveTests", dependencies: ["CloseWaitCore", "CloseWaitLinux"]),
     ]
 )

@@ -1,0 +1,90 @@
+@testable import CloseWaitCore
+import Testing
+
+@Suite struct SnapshotTests {
+    static func record(_ inode: UInt64, peer: Endpoint, port: UInt16 = 40000) -> SocketRecord {
+        SocketRecord(family: .inet, state: .closeWait, local: Endpoint(address: .v4(127, 0, 0, 1), port: port),
+                     remote: peer, inode: inode, uid: 0, recvQ: 1, sendQ: 0, cookie: inode)
+    }
+
+    static let peerA = Endpoint(address: .v4(10, 0, 0, 5), port: 8080)
+    static let peerB = Endpoint(address: .v4(10, 0, 0, 6), port: 443)
+
+    static func details(_ pid: Int32, _ comm: String, unit: String? = nil) -> ProcessDetails {
+        ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: 100), comm: comm, unit: unit, fdOpen: 10, fdLimit: 1024)
+    }
+
+    @Test func joinsOwnersCountsPeersAndUnowned() {
+        let records = [
+            Self.record(11, peer: Self.peerA, port: 1), Self.record(12, peer: Self.peerA, port: 2),
+            Self.record(13, peer: Self.peerB, port: 3), Self.record(14, peer: Self.peerA, port: 4),
+            Self.record(0, peer: Self.peerB, port: 5), Self.record(15, peer: Self.peerB, port: 6),
+        ]
+        let owners: [UInt64: [Int32]] = [11: [100], 12: [100], 13: [100, 200], 14: [200], 15: [300]]
+        let details: [Int32: ProcessDetails] = [100: Self.details(100, "java", unit: "orders.service"), 200: Self.details(200, "java")]
+        let snapshot = Snapshot.join(records: records, owners: owners, details: details,
+                                     statistics: ScanStatistics(), source: .netlink, states: [.closeWait])
+        #expect(snapshot.total == 6)
+        #expect(snapshot.unowned == 2)
+        #expect(snapshot.processes.map(\.details.pid) == [100, 200])
+        #expect(snapshot.processes[0].socketCount == 3)
+        #expect(snapshot.processes[0].peers.map(\.description) == ["10.0.0.5:8080×2", "10.0.0.6:443×1"])
+        #expect(snapshot.sockets.first { $0.record.inode == 13 }?.owners == [100, 200])
+        #expect(snapshot.sockets.first { $0.record.inode == 0 }?.unownedReason == .listenBacklog)
+        // pid 300 vanished before its details were read: the socket is unowned.
+        #expect(snapshot.sockets.first { $0.record.inode == 15 }?.unownedReason == .noOwnerFound)
+
+        let table = SnapshotReport.table(snapshot)
+        #expect(table.contains("orders.service"))
+        #expect(table.contains("10.0.0.5:8080×2"))
+        #expect(table.contains("unowned: 2 (listen-backlog 1, no-owner-found 1)"))
+        #expect(table.contains("total: 6 close-wait sockets, 2 processes"))
+
+        let filtered = snapshot.filtered(pids: [], units: ["orders.*"])
+        #expect(filtered.processes.map(\.details.pid) == [100])
+        #expect(filtered.total == 3)
+    }
+
+    @Test func permissionDeniedIsExplained() {
+        var stats = ScanStatistics()
+        stats.permissionDenied = 4
+        let snapshot = Snapshot.join(records: [Self.record(11, peer: Self.peerA)], owners: [:], details: [:],
+                                     statistics: stats, source: .proc, states: [.closeWait])
+        #expect(snapshot.sockets[0].unownedReason == .ownerUnreadable)
+        #expect(SnapshotReport.table(snapshot).contains("could not read the fd tables of 4 processes"))
+    }
+
+    @Test func jsonHasTheDocumentedKeys() {
+        let snapshot = Snapshot.join(records: [Self.record(11, peer: Self.peerA)], owners: [11: [100]],
+                                     details: [100: Self.details(100, "a\"b")], statistics: ScanStatistics(),
+                                     source: .netlink, states: [.closeWait])
+        let json = SnapshotReport.json(snapshot).rendered()
+        #expect(json.hasPrefix(#"{"source":"netlink","states":["close-wait"],"total":1,"unowned":0,"processes":[{"pid":100,"startTime":100,"comm":"a\"b""#))
+        for key in ["\"exe\"", "\"unit\"", "\"uid\"", "\"closeWait\":1", "\"fdOpen\":10", "\"fdLimit\":1024",
+                    #""peers":[{"address":"10.0.0.5","port":8080,"count":1}]"#, "\"sockets\":[{\"inode\":11",
+                    "\"local\":\"127.0.0.1:40000\"", "\"remote\":\"10.0.0.5:8080\"", "\"recvQ\":1", "\"sendQ\":0",
+                    "\"owners\":[100]"] {
+            #expect(json.contains(key), "missing \(key)")
+        }
+    }
+
+    @Test(arguments: [
+        ("*.service", "orders.service", true), ("orders.service", "orders.service", true),
+        ("order?.service", "orders.service", true), ("[a-n]*", "orders.service", false),
+        ("[!a-n]*", "orders.service", true), ("*", "", true), ("a*b*c", "axxbyyc", true), ("a*b*c", "axxbyy", false),
+    ])
+    func glob(pattern: String, text: String, expected: Bool) {
+        #expect(Glob.matches(pattern, text) == expected)
+    }
+
+    @Test func ipv6Text() {
+        func v6(_ groups: [UInt16]) -> String {
+            IPAddress(networkBytes: groups.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] })!.description
+        }
+        #expect(v6([0, 0, 0, 0, 0, 0, 0, 1]) == "::1")
+        #expect(v6([0, 0, 0, 0, 0, 0, 0, 0]) == "::")
+        #expect(v6([0x2001, 0xdb8, 0, 0, 1, 0, 0, 1]) == "2001:db8::1:0:0:1")
+        #expect(v6([0x2001, 0xdb8, 1, 2, 3, 4, 5, 6]) == "2001:db8:1:2:3:4:5:6")
+        #expect(v6([0, 0, 0, 0, 0, 0xffff, 0x0a00, 0x0001]) == "10.0.0.1")
+    }
+}
