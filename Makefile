@@ -17,10 +17,10 @@ all: build
 
 # Installs only what is missing; needs root (or sudo) the first time.
 deps:
-	@./scripts/apt-ensure $(BUILD_DEBS)
+	@./packaging/apt-ensure $(BUILD_DEBS)
 
 test-deps:
-	@./scripts/apt-ensure $(TEST_DEBS)
+	@./packaging/apt-ensure $(TEST_DEBS)
 
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
