@@ -54,3 +54,15 @@ public struct ProcFS: Sendable {
         return pids
     }
 }
+
+/// Reads a whole regular file (the config), any size.
+public func readFile(_ path: String) throws(Errno) -> [UInt8] {
+    try withOpenFile(path, flags: O_RDONLY) { fd throws(Errno) in try readAll(fd, path: path) }
+}
+
+/// CLOCK_MONOTONIC in seconds: the daemon's clock for ages and rates.
+public func monotonicNow() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}

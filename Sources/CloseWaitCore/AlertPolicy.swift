@@ -1,0 +1,197 @@
+/// AlertReason is the condition an alert is about (`CLOSEWAIT_REASON`).
+public enum AlertReason: String, Sendable, CaseIterable, Hashable {
+    case count
+    case growth
+    case age
+    case fdExhaustion = "fd-exhaustion"
+    case total
+}
+
+public enum AlertLevel: Int, Sendable, Comparable, Hashable {
+    case warning = 1
+    case critical = 2
+
+    public var name: String { self == .warning ? "warning" : "critical" }
+    public static func < (a: AlertLevel, b: AlertLevel) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// AlertKind is what happened to a condition; each kind has its own journal MESSAGE_ID.
+public enum AlertKind: String, Sendable {
+    case crossed, escalated, reminder, recovered
+}
+
+/// AlertEvent is one alert to send.
+public struct AlertEvent: Sendable {
+    public var kind: AlertKind
+    public var reason: AlertReason
+    /// The level firing (for `recovered`: the level that was firing).
+    public var level: AlertLevel
+    /// The process, or nil for the host-wide total.
+    public var process: ProcessStatus?
+    public var total: Int
+    /// The measured value: count, sockets/min, seconds of age, seconds to exhaustion.
+    public var value: Double?
+    /// The threshold crossed (for `recovered`: the clear level).
+    public var threshold: Double
+    public var rule: String
+    /// For `recovered`: the process no longer holds sampled sockets or has exited; `process`
+    /// is then its last known status.
+    public var gone = false
+}
+
+/// AlertPolicy turns tracker statuses into alerts: thresholds from the rule matching each
+/// process, hold before firing, hysteresis before clearing, reminders, immediate escalation,
+/// recovery messages and a cooldown before the same alert fires again. Pure.
+public struct AlertPolicy: Sendable {
+    public var settings: Settings
+
+    struct Key: Hashable {
+        var process: ProcessIdentity?
+        var reason: AlertReason
+    }
+    struct State {
+        var pendingSince: Double?
+        var pendingSamples = 0
+        var firing: AlertLevel?
+        var lastNotified = 0.0
+        var lastRecovered: Double?
+        var rule = "default"
+        var lastStatus: ProcessStatus?
+    }
+    private(set) var states: [Key: State] = [:]
+
+    public init(settings: Settings) {
+        self.settings = settings
+    }
+
+    /// Alerts currently firing, by process (nil for host-wide).
+    public var firing: [(ProcessIdentity?, AlertReason, AlertLevel)] {
+        states.compactMap { key, state in state.firing.map { (key.process, key.reason, $0) } }
+    }
+
+    public mutating func evaluate(now: Double, statuses: [ProcessStatus], total: Int) -> [AlertEvent] {
+        var events = [AlertEvent]()
+        var seen = Set<Key>()
+        for status in statuses {
+            let rule = settings.rule(for: status.details)
+            if rule.ignore { continue }
+            let t = rule.thresholds
+            let eligible = status.count >= t.minCount
+            let checks: [(AlertReason, Double?, Double, Double, Bool)] = [
+                (.count, Double(status.count), Double(t.countWarning), Double(t.countCritical), true),
+                (.growth, eligible ? status.growthPerMinute : nil, t.growthWarning, t.growthCritical, true),
+                (.age, eligible ? status.oldestAge : nil, t.ageWarning, t.ageCritical, true),
+                (.fdExhaustion, eligible ? status.predictedExhaustion : nil, t.exhaustionWarning, t.exhaustionCritical, false),
+            ]
+            for (reason, value, warning, critical, higherIsWorse) in checks {
+                let key = Key(process: status.details.identity, reason: reason)
+                seen.insert(key)
+                let condition = Condition(value: value, warning: warning, critical: critical,
+                                          higherIsWorse: higherIsWorse, clearRatio: settings.clearRatio)
+                if let event = step(key, condition, now: now, rule: rule.name, process: status, total: total) {
+                    events.append(event)
+                }
+            }
+        }
+        let totalKey = Key(process: nil, reason: .total)
+        seen.insert(totalKey)
+        let totalCondition = Condition(value: Double(total), warning: Double(settings.totalWarning),
+                                       critical: Double(settings.totalCritical), higherIsWorse: true,
+                                       clearRatio: settings.clearRatio)
+        if let event = step(totalKey, totalCondition, now: now, rule: "host", process: nil, total: total) {
+            events.append(event)
+        }
+        // Processes that exited, dropped their sockets, or are now ignored: recover and forget.
+        for (key, state) in states where !seen.contains(key) {
+            if let level = state.firing {
+                events.append(AlertEvent(kind: .recovered, reason: key.reason, level: level, process: state.lastStatus,
+                                         total: total, value: nil, threshold: 0, rule: state.rule, gone: true))
+            }
+            states[key] = nil
+        }
+        return events
+    }
+
+    struct Condition {
+        var value: Double?
+        var warning: Double
+        var critical: Double
+        var higherIsWorse: Bool
+        var clearRatio: Double
+
+        /// The level the value reaches now, ignoring hysteresis.
+        var level: AlertLevel? {
+            guard let value else { return nil }
+            func reaches(_ threshold: Double) -> Bool {
+                threshold > 0 && (higherIsWorse ? value >= threshold : value <= threshold)
+            }
+            if reaches(critical) { return .critical }
+            if reaches(warning) { return .warning }
+            return nil
+        }
+
+        func threshold(_ level: AlertLevel) -> Double { level == .critical ? critical : warning }
+
+        /// The level below which (above which, for exhaustion) a firing condition clears.
+        var clearLevel: Double {
+            let lowest = warning > 0 ? warning : critical
+            return higherIsWorse ? lowest * clearRatio : lowest / clearRatio
+        }
+
+        var cleared: Bool {
+            guard let value else { return true }
+            return higherIsWorse ? value < clearLevel : value > clearLevel
+        }
+    }
+
+    mutating func step(_ key: Key, _ c: Condition, now: Double, rule: String, process: ProcessStatus?, total: Int) -> AlertEvent? {
+        var state = states[key] ?? State()
+        defer { states[key] = state }
+        state.rule = rule
+        state.lastStatus = process
+        func event(_ kind: AlertKind, _ level: AlertLevel, threshold: Double) -> AlertEvent {
+            AlertEvent(kind: kind, reason: key.reason, level: level, process: process, total: total,
+                       value: c.value, threshold: threshold, rule: rule)
+        }
+        if let firing = state.firing {
+            if c.cleared {
+                state.firing = nil
+                state.lastRecovered = now
+                state.pendingSince = nil
+                state.pendingSamples = 0
+                return event(.recovered, firing, threshold: c.clearLevel)
+            }
+            if let level = c.level, level > firing {
+                state.firing = level
+                state.lastNotified = now
+                return event(.escalated, level, threshold: c.threshold(level))
+            }
+            if let level = c.level, level < firing, c.value.map({ c.higherIsWorse ? $0 < c.critical * c.clearRatio : $0 > c.critical / c.clearRatio }) == true {
+                state.firing = level  // de-escalate quietly; the next reminder says warning
+            }
+            if settings.reminder > 0 && now - state.lastNotified >= settings.reminder {
+                state.lastNotified = now
+                let level = state.firing!
+                return event(.reminder, level, threshold: c.threshold(level))
+            }
+            return nil
+        }
+        guard let level = c.level else {
+            state.pendingSince = nil
+            state.pendingSamples = 0
+            return nil
+        }
+        state.pendingSince = state.pendingSince ?? now
+        state.pendingSamples += 1
+        let held: Bool
+        switch settings.hold {
+        case let .samples(n): held = state.pendingSamples >= n
+        case let .duration(seconds): held = now - state.pendingSince! >= seconds
+        }
+        let cooled = state.lastRecovered.map { now - $0 >= settings.cooldown } ?? true
+        guard held && cooled else { return nil }
+        state.firing = level
+        state.lastNotified = now
+        return event(.crossed, level, threshold: c.threshold(level))
+    }
+}

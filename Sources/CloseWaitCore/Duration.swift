@@ -1,0 +1,42 @@
+/// TimeSpan parses systemd's time-span syntax (systemd.time(7)): `30s`, `5min`, `1h 30min`,
+/// `250ms`, `2d`; a bare number means seconds. Values are seconds as a Double.
+public enum TimeSpan {
+    static let units: [(names: [String], seconds: Double)] = [
+        (["us", "usec", "µs"], 1e-6),
+        (["ms", "msec"], 1e-3),
+        (["s", "sec", "second", "seconds"], 1),
+        (["m", "min", "minute", "minutes"], 60),
+        (["h", "hr", "hour", "hours"], 3600),
+        (["d", "day", "days"], 86400),
+        (["w", "week", "weeks"], 604_800),
+    ]
+
+    public static func parse(_ text: String) -> Double? {
+        let trimmed = text.trimmingSpaces
+        guard !trimmed.isEmpty else { return nil }
+        if let plain = Double(trimmed), plain >= 0 { return plain }
+        var total = 0.0
+        var rest = Substring(trimmed)
+        while !rest.isEmpty {
+            rest = rest.drop(while: { $0 == " " })
+            let number = rest.prefix(while: { $0.isNumber || $0 == "." })
+            guard !number.isEmpty, let value = Double(number) else { return nil }
+            rest = rest.dropFirst(number.count).drop(while: { $0 == " " })
+            let unit = rest.prefix(while: { $0.isLetter || $0 == "µ" })
+            guard let factor = units.first(where: { $0.names.contains(String(unit)) })?.seconds else { return nil }
+            rest = rest.dropFirst(unit.count)
+            total += value * factor
+        }
+        return total
+    }
+
+    /// A short human form: `45s`, `14min`, `2h 5min`, `3d 4h`.
+    public static func format(_ seconds: Double) -> String {
+        if seconds > 0 && seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
+        let s = Int(seconds.rounded())
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)min" }
+        if s < 86400 { return s % 3600 / 60 == 0 ? "\(s / 3600)h" : "\(s / 3600)h \(s % 3600 / 60)min" }
+        return s % 86400 / 3600 == 0 ? "\(s / 86400)d" : "\(s / 86400)d \(s % 86400 / 3600)h"
+    }
+}

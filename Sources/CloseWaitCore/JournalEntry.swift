@@ -1,0 +1,178 @@
+/// MessageID is the journal MESSAGE_ID of each kind of event; the catalog
+/// (packaging/systemd/closewaitd.catalog) explains each one.
+public enum MessageID {
+    public static let crossed = "e185260dfe7242159da48af8f29f2002"
+    public static let escalated = "9c6d8448f71747e8a4f2b974ed970a20"
+    public static let reminder = "59d9d1d17c8e42edaa255b43e98775e9"
+    public static let recovered = "0e38331a0a3c46a499f602cb5680faeb"
+    public static let samplerFailure = "383fab3d89c042fbb1bc4d9bf64de32b"
+    public static let configReloaded = "ebd6229ea723460eb05ae1e09c422f9c"
+    public static let configRejected = "ec06e116cb504e1dbac7b69f1372b186"
+    public static let started = "4945f8b50fbe464d932a3977a7e93180"
+
+    public static func of(_ kind: AlertKind) -> String {
+        switch kind {
+        case .crossed: crossed
+        case .escalated: escalated
+        case .reminder: reminder
+        case .recovered: recovered
+        }
+    }
+}
+
+/// JournalPriority is syslog's severity, as the journal's PRIORITY field takes it.
+public enum JournalPriority: Int, Sendable {
+    case critical = 2
+    case error = 3
+    case warning = 4
+    case notice = 5
+    case info = 6
+    case debug = 7
+}
+
+/// JournalEntry is a message with its structured fields, ready for sd_journal_sendv or stderr.
+public struct JournalEntry: Sendable, Equatable {
+    public var message: String
+    public var priority: JournalPriority
+    public var messageID: String?
+    /// Extra fields, names already in journal form (`CLOSEWAIT_PID`).
+    public var fields: [(String, String)]
+
+    public init(message: String, priority: JournalPriority, messageID: String? = nil, fields: [(String, String)] = []) {
+        self.message = message
+        self.priority = priority
+        self.messageID = messageID
+        self.fields = fields
+    }
+
+    public static func == (a: JournalEntry, b: JournalEntry) -> Bool {
+        a.message == b.message && a.priority == b.priority && a.messageID == b.messageID
+            && a.fields.map { $0.0 + "=" + $0.1 } == b.fields.map { $0.0 + "=" + $0.1 }
+    }
+
+    public func field(_ name: String) -> String? { fields.first { $0.0 == name }?.1 }
+
+    /// A swift-log style metadata key (`closewait.pid`) as a journal field name
+    /// (`CLOSEWAIT_PID`): upper case, A–Z 0–9 and `_` only, not starting with `_` or a digit.
+    public static func fieldName(_ key: String) -> String {
+        var name = String(key.uppercased().unicodeScalars.map { scalar -> Character in
+            (scalar >= "A" && scalar <= "Z") || (scalar >= "0" && scalar <= "9") ? Character(scalar) : "_"
+        })
+        while name.hasPrefix("_") { name.removeFirst() }
+        if let first = name.first, first.isNumber { name = "F" + name }
+        return name.isEmpty ? "FIELD" : String(name.prefix(64))
+    }
+}
+
+/// AlertMessage renders an alert event as a journal entry a person can act on at 3 a.m.
+public enum AlertMessage {
+    public static func entry(_ e: AlertEvent) -> JournalEntry {
+        let priority: JournalPriority = e.kind == .recovered ? .notice : (e.level == .critical ? .critical : .warning)
+        var fields: [(String, String)] = [
+            ("CLOSEWAIT_REASON", e.reason.rawValue),
+            ("CLOSEWAIT_LEVEL", e.kind == .recovered ? "recovered" : e.level.name),
+            ("CLOSEWAIT_KIND", e.kind.rawValue),
+            ("CLOSEWAIT_RULE", e.rule),
+            ("CLOSEWAIT_THRESHOLD", number(e.threshold, reason: e.reason)),
+            ("CLOSEWAIT_TOTAL", String(e.total)),
+        ]
+        guard let p = e.process else {
+            let message: String
+            switch e.kind {
+            case .recovered:
+                message = "Host-wide CLOSE_WAIT sockets back to \(e.total) (below \(Int(e.threshold))); recovered from \(e.level.name)."
+            default:
+                let prefix = e.kind == .escalated ? "escalated to critical: " : (e.kind == .reminder ? "still: " : "")
+                message = "\(prefix)the host holds \(e.total) CLOSE_WAIT sockets (\(e.level.name) at \(Int(e.threshold))): "
+                    + "peers closed these connections and their processes never closed their side. "
+                    + "Run `closewaitd snapshot` to see which processes hold them."
+            }
+            fields.append(("CLOSEWAIT_COUNT", String(e.total)))
+            return JournalEntry(message: message, priority: priority, messageID: MessageID.of(e.kind), fields: fields)
+        }
+        let d = p.details
+        let unit = d.unit.map { " (\($0))" } ?? ""
+        fields += [
+            ("CLOSEWAIT_PID", String(d.pid)),
+            ("CLOSEWAIT_START_TIME", String(d.identity.startTime)),
+            ("CLOSEWAIT_COMM", d.comm),
+            ("CLOSEWAIT_EXE", d.exe ?? ""),
+            ("CLOSEWAIT_UNIT", d.unit ?? ""),
+            ("CLOSEWAIT_COUNT", String(e.gone ? 0 : p.count)),
+            ("CLOSEWAIT_GROWTH_PER_MIN", p.growthPerMinute.map { fixed($0, 1) } ?? ""),
+            ("CLOSEWAIT_OLDEST_AGE_SEC", String(Int(p.oldestAge))),
+            ("CLOSEWAIT_TOP_PEER", p.topPeer?.endpoint.description ?? ""),
+            ("CLOSEWAIT_FD_OPEN", String(d.fdOpen)),
+            ("CLOSEWAIT_FD_LIMIT", d.fdLimit.map(String.init) ?? "unlimited"),
+        ]
+        if let exhaustion = p.predictedExhaustion { fields.append(("CLOSEWAIT_EXHAUSTION_SEC", String(Int(exhaustion)))) }
+        let message: String
+        if e.kind == .recovered {
+            if e.gone {
+                message = "\(d.label)\(unit) no longer holds CLOSE_WAIT sockets (it closed them or exited); \(e.reason.rawValue) \(e.level.name) recovered."
+            } else {
+                let bound = e.reason == .fdExhaustion ? "beyond" : "below"
+                message = "\(d.label)\(unit) \(e.reason.rawValue) back to \(describe(e.reason, e.value)) (\(bound) \(describe(e.reason, e.threshold))); "
+                    + "holds \(p.count) CLOSE_WAIT sockets; \(e.reason.rawValue) \(e.level.name) recovered."
+            }
+        } else {
+            let prefix = switch e.kind {
+            case .escalated: "escalated to critical: "
+            case .reminder: "still: "
+            default: ""
+            }
+            var parts = ["\(prefix)\(d.label)\(unit) holds \(p.count) CLOSE_WAIT sockets (\(trend(p)))"]
+            if let peer = p.topPeer { parts.append("\(peer.count) to \(peer.endpoint.description)") }
+            var fds = "fds \(d.fdOpen)/\(d.fdLimit.map(String.init) ?? "unlimited")"
+            if let exhaustion = p.predictedExhaustion { fds += ", exhausted in ~\(TimeSpan.format(exhaustion))" }
+            parts.append(fds)
+            message = parts.joined(separator: "; ")
+                + " — \(e.level.name): \(e.reason.rawValue) \(describe(e.reason, e.value)) past \(describe(e.reason, e.threshold))"
+                + " (rule \(e.rule)). The peers closed these connections and \(d.comm) never closed its side."
+        }
+        return JournalEntry(message: message, priority: priority, messageID: MessageID.of(e.kind), fields: fields)
+    }
+
+    static func trend(_ p: ProcessStatus) -> String {
+        let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + fixed($0, $0.magnitude < 10 ? 1 : 0) + "/min" } ?? "growth not known yet"
+        return "\(growth), oldest \(TimeSpan.format(p.oldestAge))"
+    }
+
+    static func describe(_ reason: AlertReason, _ value: Double?) -> String {
+        guard let value else { return "-" }
+        switch reason {
+        case .count, .total: return String(Int(value))
+        case .growth: return fixed(value, 1) + "/min"
+        case .age: return TimeSpan.format(value)
+        case .fdExhaustion: return "in " + TimeSpan.format(value)
+        }
+    }
+
+    static func number(_ value: Double, reason: AlertReason) -> String {
+        switch reason {
+        case .growth: fixed(value, 1)
+        default: String(Int(value))
+        }
+    }
+
+    /// A decimal with `digits` fraction digits, without Foundation.
+    static func fixed(_ value: Double, _ digits: Int) -> String {
+        var scale = 1.0
+        for _ in 0..<digits { scale *= 10 }
+        let scaled = (value * scale).rounded()
+        if digits == 0 { return String(Int(scaled)) }
+        let sign = scaled < 0 ? "-" : ""
+        let magnitude = Int(scaled.magnitude)
+        let fraction = String(magnitude % Int(scale))
+        return sign + String(magnitude / Int(scale)) + "." + String(repeating: "0", count: digits - fraction.count) + fraction
+    }
+}
+
+/// StatusLine is the short sentence sent to systemd as STATUS= each tick.
+public enum StatusLine {
+    public static func render(statuses: [ProcessStatus], alerting: Int, total: Int) -> String {
+        guard let top = statuses.max(by: { $0.count < $1.count }) else { return "No CLOSE_WAIT sockets; watching." }
+        let noun = statuses.count == 1 ? "process" : "processes"
+        return "\(statuses.count) \(noun) with CLOSE_WAIT, \(alerting) alerting; max \(top.details.label) \(top.count); total \(total)"
+    }
+}

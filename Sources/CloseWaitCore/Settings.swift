@@ -1,0 +1,78 @@
+/// Hold says how long a condition must persist before it fires.
+public enum Hold: Equatable, Sendable {
+    /// N consecutive samples.
+    case samples(Int)
+    /// A time span, in seconds.
+    case duration(Double)
+}
+
+/// Thresholds are the per-process alert levels; 0 disables a condition.
+public struct Thresholds: Equatable, Sendable {
+    public var countWarning = 100
+    public var countCritical = 500
+    /// New CLOSE_WAIT sockets per minute, over the tracker window.
+    public var growthWarning = 5.0
+    public var growthCritical = 30.0
+    /// Age of the oldest CLOSE_WAIT socket, seconds.
+    public var ageWarning = 1800.0
+    public var ageCritical = 7200.0
+    /// Predicted time until the soft fd limit is reached, seconds; fires when lower.
+    public var exhaustionWarning = 3600.0
+    public var exhaustionCritical = 900.0
+    /// Below this many CLOSE_WAIT sockets a process raises no growth, age or exhaustion alert.
+    public var minCount = 5
+
+    public init() {}
+}
+
+/// Rule overrides the thresholds for the processes it matches (first match wins).
+public struct Rule: Equatable, Sendable {
+    public var name: String
+    public var matchUnit: String?
+    public var matchComm: String?
+    public var matchExe: String?
+    public var ignore = false
+    public var thresholds: Thresholds
+
+    public init(name: String, matchUnit: String? = nil, matchComm: String? = nil, matchExe: String? = nil,
+                ignore: Bool = false, thresholds: Thresholds = Thresholds()) {
+        self.name = name
+        self.matchUnit = matchUnit
+        self.matchComm = matchComm
+        self.matchExe = matchExe
+        self.ignore = ignore
+        self.thresholds = thresholds
+    }
+
+    /// Every pattern given must match (globs).
+    public func matches(_ process: ProcessDetails) -> Bool {
+        if let matchUnit, !Glob.matches(matchUnit, process.unit ?? "") { return false }
+        if let matchComm, !Glob.matches(matchComm, process.comm) { return false }
+        if let matchExe, !Glob.matches(matchExe, process.exe ?? "") { return false }
+        return true
+    }
+}
+
+/// Settings is the validated configuration of the daemon.
+public struct Settings: Equatable, Sendable {
+    public var interval = 5.0
+    public var source = "auto"
+    public var window = 300.0
+    /// The fd walk runs in full at least this often; between, cached owners are verified.
+    public var fullScanInterval = 60.0
+    public var hold = Hold.samples(3)
+    public var reminder = 1800.0
+    public var cooldown = 60.0
+    public var clearRatio = 0.8
+    public var thresholds = Thresholds()
+    public var totalWarning = 1000
+    public var totalCritical = 5000
+    public var rules: [Rule] = []
+
+    public init() {}
+
+    /// The rule that governs a process: the first matching rule, or the defaults.
+    public func rule(for process: ProcessDetails) -> Rule {
+        rules.first { $0.matches(process) } ?? Rule(name: "default", thresholds: thresholds)
+    }
+}

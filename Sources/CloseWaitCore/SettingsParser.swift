@@ -1,0 +1,221 @@
+/// SettingsParser validates a config document into Settings, collecting every problem with
+/// file, line and key instead of stopping at the first.
+public struct SettingsParser {
+    public let file: String
+    public let lines: ConfigLineIndex
+    public private(set) var problems: [ConfigProblem] = []
+
+    public static let sections: [String: [String]] = [
+        "daemon": ["interval", "source", "window", "full_scan_interval"],
+        "alerts": ["hold", "reminder", "cooldown", "clear_ratio"],
+        "thresholds": thresholdKeys + ["total_warning", "total_critical"],
+    ]
+    static let thresholdKeys = ["count_warning", "count_critical", "growth_warning", "growth_critical",
+                                "age_warning", "age_critical", "exhaustion_warning", "exhaustion_critical", "min_count"]
+    static let ruleKeys = ["name", "match_unit", "match_comm", "match_exe", "ignore"] + thresholdKeys
+
+    public init(file: String, text: String) {
+        self.file = file
+        lines = ConfigLineIndex(text: text)
+    }
+
+    /// Settings from a parsed document, or every problem found.
+    public static func parse(_ root: ConfigNode, file: String, text: String) -> Result<Settings, ConfigErrors> {
+        var parser = SettingsParser(file: file, text: text)
+        let settings = parser.settings(from: root)
+        let sorted = parser.problems.enumerated().sorted { ($0.element.line ?? Int.max, $0.offset) < ($1.element.line ?? Int.max, $1.offset) }
+        return sorted.isEmpty ? .success(settings) : .failure(ConfigErrors(problems: sorted.map(\.element)))
+    }
+
+    mutating func settings(from root: ConfigNode) -> Settings {
+        var settings = Settings()
+        guard case let .table(top) = root else { problem("", "the document must be a table"); return settings }
+        for key in top.keys.sorted() where Self.sections[key] == nil && key != "rule" {
+            unknown(key, path: key, known: Array(Self.sections.keys) + ["rule"])
+        }
+        if let daemon = section(top, "daemon") {
+            settings.interval = duration(daemon, "daemon", "interval", min: 0.1, max: 3600) ?? settings.interval
+            settings.window = duration(daemon, "daemon", "window", min: 1, max: 86400) ?? settings.window
+            settings.fullScanInterval = duration(daemon, "daemon", "full_scan_interval", min: 0, max: 86400) ?? settings.fullScanInterval
+            if let source = string(daemon, "daemon", "source") {
+                if ["auto", "netlink", "proc"].contains(source) { settings.source = source } else {
+                    problem("daemon.source", "must be auto, netlink or proc, not \"\(source)\"")
+                }
+            }
+            if settings.window < settings.interval * 2 {
+                problem("daemon.window", "must be at least twice daemon.interval (\(TimeSpan.format(settings.interval)))")
+            }
+        }
+        if let alerts = section(top, "alerts") {
+            if let node = alerts["hold"] {
+                switch node {
+                case let .int(n) where n >= 1 && n <= 1000: settings.hold = .samples(n)
+                case .int: problem("alerts.hold", "samples must be between 1 and 1000")
+                case let .string(text):
+                    if let seconds = TimeSpan.parse(text), seconds <= 86400 { settings.hold = .duration(seconds) } else {
+                        problem("alerts.hold", "\"\(text)\" is not a time span (like \"30s\", \"2min\")")
+                    }
+                default: problem("alerts.hold", "must be a number of samples (3) or a time span (\"30s\"), not \(node.typeName)")
+                }
+            }
+            settings.reminder = duration(alerts, "alerts", "reminder", min: 0, max: 7 * 86400) ?? settings.reminder
+            settings.cooldown = duration(alerts, "alerts", "cooldown", min: 0, max: 86400) ?? settings.cooldown
+            settings.clearRatio = number(alerts, "alerts", "clear_ratio", min: 0.1, max: 1) ?? settings.clearRatio
+        }
+        if let thresholds = section(top, "thresholds") {
+            settings.thresholds = readThresholds(thresholds, "thresholds", base: settings.thresholds)
+            settings.totalWarning = integer(thresholds, "thresholds", "total_warning", min: 0, max: 10_000_000) ?? settings.totalWarning
+            settings.totalCritical = integer(thresholds, "thresholds", "total_critical", min: 0, max: 10_000_000) ?? settings.totalCritical
+            ordered("thresholds.total", Double(settings.totalWarning), Double(settings.totalCritical))
+        }
+        if let node = top["rule"] {
+            guard case let .array(items) = node else {
+                problem("rule", "rules are written as [[rule]] tables")
+                return settings
+            }
+            for (index, item) in items.enumerated() {
+                let path = "rule[\(index + 1)]"
+                guard case let .table(table) = item else { problem(path, "must be a table"); continue }
+                for key in table.keys.sorted() where !Self.ruleKeys.contains(key) {
+                    unknown(key, path: path + "." + key, known: Self.ruleKeys)
+                }
+                guard let name = string(table, path, "name") else {
+                    if table["name"] == nil { problem(path, "needs a name") }
+                    continue
+                }
+                var rule = Rule(name: name, thresholds: settings.thresholds)
+                rule.matchUnit = string(table, path, "match_unit")
+                rule.matchComm = string(table, path, "match_comm")
+                rule.matchExe = string(table, path, "match_exe")
+                if rule.matchUnit == nil && rule.matchComm == nil && rule.matchExe == nil {
+                    problem(path, "needs at least one of match_unit, match_comm, match_exe")
+                }
+                rule.ignore = bool(table, path, "ignore") ?? false
+                rule.thresholds = readThresholds(table, path, base: settings.thresholds)
+                settings.rules.append(rule)
+            }
+        }
+        return settings
+    }
+
+    mutating func readThresholds(_ t: [String: ConfigNode], _ path: String, base: Thresholds) -> Thresholds {
+        var r = base
+        r.countWarning = integer(t, path, "count_warning", min: 0, max: 10_000_000) ?? r.countWarning
+        r.countCritical = integer(t, path, "count_critical", min: 0, max: 10_000_000) ?? r.countCritical
+        r.growthWarning = number(t, path, "growth_warning", min: 0, max: 1e6) ?? r.growthWarning
+        r.growthCritical = number(t, path, "growth_critical", min: 0, max: 1e6) ?? r.growthCritical
+        r.ageWarning = duration(t, path, "age_warning", min: 0, max: 365 * 86400) ?? r.ageWarning
+        r.ageCritical = duration(t, path, "age_critical", min: 0, max: 365 * 86400) ?? r.ageCritical
+        r.exhaustionWarning = duration(t, path, "exhaustion_warning", min: 0, max: 365 * 86400) ?? r.exhaustionWarning
+        r.exhaustionCritical = duration(t, path, "exhaustion_critical", min: 0, max: 365 * 86400) ?? r.exhaustionCritical
+        r.minCount = integer(t, path, "min_count", min: 0, max: 10_000_000) ?? r.minCount
+        ordered(path + ".count", Double(r.countWarning), Double(r.countCritical))
+        ordered(path + ".growth", r.growthWarning, r.growthCritical)
+        ordered(path + ".age", r.ageWarning, r.ageCritical)
+        if r.exhaustionWarning != 0 && r.exhaustionCritical != 0 && r.exhaustionCritical > r.exhaustionWarning {
+            problem(path + ".exhaustion_critical", "must not be longer than exhaustion_warning (a sooner exhaustion is worse)")
+        }
+        return r
+    }
+
+    /// Warning must not exceed critical when both are enabled.
+    mutating func ordered(_ prefix: String, _ warning: Double, _ critical: Double) {
+        if warning != 0 && critical != 0 && warning > critical {
+            problem(prefix + "_warning", "must not exceed \(prefix.split(separator: ".").last!)_critical")
+        }
+    }
+
+    // MARK: typed readers
+
+    mutating func section(_ top: [String: ConfigNode], _ name: String) -> [String: ConfigNode]? {
+        guard let node = top[name] else { return nil }
+        guard case let .table(table) = node else { problem(name, "must be a table ([\(name)])"); return nil }
+        let known = Self.sections[name] ?? []
+        for key in table.keys.sorted() where !known.contains(key) {
+            unknown(key, path: name + "." + key, known: known)
+        }
+        return table
+    }
+
+    mutating func duration(_ t: [String: ConfigNode], _ path: String, _ key: String, min: Double, max: Double) -> Double? {
+        guard let node = t[key] else { return nil }
+        let full = path + "." + key
+        let seconds: Double
+        switch node {
+        case let .string(text):
+            guard let parsed = TimeSpan.parse(text) else {
+                problem(full, "\"\(text)\" is not a time span (like \"30s\", \"5min\", \"1h\")"); return nil
+            }
+            seconds = parsed
+        case let .int(n): seconds = Double(n)
+        case let .double(d): seconds = d
+        default: problem(full, "must be a time span like \"30s\", not \(node.typeName)"); return nil
+        }
+        if seconds == 0 && min == 0 { return 0 }
+        guard seconds >= min && seconds <= max else {
+            problem(full, "\(TimeSpan.format(seconds)) is out of range (\(TimeSpan.format(min))–\(TimeSpan.format(max)))")
+            return nil
+        }
+        return seconds
+    }
+
+    mutating func integer(_ t: [String: ConfigNode], _ path: String, _ key: String, min: Int, max: Int) -> Int? {
+        guard let node = t[key] else { return nil }
+        guard case let .int(n) = node else { problem(path + "." + key, "must be an integer, not \(node.typeName)"); return nil }
+        guard n >= min && n <= max else { problem(path + "." + key, "\(n) is out of range (\(min)–\(max))"); return nil }
+        return n
+    }
+
+    mutating func number(_ t: [String: ConfigNode], _ path: String, _ key: String, min: Double, max: Double) -> Double? {
+        guard let node = t[key] else { return nil }
+        let value: Double
+        switch node {
+        case let .int(n): value = Double(n)
+        case let .double(d): value = d
+        default: problem(path + "." + key, "must be a number, not \(node.typeName)"); return nil
+        }
+        guard value >= min && value <= max else { problem(path + "." + key, "\(value) is out of range (\(min)–\(max))"); return nil }
+        return value
+    }
+
+    mutating func string(_ t: [String: ConfigNode], _ path: String, _ key: String) -> String? {
+        guard let node = t[key] else { return nil }
+        guard case let .string(s) = node, !s.isEmpty else { problem(path + "." + key, "must be a non-empty string, not \(node.typeName)"); return nil }
+        return s
+    }
+
+    mutating func bool(_ t: [String: ConfigNode], _ path: String, _ key: String) -> Bool? {
+        guard let node = t[key] else { return nil }
+        guard case let .bool(b) = node else { problem(path + "." + key, "must be true or false, not \(node.typeName)"); return nil }
+        return b
+    }
+
+    mutating func unknown(_ key: String, path: String, known: [String]) {
+        let nearest = known.min { editDistance(key, $0) < editDistance(key, $1) }
+        var message = "unknown key"
+        if let nearest, editDistance(key, nearest) <= max(2, key.count / 3) { message += "; did you mean \(nearest)?" }
+        problem(path, message)
+    }
+
+    mutating func problem(_ key: String, _ message: String) {
+        // The line of the key, else of its table.
+        var line = lines.line(key)
+        var parent = key
+        while line == nil, let dot = parent.lastIndex(of: ".") {
+            parent = String(parent[..<dot])
+            line = lines.line(parent)
+        }
+        problems.append(ConfigProblem(file: file, line: line, key: key, message: message))
+    }
+}
+
+/// ConfigErrors is every problem found in a config file.
+public struct ConfigErrors: Error, Equatable, CustomStringConvertible {
+    public var problems: [ConfigProblem]
+
+    public init(problems: [ConfigProblem]) {
+        self.problems = problems
+    }
+
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}

@@ -1,0 +1,97 @@
+/// ProcessObservation is one process's sampled sockets at one tick.
+public struct ProcessObservation: Sendable {
+    public var details: ProcessDetails
+    public var inodes: [UInt64]
+    public var peers: [PeerCount]
+
+    public init(details: ProcessDetails, inodes: [UInt64], peers: [PeerCount]) {
+        self.details = details
+        self.inodes = inodes
+        self.peers = peers
+    }
+
+    public init(_ entry: ProcessEntry) {
+        self.init(details: entry.details, inodes: entry.inodes, peers: entry.peers)
+    }
+}
+
+/// ProcessStatus is what the tracker knows about a process after a tick.
+public struct ProcessStatus: Sendable {
+    public var details: ProcessDetails
+    public var count: Int
+    public var peers: [PeerCount]
+    /// New CLOSE_WAIT sockets per minute over the window; nil until the history spans half
+    /// the window (a burst at start-up is not a trend).
+    public var growthPerMinute: Double?
+    /// Seconds since the oldest current CLOSE_WAIT socket was first seen (a lower bound: a
+    /// socket already present when the daemon started counts from then).
+    public var oldestAge: Double
+    /// When this process was first seen holding CLOSE_WAIT sockets (monotonic seconds).
+    public var since: Double
+    /// Seconds until open fds reach the soft limit at the current growth; nil when not growing
+    /// or unlimited.
+    public var predictedExhaustion: Double?
+
+    public var topPeer: PeerCount? { peers.first }
+}
+
+/// Tracker keeps per-process history between ticks: counts over a window, the first-seen time
+/// of every CLOSE_WAIT socket, growth and fd headroom. Pure: time comes in as a value.
+public struct Tracker: Sendable {
+    public var window: Double
+    struct History: Sendable {
+        var samples: [(time: Double, count: Int)] = []
+        var firstSeen: [UInt64: Double] = [:]
+        var since: Double
+    }
+    private(set) var histories: [ProcessIdentity: History] = [:]
+
+    public init(window: Double) {
+        self.window = window
+    }
+
+    public var trackedProcesses: Int { histories.count }
+
+    /// Records one tick; processes absent from `observations` (exited, or no longer holding
+    /// sampled sockets) are forgotten, so state stays bounded by what the host holds now.
+    public mutating func update(now: Double, observations: [ProcessObservation]) -> [ProcessStatus] {
+        var next = [ProcessIdentity: History]()
+        next.reserveCapacity(observations.count)
+        var statuses = [ProcessStatus]()
+        statuses.reserveCapacity(observations.count)
+        for observation in observations {
+            let identity = observation.details.identity
+            var history = histories[identity] ?? History(since: now)
+            var firstSeen = [UInt64: Double]()
+            firstSeen.reserveCapacity(observation.inodes.count)
+            var oldest = now
+            for inode in observation.inodes {
+                let seen = history.firstSeen[inode] ?? now
+                firstSeen[inode] = seen
+                oldest = min(oldest, seen)
+            }
+            history.firstSeen = firstSeen
+            history.samples.append((now, observation.inodes.count))
+            // Keep the samples inside the window plus the last one before it, the baseline.
+            if let firstInside = history.samples.firstIndex(where: { $0.time >= now - window }), firstInside > 1 {
+                history.samples.removeFirst(firstInside - 1)
+            }
+            let count = observation.inodes.count
+            var growth: Double?
+            if let baseline = history.samples.first, now - baseline.time >= window / 2, now > baseline.time {
+                growth = Double(count - baseline.count) / ((now - baseline.time) / 60)
+            }
+            var exhaustion: Double?
+            if let growth, growth > 0, let limit = observation.details.fdLimit {
+                let headroom = Double(limit) - Double(observation.details.fdOpen)
+                exhaustion = max(0, headroom) / growth * 60
+            }
+            statuses.append(ProcessStatus(details: observation.details, count: count, peers: observation.peers,
+                                          growthPerMinute: growth, oldestAge: now - oldest, since: history.since,
+                                          predictedExhaustion: exhaustion))
+            next[identity] = history
+        }
+        histories = next
+        return statuses
+    }
+}

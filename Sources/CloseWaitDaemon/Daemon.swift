@@ -1,0 +1,172 @@
+import CloseWaitCore
+import CloseWaitLinux
+import CloseWaitSystemd
+import Dispatch
+@preconcurrency import Glibc
+import Logging
+
+/// DaemonOptions are the command-line choices of `closewaitd run`.
+public struct DaemonOptions: Sendable {
+    public var configPath: String
+    /// The path was given on the command line: a missing file is then an error.
+    public var configExplicit: Bool
+    public var logTarget: JournalWriter.Target
+    public var procRoot: String
+
+    public init(configPath: String, configExplicit: Bool, logTarget: JournalWriter.Target, procRoot: String) {
+        self.configPath = configPath
+        self.configExplicit = configExplicit
+        self.logTarget = logTarget
+        self.procRoot = procRoot
+    }
+}
+
+/// Daemon is the long-running loop: a DispatchSourceTimer on the main queue samples, tracks,
+/// decides and alerts; signal sources stop (SIGTERM, SIGINT) and reload (SIGHUP). All state is
+/// owned here, on the main actor.
+@MainActor
+public final class Daemon {
+    let options: DaemonOptions
+    var settings: Settings
+    let writer: JournalWriter
+    let logger: Logger
+    let notifier = Notifier()
+    var collector: SnapshotCollector
+    var tracker: Tracker
+    var policy: AlertPolicy
+    var timer: DispatchSourceTimer?
+    var signalSources: [DispatchSourceSignal] = []
+    var ready = false
+    var consecutiveFailures = 0
+    var lastFailureReported = 0
+    var fallbackReported = false
+    public private(set) var ticks = 0
+
+    /// Repeated sampler failures before the journal hears of it (and STATUS says why).
+    static let failuresBeforeReport = 3
+
+    public init(options: DaemonOptions, settings: Settings) {
+        self.options = options
+        self.settings = settings
+        writer = JournalWriter(target: options.logTarget)
+        let writer = writer
+        var logger = Logger(label: "closewaitd") { _ in JournalLogHandler(writer: writer) }
+        logger.logLevel = .info
+        self.logger = logger
+        collector = SnapshotCollector(source: SourceChoice(rawValue: settings.source) ?? .auto, procRoot: options.procRoot)
+        tracker = Tracker(window: settings.window)
+        policy = AlertPolicy(settings: settings)
+    }
+
+    /// The tick interval: the configured one, but at least two ticks per watchdog interval.
+    var tickInterval: Double {
+        guard let watchdog = notifier.watchdogInterval else { return settings.interval }
+        return min(settings.interval, watchdog / 2)
+    }
+
+    public func start() {
+        for (signal, action) in [(SIGTERM, "stop"), (SIGINT, "stop"), (SIGHUP, "reload")] {
+            Glibc.signal(signal, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: .main)
+            source.setEventHandler { [weak self] in
+                MainActor.assumeIsolated {
+                    if action == "stop" { self?.stop() } else { self?.reload() }
+                }
+            }
+            source.resume()
+            signalSources.append(source)
+        }
+        if let watchdog = notifier.watchdogInterval, settings.interval > watchdog / 2 {
+            logger.notice("daemon.interval \(TimeSpan.format(settings.interval)) is longer than half the watchdog interval (\(TimeSpan.format(watchdog))); sampling every \(TimeSpan.format(watchdog / 2)) instead")
+        }
+        logger.info("closewaitd starting: interval \(TimeSpan.format(tickInterval)), config \(options.configPath), \(settings.rules.count) rules",
+                    metadata: ["message_id": "\(MessageID.started)"])
+        scheduleTimer()
+    }
+
+    func scheduleTimer() {
+        timer?.cancel()
+        let timer = DispatchSource.makeTimerSource(queue: .main)
+        let interval = tickInterval
+        timer.schedule(deadline: .now(), repeating: .nanoseconds(Int(interval * 1e9)), leeway: .milliseconds(Int(min(500, interval * 100))))
+        timer.setEventHandler { [weak self] in
+            MainActor.assumeIsolated { self?.tick() }
+        }
+        timer.resume()
+        self.timer = timer
+    }
+
+    func tick() {
+        let now = monotonicNow()
+        let result: SnapshotCollector.Result
+        do {
+            result = try collector.collect(states: [.closeWait])
+        } catch {
+            samplerFailed(error)
+            return
+        }
+        if consecutiveFailures >= Self.failuresBeforeReport {
+            logger.notice("sampling works again after \(consecutiveFailures) failures")
+        }
+        consecutiveFailures = 0
+        if let reason = result.fallbackReason, !fallbackReported {
+            fallbackReported = true
+            logger.warning("netlink sock_diag unavailable (\(reason)); reading /proc/net/tcp instead")
+        }
+        let snapshot = result.snapshot
+        let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))
+        let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total)
+        for event in events { writer.send(AlertMessage.entry(event)) }
+        ticks += 1
+        let alerting = Set(policy.firing.map(\.0)).count
+        let status = StatusLine.render(statuses: statuses, alerting: alerting, total: snapshot.total)
+        if !ready {
+            ready = true
+            notifier.ready(status: status)
+        } else {
+            notifier.status(status)
+        }
+        if notifier.watchdogInterval != nil { notifier.watchdog() }
+    }
+
+    func samplerFailed(_ error: any Error) {
+        consecutiveFailures += 1
+        let text = "\(error)"
+        if consecutiveFailures >= Self.failuresBeforeReport {
+            notifier.status("Sampling failed \(consecutiveFailures) times in a row: \(text)")
+            // Tell the journal once when it starts failing, then every 100 failures.
+            if consecutiveFailures == Self.failuresBeforeReport || consecutiveFailures % 100 == 0 {
+                writer.send(JournalEntry(
+                    message: "Cannot sample the kernel's TCP sockets (\(consecutiveFailures) failures in a row): \(text). No alerts until it works again; the watchdog is not fed.",
+                    priority: .error, messageID: MessageID.samplerFailure,
+                    fields: [("CLOSEWAIT_REASON", "sampler"), ("CLOSEWAIT_ERROR", text), ("CLOSEWAIT_FAILURES", String(consecutiveFailures))]))
+            }
+        }
+    }
+
+    func reload() {
+        notifier.reloading()
+        switch ConfigLoader.load(path: options.configPath) {
+        case let .success(new):
+            let intervalChanged = new.interval != settings.interval
+            settings = new
+            policy.settings = new
+            tracker.window = new.window
+            collector.sampler.choice = SourceChoice(rawValue: new.source) ?? .auto
+            if intervalChanged { scheduleTimer() }
+            logger.notice("configuration reloaded from \(options.configPath); history kept",
+                          metadata: ["message_id": "\(MessageID.configReloaded)"])
+        case let .failure(errors):
+            logger.error("configuration \(options.configPath) rejected; still running with the previous one: \(errors.problems.map(\.description).joined(separator: "; "))",
+                         metadata: ["message_id": "\(MessageID.configRejected)", "closewait.config_errors": "\(errors.problems.count)"])
+        }
+        notifier.notify(["READY=1", "STATUS=Configuration reload finished."])
+    }
+
+    func stop() {
+        notifier.stopping()
+        logger.info("closewaitd stopping after \(ticks) ticks")
+        timer?.cancel()
+        exit(0)
+    }
+}

@@ -1,2 +1,0 @@
-// The libsystemd wrappers arrive with the daemon (issue 3).
-import CSystemd

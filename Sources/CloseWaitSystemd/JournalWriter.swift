@@ -1,0 +1,85 @@
+import CSystemd
+import CloseWaitCore
+@preconcurrency import Glibc
+
+/// JournalWriter sends entries to the systemd journal with sd_journal_sendv(3), or, when no
+/// journal listens, writes one line per entry to stderr. sd_journal_sendv returns 0 even when
+/// journald is absent, so the socket is checked here instead.
+public final class JournalWriter: Sendable {
+    public enum Target: String, Sendable, CaseIterable {
+        case auto, journal, stderr
+    }
+
+    public let usesJournal: Bool
+    public let identifier: String
+
+    public static let journalSocket = "/run/systemd/journal/socket"
+
+    public init(target: Target = .auto, identifier: String = "closewaitd") {
+        self.identifier = identifier
+        switch target {
+        case .journal: usesJournal = true
+        case .stderr: usesJournal = false
+        case .auto: usesJournal = Self.journalListening()
+        }
+    }
+
+    /// Whether journald's native socket exists and is a socket.
+    public static func journalListening(path: String = journalSocket) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK
+    }
+
+    public func send(_ entry: JournalEntry) {
+        if usesJournal, sendToJournal(entry) { return }
+        writeLine(entry)
+    }
+
+    func sendToJournal(_ entry: JournalEntry) -> Bool {
+        var items = ["MESSAGE=" + entry.message, "PRIORITY=\(entry.priority.rawValue)", "SYSLOG_IDENTIFIER=" + identifier]
+        if let id = entry.messageID { items.append("MESSAGE_ID=" + id) }
+        for (name, value) in entry.fields { items.append(name + "=" + value) }
+        // Keep every string's bytes alive while the iovecs point at them.
+        let buffers = items.map { Array($0.utf8) }
+        let result = withIOVecs(buffers) { sd_journal_sendv($0, Int32(buffers.count)) }
+        return result >= 0
+    }
+
+    private func withIOVecs<R>(_ buffers: [[UInt8]], _ body: (UnsafePointer<iovec>) -> R) -> R {
+        var vecs = [iovec]()
+        vecs.reserveCapacity(buffers.count)
+        func recurse(_ index: Int) -> R {
+            if index == buffers.count { return vecs.withUnsafeBufferPointer { body($0.baseAddress!) } }
+            return buffers[index].withUnsafeBytes { raw in
+                vecs.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count))
+                return recurse(index + 1)
+            }
+        }
+        return recurse(0)
+    }
+
+    /// `closewaitd[PID]: warning: MESSAGE | MESSAGE_ID=… CLOSEWAIT_PID=…` — one line, fields last.
+    public static func line(_ entry: JournalEntry, identifier: String = "closewaitd") -> String {
+        let level = switch entry.priority {
+        case .critical: "critical"
+        case .error: "error"
+        case .warning: "warning"
+        case .notice: "notice"
+        case .info: "info"
+        case .debug: "debug"
+        }
+        var fields = entry.messageID.map { ["MESSAGE_ID=" + $0] } ?? []
+        fields += entry.fields.filter { !$0.1.isEmpty }.map { $0.0 + "=" + $0.1.replacingNewlines }
+        let tail = fields.isEmpty ? "" : " | " + fields.joined(separator: " ")
+        return "\(identifier)[\(getpid())]: \(level): \(entry.message.replacingNewlines)\(tail)\n"
+    }
+
+    func writeLine(_ entry: JournalEntry) {
+        fputs(Self.line(entry, identifier: identifier), stderr)
+        fflush(stderr)
+    }
+}
+
+extension String {
+    var replacingNewlines: String { String(map { $0 == "\n" ? " " : $0 }) }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import CloseWaitCore
+import CloseWaitDaemon
+import CloseWaitSystemd
+import Dispatch
+@preconcurrency import Glibc
+
+extension JournalWriter.Target: ExpressibleByArgument {}
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Watch every process's CLOSE_WAIT sockets and alert in the journal (runs in the foreground, for systemd).",
+        discussion: """
+        Every daemon.interval it samples the kernel's CLOSE_WAIT sockets, finds their owning \
+        processes, tracks each process's count, growth per minute, oldest socket age and \
+        predicted fd exhaustion, and sends an alert to the journal when a threshold from the \
+        config is crossed (held for alerts.hold), escalates, is still firing (alerts.reminder) \
+        or recovers. Without a journal (a terminal), alerts go to stderr, one line each.
+
+        Signals: SIGHUP reloads the config (a bad config is rejected and the running one kept); \
+        SIGTERM or SIGINT stops cleanly with exit status 0.
+
+        Under systemd (Type=notify) it sends READY=1 after the first successful sample, a \
+        STATUS= line each tick, WATCHDOG=1 after each successful tick, RELOADING=1 and \
+        STOPPING=1.
+
+        Exit status: 0 stopped by a signal; 78 (EX_CONFIG) the config is invalid.
+        """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The config file.", valueName: "path"))
+    var config: String?
+
+    @Option(name: .long, help: "Where alerts and logs go: auto (the journal if journald listens, else stderr), journal, stderr.")
+    var log: JournalWriter.Target = .auto
+
+    @Option(name: .long, help: .hidden)
+    var procRoot: String = "/proc"
+
+    func run() throws {
+        let path = config ?? ConfigLoader.defaultPath
+        var settings = Settings()
+        if config != nil || access(path, F_OK) == 0 {
+            switch ConfigLoader.load(path: path) {
+            case let .success(loaded): settings = loaded
+            case let .failure(errors):
+                printError("closewaitd: refusing to start, the config has \(errors.problems.count) problem(s):")
+                printError(errors.description)
+                throw ExitCode(78)
+            }
+        } else {
+            printError("closewaitd: no config at \(path); using the built-in defaults")
+        }
+        let options = DaemonOptions(configPath: path, configExplicit: config != nil, logTarget: log, procRoot: procRoot)
+        MainActor.assumeIsolated {
+            let daemon = Daemon(options: options, settings: settings)
+            daemon.start()
+            Self.keepAlive = daemon
+        }
+        dispatchMain()
+    }
+
+    @MainActor static var keepAlive: Daemon?
+}
+
+struct CheckConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Validate a config file without running.",
+        discussion: """
+        Prints every problem as FILE:LINE: key: what is wrong, and exits 78 (EX_CONFIG) if \
+        there is any; prints a summary of the effective settings and exits 0 otherwise.
+        """
+    )
+
+    @Argument(help: ArgumentHelp("The config file.", valueName: "path"))
+    var path: String = ConfigLoader.defaultPath
+
+    @Flag(name: .shortAndLong, help: "Print nothing when the config is valid.")
+    var quiet = false
+
+    func run() throws {
+        switch ConfigLoader.load(path: path) {
+        case let .success(s):
+            guard !quiet else { return }
+            let t = s.thresholds
+            print("\(path): OK")
+            print("  interval \(TimeSpan.format(s.interval)), window \(TimeSpan.format(s.window)), source \(s.source)")
+            print("  thresholds: count \(t.countWarning)/\(t.countCritical), growth \(t.growthWarning)/\(t.growthCritical) per min, "
+                + "age \(TimeSpan.format(t.ageWarning))/\(TimeSpan.format(t.ageCritical)), "
+                + "exhaustion \(TimeSpan.format(t.exhaustionWarning))/\(TimeSpan.format(t.exhaustionCritical)), "
+                + "total \(s.totalWarning)/\(s.totalCritical)")
+            for rule in s.rules {
+                let match = [("unit", rule.matchUnit), ("comm", rule.matchComm), ("exe", rule.matchExe)]
+                    .compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
+                print("  rule \(rule.name): \(match)\(rule.ignore ? " (ignored)" : "")")
+            }
+        case let .failure(errors):
+            printError(errors.description)
+            throw ExitCode(78)
+        }
+    }
+}
