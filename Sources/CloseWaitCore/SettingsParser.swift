@@ -109,10 +109,13 @@ public struct SettingsParser {
         r.exhaustionWarning = duration(t, path, "exhaustion_warning", min: 0, max: 365 * 86400) ?? r.exhaustionWarning
         r.exhaustionCritical = duration(t, path, "exhaustion_critical", min: 0, max: 365 * 86400) ?? r.exhaustionCritical
         r.minCount = integer(t, path, "min_count", min: 0, max: 10_000_000) ?? r.minCount
-        ordered(path + ".count", Double(r.countWarning), Double(r.countCritical))
-        ordered(path + ".growth", r.growthWarning, r.growthCritical)
-        ordered(path + ".age", r.ageWarning, r.ageCritical)
-        if r.exhaustionWarning != 0 && r.exhaustionCritical != 0 && r.exhaustionCritical > r.exhaustionWarning {
+        // Check the order only where this table sets a level: a rule inheriting a bad pair
+        // from [thresholds] is reported there, once.
+        func sets(_ name: String) -> Bool { t[name + "_warning"] != nil || t[name + "_critical"] != nil }
+        if sets("count") { ordered(path + ".count", Double(r.countWarning), Double(r.countCritical)) }
+        if sets("growth") { ordered(path + ".growth", r.growthWarning, r.growthCritical) }
+        if sets("age") { ordered(path + ".age", r.ageWarning, r.ageCritical) }
+        if sets("exhaustion"), r.exhaustionWarning != 0 && r.exhaustionCritical != 0 && r.exhaustionCritical > r.exhaustionWarning {
             problem(path + ".exhaustion_critical", "must not be longer than exhaustion_warning (a sooner exhaustion is worse)")
         }
         return r

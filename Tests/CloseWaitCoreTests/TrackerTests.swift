@@ -1,0 +1,61 @@
+@testable import CloseWaitCore
+import Testing
+
+func observation(pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: Int? = nil, fdLimit: UInt64? = 1024,
+                 comm: String = "java", unit: String? = "orders.service", exe: String? = "/usr/bin/java") -> ProcessObservation {
+    let details = ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: start), comm: comm, exe: exe,
+                                 unit: unit, fdOpen: fdOpen ?? inodes.count + 10, fdLimit: fdLimit)
+    let peer = Endpoint(address: .v4(10, 0, 0, 5), port: 8080)
+    return ProcessObservation(details: details, inodes: inodes, peers: inodes.isEmpty ? [] : [PeerCount(endpoint: peer, count: inodes.count)])
+}
+
+@Suite struct TrackerTests {
+    @Test func ageCountsFromFirstSightingOfEachSocket() {
+        var tracker = Tracker(window: 300)
+        _ = tracker.update(now: 100, observations: [observation(inodes: [1, 2])])
+        _ = tracker.update(now: 160, observations: [observation(inodes: [1, 2, 3])])
+        // Socket 1 closes; 2 is now the oldest, first seen at 100.
+        let status = tracker.update(now: 220, observations: [observation(inodes: [2, 3])])
+        #expect(status[0].oldestAge == 120)
+        #expect(status[0].since == 100)
+        let later = tracker.update(now: 280, observations: [observation(inodes: [3])])
+        #expect(later[0].oldestAge == 120)  // 3 first seen at 160
+    }
+
+    @Test func growthNeedsHalfAWindowThenMeasuresOverIt() {
+        var tracker = Tracker(window: 120)
+        var statuses: [ProcessStatus] = []
+        var inodes: [UInt64] = []
+        for step in 0...12 {   // one sample every 10 s, +2 sockets each: 12/min
+            inodes += [UInt64(2 * step + 1), UInt64(2 * step + 2)]
+            statuses = tracker.update(now: Double(step * 10), observations: [observation(inodes: inodes)])
+            if step < 6 { #expect(statuses[0].growthPerMinute == nil, "step \(step)") }
+        }
+        #expect(statuses[0].growthPerMinute == 12)
+        #expect(tracker.histories.values.first!.samples.count <= 14)  // bounded by the window
+    }
+
+    @Test func predictsFdExhaustionFromGrowthAndHeadroom() {
+        var tracker = Tracker(window: 60)
+        _ = tracker.update(now: 0, observations: [observation(inodes: Array(1...10), fdOpen: 900, fdLimit: 1000)])
+        let status = tracker.update(now: 60, observations: [observation(inodes: Array(1...30), fdOpen: 920, fdLimit: 1000)])
+        #expect(status[0].growthPerMinute == 20)
+        #expect(status[0].predictedExhaustion == 240)  // 80 fds left at 20/min
+        let unlimited = Tracker(window: 60)
+        var u = unlimited
+        _ = u.update(now: 0, observations: [observation(inodes: [1], fdLimit: nil)])
+        #expect(u.update(now: 60, observations: [observation(inodes: [1, 2], fdLimit: nil)])[0].predictedExhaustion == nil)
+    }
+
+    @Test func exitedProcessesAreDroppedAndPidReuseIsANewProcess() {
+        var tracker = Tracker(window: 300)
+        _ = tracker.update(now: 0, observations: [observation(pid: 1, inodes: [1]), observation(pid: 2, inodes: [2])])
+        #expect(tracker.trackedProcesses == 2)
+        _ = tracker.update(now: 5, observations: [observation(pid: 1, inodes: [1])])
+        #expect(tracker.trackedProcesses == 1)
+        // Same pid, new start time: history starts over.
+        let reused = tracker.update(now: 10, observations: [observation(pid: 1, start: 99, inodes: [1])])
+        #expect(reused[0].since == 10)
+        #expect(reused[0].oldestAge == 0)
+    }
+}

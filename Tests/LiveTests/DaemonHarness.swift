@@ -1,0 +1,150 @@
+import Foundation
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// NotifySocket is a datagram socket standing in for systemd's NOTIFY_SOCKET: it receives
+/// what the daemon sends through sd_notify.
+final class NotifySocket {
+    let path: String
+    let fd: Int32
+    private(set) var messages: [String] = []
+
+    init() throws {
+        path = FileManager.default.temporaryDirectory.appendingPathComponent("cw-notify-\(UUID().uuidString.prefix(8))").path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
+        }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard result == 0 else { throw TimedOut(description: "bind \(path): errno \(errno)") }
+    }
+
+    /// Reads whatever arrived, without blocking.
+    func drain() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            guard n > 0 else { return }
+            messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
+        }
+    }
+
+    /// Waits until a message satisfies `match`, and returns it.
+    @discardableResult
+    func await(_ what: String, timeout: Double = 20, after index: Int = 0, _ match: (String) -> Bool) throws -> String {
+        var found: String?
+        try waitFor(what, timeout: timeout) {
+            drain()
+            found = messages.dropFirst(index).first(where: match)
+            return found != nil
+        }
+        return found!
+    }
+
+    deinit {
+        close(fd)
+        unlink(path)
+    }
+}
+
+/// DaemonProcess runs `closewaitd run` with stderr to a file, under a NotifySocket.
+final class DaemonProcess {
+    let process = Process()
+    let stderrPath: String
+    let configPath: String
+    let notify: NotifySocket
+
+    init(config: String, extraArguments: [String] = [], environment: [String: String] = [:]) throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cw-daemon-\(UUID().uuidString.prefix(8))").path
+        configPath = base + ".toml"
+        stderrPath = base + ".log"
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        notify = try NotifySocket()
+        process.executableURL = URL(fileURLWithPath: Build.path("closewaitd"))
+        process.arguments = ["run", "--config", configPath, "--log", "stderr"] + extraArguments
+        var env = ProcessInfo.processInfo.environment
+        env["NOTIFY_SOCKET"] = notify.path
+        env.removeValue(forKey: "WATCHDOG_USEC")
+        env.removeValue(forKey: "WATCHDOG_PID")
+        for (k, v) in environment { env[k] = v }
+        process.environment = env
+        process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+
+    var log: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// Waits for a stderr line satisfying `match` and returns it.
+    @discardableResult
+    func awaitLine(_ what: String, timeout: Double = 20, _ match: (Substring) -> Bool) throws -> String {
+        var found: Substring?
+        do {
+            try waitFor(what, timeout: timeout) {
+                found = log.split(separator: "\n").first(where: match)
+                return found != nil
+            }
+        } catch {
+            throw TimedOut(description: "\(error); daemon stderr:\n\(log)")
+        }
+        return String(found!)
+    }
+
+    func writeConfig(_ text: String) throws {
+        try text.write(toFile: configPath, atomically: true, encoding: .utf8)
+    }
+
+    func signal(_ signal: Int32) { kill(pid, signal) }
+
+    /// Waits for exit and returns the status.
+    func awaitExit(timeout: Double = 10) throws -> Int32 {
+        try waitFor("daemon exit", timeout: timeout) { !process.isRunning }
+        return process.terminationStatus
+    }
+
+    /// Ends the daemon by pid.
+    func stop() {
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+        try? FileManager.default.removeItem(atPath: configPath)
+        try? FileManager.default.removeItem(atPath: stderrPath)
+    }
+
+    deinit { stop() }
+}
+
+/// A config with fast ticks for tests; `thresholds` lines go into [thresholds].
+func testConfig(interval: String = "200ms", hold: String = "1", thresholds: String, extra: String = "") -> String {
+    """
+    [daemon]
+    interval = "\(interval)"
+    window = "10s"
+
+    [alerts]
+    hold = \(hold)
+    reminder = "0"
+    cooldown = "0"
+
+    [thresholds]
+    growth_warning = 0
+    growth_critical = 0
+    age_warning = 0
+    age_critical = 0
+    exhaustion_warning = 0
+    exhaustion_critical = 0
+    total_warning = 0
+    total_critical = 0
+    \(thresholds)
+    \(extra)
+    """
+}

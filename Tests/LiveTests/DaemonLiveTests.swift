@@ -1,0 +1,110 @@
+import CloseWaitCore
+import Foundation
+import Testing
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// `closewaitd run` against real CLOSE_WAIT sockets, with sd_notify received on a real
+/// datagram socket and alerts read from stderr (no journald here; the service test in a
+/// booted container reads the real journal).
+@Suite(.serialized) struct DaemonLiveTests {
+    @Test func alertsOnALeakWithFieldsAndReportsHealth() throws {
+        let leak = try Workload(["--processes", "1", "--v4", "6"])
+        defer { leak.stop() }
+        let holder = leak.holders[0]
+        let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 5\ncount_critical = 1000"),
+                                       environment: ["WATCHDOG_USEC": "2000000"])
+        defer { daemon.stop() }
+
+        let ready = try daemon.notify.await("READY=1") { $0.contains("READY=1") }
+        #expect(ready.contains("STATUS="))
+        try daemon.notify.await("WATCHDOG=1") { $0 == "WATCHDOG=1" }
+        try daemon.notify.await("a STATUS naming the leaker") { $0.contains("STATUS=") && $0.contains("alerting") }
+
+        let alert = try daemon.awaitLine("count alert for \(holder)") {
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
+        }
+        #expect(alert.contains("warning: closewaitd-work[\(holder)] holds 6 CLOSE_WAIT sockets"))
+        #expect(alert.contains("6 to 127.0.0.1:\(leak.port4)"))
+        #expect(alert.contains("CLOSEWAIT_COUNT=6 "))
+        #expect(alert.contains("CLOSEWAIT_TOP_PEER=127.0.0.1:\(leak.port4)"))
+        #expect(alert.contains("CLOSEWAIT_REASON=count"))
+        #expect(alert.contains("CLOSEWAIT_FD_LIMIT="))
+
+        // The leaker exits: the alert recovers.
+        leak.stop()
+        let recovered = try daemon.awaitLine("recovery for \(holder)") {
+            $0.contains("MESSAGE_ID=\(MessageID.recovered)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
+        }
+        #expect(recovered.contains("no longer holds CLOSE_WAIT sockets"))
+
+        daemon.signal(SIGTERM)
+        #expect(try daemon.awaitExit() == 0)
+        try daemon.notify.await("STOPPING=1") { $0.contains("STOPPING=1") }
+    }
+
+    @Test func reloadAppliesNewThresholdsAndKeepsRunningOnABadConfig() throws {
+        let leak = try Workload(["--processes", "1", "--v4", "4"])
+        defer { leak.stop() }
+        let holder = leak.holders[0]
+        let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 50\ncount_critical = 100"))
+        defer { daemon.stop() }
+        try daemon.notify.await("READY=1") { $0.contains("READY=1") }
+        #expect(!daemon.log.contains("CLOSEWAIT_PID=\(holder) "))
+
+        try daemon.writeConfig(testConfig(thresholds: "count_warning = 3\ncount_critical = 100"))
+        let mark = daemon.notify.messages.count
+        daemon.signal(SIGHUP)
+        let reloading = try daemon.notify.await("RELOADING=1", after: mark) { $0.contains("RELOADING=1") }
+        #expect(reloading.contains("MONOTONIC_USEC="))
+        try daemon.notify.await("READY=1 after reload", after: mark) { $0.contains("READY=1") }
+        try daemon.awaitLine("reload notice") { $0.contains("configuration reloaded") && $0.contains("MESSAGE_ID=\(MessageID.configReloaded)") }
+        try daemon.awaitLine("alert under the new threshold") {
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ") && $0.contains("CLOSEWAIT_THRESHOLD=3 ")
+        }
+
+        try daemon.writeConfig("[thresholds]\ncount_warning = \"many\"\n")
+        daemon.signal(SIGHUP)
+        let rejected = try daemon.awaitLine("rejection") { $0.contains("MESSAGE_ID=\(MessageID.configRejected)") }
+        #expect(rejected.contains("\(daemon.configPath):2: thresholds.count_warning: must be an integer"))
+        #expect(rejected.contains("still running with the previous one"))
+        // Still alive and still sampling.
+        let after = daemon.notify.messages.count
+        try daemon.notify.await("a STATUS after the rejected reload", after: after) { $0.hasPrefix("STATUS=") }
+        #expect(daemon.process.isRunning)
+    }
+
+    @Test func refusesToStartOnABadConfig() throws {
+        let daemon = try DaemonProcess(config: "[daemon]\ninterval = \"soon\"\nwindw = \"5min\"\n")
+        defer { daemon.stop() }
+        #expect(try daemon.awaitExit() == 78)
+        #expect(daemon.log.contains("\(daemon.configPath):2: daemon.interval: \"soon\" is not a time span"))
+        #expect(daemon.log.contains("\(daemon.configPath):3: daemon.windw: unknown key; did you mean window?"))
+        daemon.notify.drain()
+        #expect(!daemon.notify.messages.contains { $0.contains("READY=1") })
+    }
+
+    @Test func samplerFailureIsReportedWithoutWatchdogThenRecovers() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cw-emptyproc-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        // An empty /proc root with source = "proc": every sample fails.
+        let failing = try DaemonProcess(config: testConfig(thresholds: "").replacingOccurrences(of: "window = \"10s\"", with: "window = \"10s\"\nsource = \"proc\""),
+                                        extraArguments: ["--proc-root", root.path], environment: ["WATCHDOG_USEC": "2000000"])
+        defer { failing.stop() }
+        let line = try failing.awaitLine("sampler failure") { $0.contains("MESSAGE_ID=\(MessageID.samplerFailure)") }
+        #expect(line.contains("net/tcp"))
+        try failing.notify.await("STATUS says why") { $0.contains("STATUS=Sampling failed") }
+        #expect(!failing.notify.messages.contains { $0.contains("WATCHDOG=1") || $0.contains("READY=1") })
+
+        // Give it a /proc/net to read: it becomes ready.
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("net"), withIntermediateDirectories: true)
+        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        try header.write(to: root.appendingPathComponent("net/tcp"), atomically: true, encoding: .utf8)
+        try header.write(to: root.appendingPathComponent("net/tcp6"), atomically: true, encoding: .utf8)
+        try failing.notify.await("READY=1 once sampling works") { $0.contains("READY=1") }
+        try failing.notify.await("WATCHDOG=1 once sampling works") { $0 == "WATCHDOG=1" }
+        try failing.awaitLine("works-again notice") { $0.contains("sampling works again") }
+    }
+}
