@@ -44,6 +44,9 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "CloseWaitLinuxTests", dependencies: ["CloseWaitCore", "CloseWaitLinux"],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "CloseWaitSystemdTests", dependencies: [
+            "CloseWaitCore", "CloseWaitSystemd", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "LiveTests", dependencies: ["CloseWaitCore", "CloseWaitLinux"]),
     ]
 )
