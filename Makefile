@@ -1,17 +1,30 @@
 # closewaitd — build, test, install.
 #   make run            install missing build dependencies (apt), build, take a snapshot
-#   make check          install missing test dependencies (apt), build, run every test
-#   sudo make install   release build (static Swift stdlib) into $(DESTDIR)$(PREFIX)
+#   make check          install missing test dependencies (apt), build, run every test,
+#                       then the service test in a booted systemd container
+#   sudo make install   release build (static Swift stdlib), install, enable and start the service
+#   make deb            dist/closewaitd_VERSION_ARCH.deb
+#   make bench          the performance benchmark against ss -tnp
 
+VERSION := 0.1.0
 PREFIX ?= /usr
+SYSCONFDIR ?= /etc
 DESTDIR ?=
+BINDIR = $(PREFIX)/bin
+UNITDIR = $(PREFIX)/lib/systemd/system
+CATALOGDIR = $(PREFIX)/lib/systemd/catalog
+DOCDIR = $(PREFIX)/share/doc/closewaitd
+RELEASE_BIN = .build/release/closewaitd
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB_ROOT = dist/deb/closewaitd_$(VERSION)_$(DEB_ARCH)
+DEB = dist/closewaitd_$(VERSION)_$(DEB_ARCH).deb
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SWIFT_FLAGS ?=
 # Debian packages the build needs, and the ones the tests drive (ss, setpriv, systemd-nspawn).
 BUILD_DEBS := libsystemd-dev pkg-config
-TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux
+TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3
 
-.PHONY: all deps test-deps build release run check clean
+.PHONY: all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -25,15 +38,64 @@ test-deps:
 build: deps
 	$(SWIFT) build $(SWIFT_FLAGS)
 
-release: deps
-	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS)
-
 run: build
 	$$($(SWIFT) build --show-bin-path)/closewaitd snapshot
 
 check: test-deps
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	$(MAKE) service-test
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
 
+# Boots this machine's systemd in a throwaway container, installs the .deb, and checks the
+# service against a real systemd and journald (Tests/service/service-test.sh).
+service-test: deb
+	Tests/service/service-test.sh $(DEB)
+
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib --product closewaitd $(SWIFT_FLAGS)
+
+# Copies the files only: binary, unit, catalog, default config (never overwritten), docs.
+install-files: release
+	install -D -m 0755 $(RELEASE_BIN) $(DESTDIR)$(BINDIR)/closewaitd
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CATALOGDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(SYSCONFDIR)/closewaitd
+	sed -e 's|/usr/bin/closewaitd|$(BINDIR)/closewaitd|g' -e 's|/etc/closewaitd/|$(SYSCONFDIR)/closewaitd/|g' \
+	    -e 's|/usr/share/doc/closewaitd/|$(DOCDIR)/|g' packaging/systemd/closewaitd.service > $(DESTDIR)$(UNITDIR)/closewaitd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/closewaitd.service
+	install -m 0644 packaging/systemd/closewaitd.catalog $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	test -e $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml || \
+	    install -m 0644 config/closewaitd.toml $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml
+
+# sudo make install: files, then (on a live systemd, without DESTDIR) enable and start.
+install: install-files
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+	    journalctl --update-catalog; systemctl daemon-reload; \
+	    systemctl enable --now closewaitd.service && systemctl --no-pager status closewaitd.service | head -5; \
+	else echo "installed into $(DESTDIR)$(PREFIX); start it with: systemctl enable --now closewaitd"; fi
+
+uninstall:
+	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now closewaitd.service; fi
+	rm -f $(DESTDIR)$(BINDIR)/closewaitd $(DESTDIR)$(UNITDIR)/closewaitd.service $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog
+	rm -rf $(DESTDIR)$(DOCDIR)
+	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; journalctl --update-catalog; fi
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml (remove it by hand if you no longer want it)"
+
+# A .deb built with dpkg-deb from the same install tree (PREFIX=/usr, SYSCONFDIR=/etc).
+deb: release
+	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
+	$(MAKE) install-files DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr SYSCONFDIR=/etc
+	strip --strip-unneeded $(DEB_ROOT)/usr/bin/closewaitd
+	install -m 0644 packaging/debian/copyright $(DEB_ROOT)/usr/share/doc/closewaitd/copyright
+	gzip -9n < packaging/debian/changelog > $(DEB_ROOT)/usr/share/doc/closewaitd/changelog.gz
+	install -m 0644 packaging/debian/conffiles $(DEB_ROOT)/DEBIAN/conffiles
+	install -m 0755 packaging/debian/postinst packaging/debian/prerm packaging/debian/postrm $(DEB_ROOT)/DEBIAN/
+	sed -e 's/@VERSION@/$(VERSION)/' -e 's/@ARCH@/$(DEB_ARCH)/' \
+	    -e "s/@SIZE@/$$(du -sk --exclude=DEBIAN $(DEB_ROOT) | cut -f1)/" packaging/debian/control.in > $(DEB_ROOT)/DEBIAN/control
+	dpkg-deb --root-owner-group -Zxz --build $(DEB_ROOT) $(DEB)
+
+# lintian findings on the .deb (see README, "Packaging").
+lint-deb: deb
+	./packaging/apt-ensure lintian
+	lintian --info $(DEB) || true
 clean:
-	rm -rf .build
+	rm -rf .build dist

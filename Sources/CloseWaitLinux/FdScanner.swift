@@ -45,8 +45,13 @@ public struct FdScanner {
                     }
                 }
             }
-            // A link that fails to read was closed under us: skip it, as ss does.
-            guard n > 0 else { continue }
+            guard n > 0 else {
+                // Without CAP_SYS_PTRACE the directory lists but no link reads: report the
+                // process as unreadable rather than as holding nothing.
+                if errno == EACCES || errno == EPERM { throw Errno(errno, call: "readlinkat", path: path) }
+                // Otherwise the fd was closed under us: skip it, as ss does.
+                continue
+            }
             let inode = link.withUnsafeBytes { FdLink.socketInode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             guard let inode, wanted?.contains(inode) ?? true else { continue }
             let number = withUnsafeBytes(of: entry.pointee.d_name) { raw -> Int32 in
@@ -56,8 +61,6 @@ public struct FdScanner {
             }
             result.sockets.append((number, inode))
         }
-        // readdir on a process that just exited reports ENOENT/ESRCH through errno.
-        if errno != 0 && errno != ENOENT { }
         return result
     }
 }

@@ -1,0 +1,225 @@
+#!/bin/bash
+# service-test.sh DEB — the closewaitd service against a real systemd and journald.
+#
+# Boots this machine's own systemd in a throwaway systemd-nspawn container (tmpfs root,
+# discarded overlays over /usr, /etc, /var: the host is untouched), installs the .deb,
+# leaks CLOSE_WAIT sockets on loopback inside it, and checks start/READY/STATUS, the alert
+# in the journal with its fields and catalog text, reload (good and bad config), the
+# watchdog restarting a frozen daemon, a clean stop, systemd-analyze verify and security.
+# Every wait is bounded; the container is stopped on every path.
+set -uo pipefail
+
+DEB=$(readlink -f "${1:?usage: service-test.sh path/to/closewaitd.deb}")
+HERE=$(cd "$(dirname "$0")/../.." && pwd)
+SWIFT=${SWIFT:-$(command -v swift || echo /opt/swift/usr/bin/swift)}
+BIN_DIR=$(cd "$HERE" && "$SWIFT" build --show-bin-path)
+WORK=$(mktemp -d /tmp/closewaitd-service-test.XXXXXX)
+MACHINE="cwtest-$$"
+TIMEOUT_PID=""
+PID1=""
+passed=0
+failed=0
+
+log() { printf 'service-test: %s\n' "$*"; }
+pass() { passed=$((passed + 1)); log "ok   - $*"; }
+fail() { failed=$((failed + 1)); log "FAIL - $*"; }
+check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
+
+cleanup() {
+    # `timeout` (TIMEOUT_PID) bounds the container's life; nspawn is its child. SIGTERM to
+    # nspawn makes it shut the container down; SIGKILL if that takes more than 20 s.
+    local nspawn
+    if [ -n "$TIMEOUT_PID" ] && kill -0 "$TIMEOUT_PID" 2>/dev/null; then
+        nspawn=$(pgrep -P "$TIMEOUT_PID" -x systemd-nspawn)
+        kill -TERM ${nspawn:-} "$TIMEOUT_PID" 2>/dev/null
+        for _ in $(seq 1 100); do kill -0 "$TIMEOUT_PID" 2>/dev/null || break; sleep 0.2; done
+        [ -n "$nspawn" ] && kill -KILL "$nspawn" 2>/dev/null
+        kill -KILL "$TIMEOUT_PID" 2>/dev/null
+        wait "$TIMEOUT_PID" 2>/dev/null
+    fi
+    [ "${KEEP_WORK:-}" = 1 ] || rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+# C CMD...: run CMD inside the container (all of its namespaces).
+C() { nsenter -t "$PID1" -a "$@"; }
+
+# wait_for SECONDS DESCRIPTION CMD...: poll CMD until it succeeds or the deadline passes.
+wait_for() {
+    local seconds=$1 what=$2; shift 2
+    local deadline=$((SECONDS + seconds))
+    while [ $SECONDS -lt $deadline ]; do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    log "timed out after ${seconds}s waiting for: $what"
+    return 1
+}
+
+[ "$(id -u)" = 0 ] || { log "needs root (systemd-nspawn)"; exit 1; }
+command -v systemd-nspawn >/dev/null || { log "needs systemd-nspawn (apt-get install systemd-container)"; exit 1; }
+[ -x "$BIN_DIR/closewaitd-workload" ] || (cd "$HERE" && "$SWIFT" build --product closewaitd-workload) || exit 1
+
+mkdir -p "$WORK/pkg"
+cp "$DEB" "$WORK/pkg/closewaitd.deb"
+cp "$BIN_DIR/closewaitd-workload" "$WORK/pkg/"
+
+log "booting container $MACHINE"
+timeout 900 systemd-nspawn --keep-unit --register=no -D / --volatile=yes \
+    --overlay=/usr::/usr --overlay=/etc::/etc --overlay=/var::/var \
+    --bind-ro="$WORK/pkg:/mnt/pkg" --bind-ro=/opt/swift \
+    -M "$MACHINE" -b </dev/null >"$WORK/console.log" 2>&1 &
+TIMEOUT_PID=$!
+
+find_pid1() {
+    local p
+    for p in $(pgrep -x systemd); do
+        [ "$p" = 1 ] && continue
+        # The container's init: PID 1 in its own pid namespace, below our nspawn.
+        if awk '/^NSpid:/ { exit !($NF == 1) }' "/proc/$p/status" 2>/dev/null \
+            && pstree -p "$TIMEOUT_PID" 2>/dev/null | grep -q "($p)"; then
+            PID1=$p; return 0
+        fi
+    done
+    return 1
+}
+wait_for 60 "the container's systemd" find_pid1 || { cat "$WORK/console.log"; exit 1; }
+wait_for 120 "system running" C systemctl is-system-running --wait
+state=$(C systemctl is-system-running 2>/dev/null)
+log "container systemd (host pid $PID1) is $state"
+
+# --- install ----------------------------------------------------------------
+check "dpkg -i installs the package" C dpkg -i /mnt/pkg/closewaitd.deb
+check "postinst enabled the unit" C systemctl is-enabled --quiet closewaitd.service
+wait_for 30 "closewaitd active" C systemctl is-active --quiet closewaitd.service
+check "closewaitd is active after install" C systemctl is-active --quiet closewaitd.service
+
+# --- config for the test: fast ticks, a high threshold first -------------------
+write_config() {  # write_config COUNT_WARNING
+    C sh -c "cat > /etc/closewaitd/closewaitd.toml" <<CONF
+[daemon]
+interval = "1s"
+window = "20s"
+[alerts]
+hold = 2
+reminder = "0"
+cooldown = "0"
+[thresholds]
+count_warning = $1
+count_critical = 1000
+growth_warning = 0
+growth_critical = 0
+age_warning = 0
+age_critical = 0
+exhaustion_warning = 0
+exhaustion_critical = 0
+CONF
+}
+write_config 100
+C mkdir -p /etc/systemd/system/closewaitd.service.d
+C sh -c 'printf "[Service]\nWatchdogSec=4s\nTimeoutAbortSec=2s\nRestartSec=1s\n" > /etc/systemd/system/closewaitd.service.d/test.conf'
+C systemctl daemon-reload
+check "systemctl restart succeeds (start returns only after READY)" C systemctl restart closewaitd.service
+status=$(C systemctl show -p StatusText --value closewaitd.service)
+sub=$(C systemctl show -p SubState --value closewaitd.service)
+log "after start: SubState=$sub StatusText='$status'"
+# STATUS= is sent together with READY=1, so a StatusText right when start returns proves the
+# start job waited for READY.
+check "active (running) with the daemon's STATUS when start returns" test "$sub" = running -a -n "$status"
+case "$status" in *CLOSE_WAIT*|*watching*) pass "StatusText is the daemon's sentence";; *) fail "StatusText '$status'";; esac
+
+# --- a leak inside the container ----------------------------------------------
+C /mnt/pkg/closewaitd-workload --processes 1 --v4 6 --duration 300 >"$WORK/leak.out" 2>"$WORK/leak.err" &
+LEAK_NSENTER=$!
+wait_for 30 "leaker ready" grep -q '"ready":true' "$WORK/leak.out"
+LEAKER=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["holders"][0])' "$WORK/leak.out")
+PORT=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["port4"])' "$WORK/leak.out")
+log "leaker pid $LEAKER (container namespace), peer 127.0.0.1:$PORT"
+
+CROSSED=e185260dfe7242159da48af8f29f2002
+RELOADED=ebd6229ea723460eb05ae1e09c422f9c
+REJECTED=ec06e116cb504e1dbac7b69f1372b186
+journal_has() { C journalctl -u closewaitd.service -o json --no-pager "$@" | grep -q .; }
+
+# Threshold 100: no alert for 6 sockets. Wait until a tick has seen the leaker (STATUS names
+# it), then lower the threshold to 5 and reload.
+status_names_leaker() { C systemctl show -p StatusText --value closewaitd.service | grep -q "closewaitd-work\[$LEAKER\] 6"; }
+wait_for 30 "STATUS naming the leaker" status_names_leaker && pass "STATUS names the leaker: $(C systemctl show -p StatusText --value closewaitd.service)" || fail "STATUS naming the leaker"
+no_alert_yet() { ! journal_has MESSAGE_ID=$CROSSED CLOSEWAIT_PID=$LEAKER; }
+check "no alert under the first threshold (100)" no_alert_yet
+write_config 5
+check "systemctl reload succeeds" C systemctl reload closewaitd.service
+wait_for 20 "reload notice" journal_has MESSAGE_ID=$RELOADED && pass "reload notice in the journal" || fail "reload notice"
+wait_for 30 "alert for the leaker" journal_has MESSAGE_ID=$CROSSED CLOSEWAIT_PID=$LEAKER \
+    && pass "alert with MESSAGE_ID and CLOSEWAIT_PID=$LEAKER after reload" || fail "alert after reload"
+C journalctl -u closewaitd.service -o json --no-pager MESSAGE_ID=$CROSSED CLOSEWAIT_PID=$LEAKER >"$WORK/alert.json"
+python3 - "$WORK/alert.json" "$LEAKER" "$PORT" <<'PY' && pass "alert fields: COUNT, TOP_PEER, PRIORITY, SYSLOG_IDENTIFIER, THRESHOLD" || fail "alert fields"
+import json, sys
+entry = json.loads(open(sys.argv[1]).readline())
+checks = {
+    "CLOSEWAIT_PID": sys.argv[2], "CLOSEWAIT_COUNT": "6", "CLOSEWAIT_TOP_PEER": f"127.0.0.1:{sys.argv[3]}",
+    "CLOSEWAIT_REASON": "count", "CLOSEWAIT_LEVEL": "warning", "CLOSEWAIT_THRESHOLD": "5",
+    "PRIORITY": "4", "SYSLOG_IDENTIFIER": "closewaitd", "CLOSEWAIT_COMM": "closewaitd-work",
+}
+bad = {k: (entry.get(k), v) for k, v in checks.items() if entry.get(k) != v}
+print("service-test: alert:", entry.get("MESSAGE"))
+if bad:
+    print("service-test: mismatched fields:", bad)
+    sys.exit(1)
+PY
+C journalctl -x -u closewaitd.service --no-pager MESSAGE_ID=$CROSSED >"$WORK/explained.txt"
+check "journalctl -x shows the catalog text" grep -q "What to do: find the code path" "$WORK/explained.txt"
+
+# --- a broken config on reload is rejected, the daemon keeps running ---------------
+C sh -c 'printf "[thresholds]\ncount_warning = \"many\"\n" > /etc/closewaitd/closewaitd.toml'
+check "reload with a broken config still returns" C systemctl reload closewaitd.service
+wait_for 20 "rejection notice" journal_has MESSAGE_ID=$REJECTED && pass "rejection in the journal" || fail "rejection notice"
+C journalctl -u closewaitd.service --no-pager MESSAGE_ID=$REJECTED -o cat | head -1 | tee "$WORK/rejected.txt" | sed 's/^/service-test: /'
+check "rejection names file, line and key" grep -q "closewaitd.toml:2: thresholds.count_warning" "$WORK/rejected.txt"
+check "still active after the rejected reload" C systemctl is-active --quiet closewaitd.service
+write_config 5
+
+# --- watchdog: a frozen daemon is restarted -----------------------------------------
+restarts_before=$(C systemctl show -p NRestarts --value closewaitd.service)
+main_before=$(C systemctl show -p MainPID --value closewaitd.service)
+C kill -STOP "$main_before"
+frozen_at=$SECONDS
+restarted() {
+    local n m
+    n=$(C systemctl show -p NRestarts --value closewaitd.service)
+    m=$(C systemctl show -p MainPID --value closewaitd.service)
+    [ "$n" -gt "$restarts_before" ] && [ "$m" != 0 ] && [ "$m" != "$main_before" ] && C systemctl is-active --quiet closewaitd.service
+}
+# WatchdogSec=4s + TimeoutAbortSec=2s + RestartSec=1s, plus a margin.
+if wait_for 30 "watchdog restart" restarted; then
+    pass "watchdog restarted the frozen daemon in $((SECONDS - frozen_at))s (NRestarts $restarts_before -> $(C systemctl show -p NRestarts --value closewaitd.service))"
+else
+    fail "watchdog restart"
+fi
+
+# --- stop ----------------------------------------------------------------------
+check "systemctl stop succeeds" C systemctl stop closewaitd.service
+result=$(C systemctl show -p Result --value closewaitd.service)
+code=$(C systemctl show -p ExecMainCode --value closewaitd.service)
+estatus=$(C systemctl show -p ExecMainStatus --value closewaitd.service)
+log "after stop: Result=$result ExecMainCode=$code ExecMainStatus=$estatus"
+# ExecMainCode 1 = CLD_EXITED (exited by itself, not killed), status 0.
+check "stopped cleanly: exit 0, not killed" test "$result" = success -a "$code" = 1 -a "$estatus" = 0
+
+# --- static analysis -------------------------------------------------------------
+C rm -f /etc/systemd/system/closewaitd.service.d/test.conf
+C systemctl daemon-reload
+C systemd-analyze verify /usr/lib/systemd/system/closewaitd.service >"$WORK/verify.txt" 2>&1
+verify_rc=$?
+sed 's/^/service-test: verify: /' "$WORK/verify.txt"
+check "systemd-analyze verify is clean" test $verify_rc = 0 -a ! -s "$WORK/verify.txt"
+C systemd-analyze security --no-pager closewaitd.service >"$WORK/security.txt" 2>&1
+score=$(grep -o 'Overall exposure level for closewaitd.service: [0-9.]*' "$WORK/security.txt" | grep -o '[0-9.]*$')
+log "systemd-analyze security: exposure ${score:-unknown}"
+grep -E '^✗' "$WORK/security.txt" | sed 's/^/service-test: security: /' | head -40
+awk -v s="${score:-99}" 'BEGIN { exit !(s <= 2.5) }' && pass "exposure $score <= 2.5" || fail "exposure ${score:-unknown} > 2.5"
+[ -n "${SECURITY_REPORT:-}" ] && cp "$WORK/security.txt" "$SECURITY_REPORT"
+
+kill "$LEAK_NSENTER" 2>/dev/null
+log "$passed passed, $failed failed"
+[ "$failed" = 0 ]
