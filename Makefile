@@ -14,6 +14,7 @@ BINDIR = $(PREFIX)/bin
 UNITDIR = $(PREFIX)/lib/systemd/system
 CATALOGDIR = $(PREFIX)/lib/systemd/catalog
 DOCDIR = $(PREFIX)/share/doc/closewaitd
+MANDIR = $(PREFIX)/share/man
 RELEASE_BIN = .build/release/closewaitd
 DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 DEB_ROOT = dist/deb/closewaitd_$(VERSION)_$(DEB_ARCH)
@@ -63,6 +64,7 @@ install-files: release
 	chmod 0644 $(DESTDIR)$(UNITDIR)/closewaitd.service
 	install -m 0644 packaging/systemd/closewaitd.catalog $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -D -m 0644 packaging/closewaitd.8 $(DESTDIR)$(MANDIR)/man8/closewaitd.8
 	test -e $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml || \
 	    install -m 0644 config/closewaitd.toml $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml
 
@@ -75,7 +77,8 @@ install: install-files
 
 uninstall:
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now closewaitd.service; fi
-	rm -f $(DESTDIR)$(BINDIR)/closewaitd $(DESTDIR)$(UNITDIR)/closewaitd.service $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog
+	rm -f $(DESTDIR)$(BINDIR)/closewaitd $(DESTDIR)$(UNITDIR)/closewaitd.service $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog \
+	    $(DESTDIR)$(MANDIR)/man8/closewaitd.8
 	rm -rf $(DESTDIR)$(DOCDIR)
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; journalctl --update-catalog; fi
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml (remove it by hand if you no longer want it)"
@@ -85,6 +88,7 @@ deb: release
 	rm -rf $(DEB_ROOT) && mkdir -p $(DEB_ROOT)/DEBIAN
 	$(MAKE) install-files DESTDIR=$(CURDIR)/$(DEB_ROOT) PREFIX=/usr SYSCONFDIR=/etc
 	strip --strip-unneeded $(DEB_ROOT)/usr/bin/closewaitd
+	gzip -9n $(DEB_ROOT)/usr/share/man/man8/closewaitd.8
 	install -m 0644 packaging/debian/copyright $(DEB_ROOT)/usr/share/doc/closewaitd/copyright
 	gzip -9n < packaging/debian/changelog > $(DEB_ROOT)/usr/share/doc/closewaitd/changelog.gz
 	install -m 0644 packaging/debian/conffiles $(DEB_ROOT)/DEBIAN/conffiles
