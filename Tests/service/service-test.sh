@@ -89,6 +89,10 @@ state=$(C systemctl is-system-running 2>/dev/null)
 log "container systemd (host pid $PID1) is $state"
 
 # --- install ----------------------------------------------------------------
+# This machine image carries Docker's /usr/sbin/policy-rc.d (exit 101), which tells
+# deb-systemd-invoke never to start services. A real host has none: remove it inside the
+# container (an overlay; the host keeps it) so the postinst behaves as it would there.
+C rm -f /usr/sbin/policy-rc.d
 check "dpkg -i installs the package" C dpkg -i /mnt/pkg/closewaitd.deb
 check "postinst enabled the unit" C systemctl is-enabled --quiet closewaitd.service
 wait_for 30 "closewaitd active" C systemctl is-active --quiet closewaitd.service
