@@ -86,7 +86,7 @@ public enum SnapshotReport {
         out += "total: \(s.total) \(states) sockets, \(s.processes.count) \(noun), source \(s.source.rawValue)\n"
         if s.statistics.permissionDenied > 0 {
             out += "note: could not read the fd tables of \(s.statistics.permissionDenied) processes (permission denied); "
-            out += "their sockets show as unowned. Run as root (or with CAP_SYS_PTRACE) to attribute every socket.\n"
+            out += "their sockets show as unowned. Run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to attribute every socket.\n"
         }
         return out
     }

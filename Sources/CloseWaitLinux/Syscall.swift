@@ -14,7 +14,7 @@ public struct Errno: Error, Equatable, CustomStringConvertible {
 
     /// The process is gone (it exited between listing and reading).
     public var isVanished: Bool { code == ENOENT || code == ESRCH }
-    /// We may not look (another user's process without CAP_SYS_PTRACE).
+    /// We may not look (another user's process, without CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE).
     public var isPermission: Bool { code == EACCES || code == EPERM }
 
     public var description: String {

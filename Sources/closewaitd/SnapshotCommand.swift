@@ -11,7 +11,7 @@ struct SnapshotCommand: ParsableCommand {
         abstract: "Take one sample and print, per process, who holds CLOSE_WAIT sockets and to whom.",
         discussion: """
         Reads the kernel's TCP sockets (netlink sock_diag, or /proc/net/tcp{,6}), then every \
-        process's /proc/<pid>/fd to find their owners. Run as root (or with CAP_SYS_PTRACE) to \
+        process's /proc/<pid>/fd to find their owners. Run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to \
         see other users' processes; without it, only your own processes are attributed and the \
         rest show as unowned.
 
