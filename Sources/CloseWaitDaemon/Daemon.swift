@@ -53,7 +53,8 @@ public final class Daemon {
         var logger = Logger(label: "closewaitd") { _ in JournalLogHandler(writer: writer) }
         logger.logLevel = .info
         self.logger = logger
-        collector = SnapshotCollector(source: SourceChoice(rawValue: settings.source) ?? .auto, procRoot: options.procRoot)
+        collector = SnapshotCollector(source: SourceChoice(rawValue: settings.source) ?? .auto, procRoot: options.procRoot,
+                                      fullScanInterval: settings.fullScanInterval)
         tracker = Tracker(window: settings.window)
         policy = AlertPolicy(settings: settings)
     }
@@ -100,7 +101,7 @@ public final class Daemon {
         let now = monotonicNow()
         let result: SnapshotCollector.Result
         do {
-            result = try collector.collect(states: [.closeWait])
+            result = try collector.collect(states: [.closeWait], now: now)
         } catch {
             samplerFailed(error)
             return
@@ -153,6 +154,8 @@ public final class Daemon {
             policy.settings = new
             tracker.window = new.window
             collector.sampler.choice = SourceChoice(rawValue: new.source) ?? .auto
+            collector.owners.fullScanInterval = new.fullScanInterval
+            collector.owners.invalidate()
             if intervalChanged { scheduleTimer() }
             logger.notice("configuration reloaded from \(options.configPath); history kept",
                           metadata: ["message_id": "\(MessageID.configReloaded)"])

@@ -18,8 +18,8 @@ public struct FdScanner {
     }
 
     /// Reads /proc/<pid>/fd and returns the wanted socket links it holds.
-    /// `wanted` nil means every socket link.
-    public func scan(pid: Int32, wanted: Set<UInt64>?) throws(Errno) -> ProcessFds {
+    /// `wanted` nil means every socket link; fd numbers in `skip` are counted but not read.
+    public func scan(pid: Int32, wanted: Set<UInt64>?, skip: Set<Int32>? = nil) throws(Errno) -> ProcessFds {
         let path = proc.root + "/" + String(pid) + "/fd"
         let fd = try retryingEINTR("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard let dir = fdopendir(fd) else {
@@ -36,6 +36,7 @@ public struct FdScanner {
             let first = entry.pointee.d_name.0
             guard first >= 0x30 && first <= 0x39 else { continue }
             result.fdCount += 1
+            if let skip, !skip.isEmpty, skip.contains(Self.fdNumber(entry)) { continue }
             let n = withUnsafePointer(to: &entry.pointee.d_name) { namePointer in
                 namePointer.withMemoryRebound(to: CChar.self, capacity: 256) { name in
                     link.withUnsafeMutableBufferPointer { buffer in
@@ -54,13 +55,79 @@ public struct FdScanner {
             }
             let inode = link.withUnsafeBytes { FdLink.socketInode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             guard let inode, wanted?.contains(inode) ?? true else { continue }
-            let number = withUnsafeBytes(of: entry.pointee.d_name) { raw -> Int32 in
-                var value: Int32 = 0
-                for byte in raw { if byte == 0 { break }; value = value &* 10 &+ Int32(byte &- 0x30) }
-                return value
-            }
-            result.sockets.append((number, inode))
+            result.sockets.append((Self.fdNumber(entry), inode))
         }
         return result
+    }
+
+    static func fdNumber(_ entry: UnsafeMutablePointer<dirent>) -> Int32 {
+        withUnsafeBytes(of: entry.pointee.d_name) { raw -> Int32 in
+            var value: Int32 = 0
+            for byte in raw { if byte == 0 { break }; value = value &* 10 &+ Int32(byte &- 0x30) }
+            return value
+        }
+    }
+
+    /// What verifying a process's known links found.
+    public struct Verified {
+        /// The links that still point at the same inode.
+        public var alive: [(fd: Int32, inode: UInt64)] = []
+        public var fdCount = 0
+    }
+
+    /// Re-reads only the given links of a process: one readlinkat each, no directory walk.
+    /// The open fd count comes from the size of /proc/<pid>/fd (Linux 6.2+ reports the number
+    /// of open fds there), else from counting its entries.
+    public func verify(pid: Int32, links: [(fd: Int32, inode: UInt64)]) throws(Errno) -> Verified {
+        let path = proc.root + "/" + String(pid) + "/fd"
+        let dirfd = try retryingEINTR("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { close(dirfd) }
+        var result = Verified()
+        result.alive.reserveCapacity(links.count)
+        var name = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
+                    UInt8(0), UInt8(0), UInt8(0), UInt8(0))
+        var link = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        for (fd, inode) in links {
+            let n = withUnsafeMutableBytes(of: &name) { nameBytes in
+                Self.writeDecimal(fd, into: nameBytes)
+                return withUnsafeMutableBytes(of: &link) { linkBytes in
+                    readlinkat(dirfd, nameBytes.baseAddress!.assumingMemoryBound(to: CChar.self),
+                               linkBytes.baseAddress!.assumingMemoryBound(to: CChar.self), linkBytes.count)
+                }
+            }
+            if n <= 0 {
+                if errno == EACCES || errno == EPERM { throw Errno(errno, call: "readlinkat", path: path) }
+                continue  // closed since
+            }
+            let current = withUnsafeBytes(of: &link) { FdLink.socketInode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            if current == inode { result.alive.append((fd, inode)) }
+        }
+        var info = stat()
+        if fstat(dirfd, &info) == 0, info.st_size > 0 {
+            result.fdCount = Int(info.st_size)
+        } else {
+            result.fdCount = try scan(pid: pid, wanted: [], skip: nil).fdCount
+        }
+        return result
+    }
+
+    /// Writes `value` as a NUL-terminated decimal string.
+    static func writeDecimal(_ value: Int32, into buffer: UnsafeMutableRawBufferPointer) {
+        var digits = 0
+        var v = value
+        repeat { digits += 1; v /= 10 } while v > 0
+        v = value
+        buffer[digits] = 0
+        for i in stride(from: digits - 1, through: 0, by: -1) {
+            buffer[i] = UInt8(0x30 + v % 10)
+            v /= 10
+        }
+    }
+
+    /// The owner uid of /proc/<pid> (the process's effective uid), one fstatat.
+    public func uid(pid: Int32) -> UInt32? {
+        var info = stat()
+        let path = proc.root + "/" + String(pid)
+        return stat(path, &info) == 0 ? info.st_uid : nil
     }
 }

@@ -5,14 +5,13 @@ import Glibc
 /// table for their inodes, and the details of each owner.
 public struct SnapshotCollector {
     public var sampler: KernelSampler
-    public var scanner: FdScanner
-    public var reader: ProcessReader
+    /// Finds owners; with `fullScanInterval` 0 (the default) every collect walks every fd.
+    public let owners: OwnerIndex
 
-    public init(source: SourceChoice = .auto, procRoot: String = "/proc") {
+    public init(source: SourceChoice = .auto, procRoot: String = "/proc", fullScanInterval: Double = 0) {
         let proc = ProcFS(root: procRoot)
         sampler = KernelSampler(choice: source, proc: proc)
-        scanner = FdScanner(proc: proc)
-        reader = ProcessReader(proc: proc)
+        owners = OwnerIndex(proc: proc, fullScanInterval: fullScanInterval)
     }
 
     public struct Result: Sendable {
@@ -20,40 +19,13 @@ public struct SnapshotCollector {
         public var fallbackReason: String?
     }
 
-    public mutating func collect(states: Set<TCPState>) throws -> Result {
+    /// One sample: the kernel's sockets in `states`, joined with their owners.
+    /// - Parameter now: monotonic seconds, for the owner index's full-walk schedule.
+    public mutating func collect(states: Set<TCPState>, now: Double = monotonicNow()) throws -> Result {
         let sample = try sampler.sample(states: states)
-        var wanted = Set<UInt64>()
-        for record in sample.records where record.inode != 0 { wanted.insert(record.inode) }
-        var owners = [UInt64: [Int32]]()
-        var fdCounts = [Int32: Int]()
-        var stats = ScanStatistics()
-        if !wanted.isEmpty {
-            for pid in try scanner.proc.pids() {
-                stats.processesScanned += 1
-                do {
-                    let fds = try scanner.scan(pid: pid, wanted: wanted)
-                    stats.fdsRead += fds.fdCount
-                    guard !fds.sockets.isEmpty else { continue }
-                    fdCounts[pid] = fds.fdCount
-                    var seen = Set<UInt64>()
-                    for (_, inode) in fds.sockets where seen.insert(inode).inserted {
-                        owners[inode, default: []].append(pid)
-                    }
-                } catch {
-                    stats.count(error)
-                }
-            }
-        }
-        var details = [Int32: ProcessDetails]()
-        for (pid, count) in fdCounts {
-            do {
-                details[pid] = try reader.details(pid: pid, fdOpen: count)
-            } catch {
-                stats.count(error)
-            }
-        }
-        let snapshot = Snapshot.join(records: sample.records, owners: owners, details: details,
-                                     statistics: stats, source: sample.source, states: states)
+        let found = owners.attribute(records: sample.records, now: now)
+        let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
+                                     statistics: found.statistics, source: sample.source, states: states)
         return Result(snapshot: snapshot, fallbackReason: sample.fallbackReason)
     }
 }
