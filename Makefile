@@ -25,7 +25,9 @@ SWIFT_FLAGS ?=
 BUILD_DEBS := libsystemd-dev pkg-config
 TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3
 
-.PHONY: all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+BENCH_SIZES ?= small,medium,large
+
+.PHONY: bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -45,12 +47,24 @@ run: build
 check: test-deps
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
 	$(MAKE) service-test
+	$(MAKE) bench-smoke
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
 
 # Boots this machine's systemd in a throwaway container, installs the .deb, and checks the
 # service against a real systemd and journald (Tests/service/service-test.sh).
 service-test: deb
 	Tests/service/service-test.sh $(DEB)
+
+# The benchmark (README, Performance): release builds, every size, results also in dist/bench.md.
+bench: test-deps
+	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS)
+	mkdir -p dist
+	.build/release/closewaitd-bench --sizes $(BENCH_SIZES) --markdown dist/bench.md
+
+# A quick run of the benchmark so it cannot rot: small workload, debug build, no time asserted.
+bench-smoke:
+	$(SWIFT) build --product closewaitd-bench $(SWIFT_FLAGS)
+	$$($(SWIFT) build --show-bin-path)/closewaitd-bench --smoke
 
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product closewaitd $(SWIFT_FLAGS)

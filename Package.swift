@@ -40,6 +40,13 @@ let package = Package(
             "CLinuxShim",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Runs the built executables and the loopback workload (live tests, benchmark).
+        .target(name: "WorkloadSupport"),
+        // The performance benchmark against ss -tnp (make bench).
+        .executableTarget(name: "closewaitd-bench", dependencies: [
+            "CloseWaitCore", "CloseWaitLinux", "WorkloadSupport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(name: "CloseWaitCoreTests", dependencies: ["CloseWaitCore"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "CloseWaitLinuxTests", dependencies: ["CloseWaitCore", "CloseWaitLinux"],
@@ -47,6 +54,6 @@ let package = Package(
         .testTarget(name: "CloseWaitSystemdTests", dependencies: [
             "CloseWaitCore", "CloseWaitSystemd", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "LiveTests", dependencies: ["CloseWaitCore", "CloseWaitLinux"]),
+        .testTarget(name: "LiveTests", dependencies: ["CloseWaitCore", "CloseWaitLinux", "WorkloadSupport"]),
     ]
 )

@@ -17,55 +17,71 @@ public indirect enum JSONValue: Equatable, Sendable {
 
     /// Compact JSON, or indented by two spaces with `pretty`.
     public func rendered(pretty: Bool = false) -> String {
-        var out = ""
+        String(decoding: renderedBytes(pretty: pretty), as: UTF8.self)
+    }
+
+    /// The same as UTF-8 bytes, built in one buffer (large documents render in one pass).
+    public func renderedBytes(pretty: Bool = false) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(4096)
         write(to: &out, pretty: pretty, indent: 0)
         return out
     }
 
-    private func write(to out: inout String, pretty: Bool, indent: Int) {
-        let newline = pretty ? "\n" + String(repeating: "  ", count: indent + 1) : ""
-        let closing = pretty ? "\n" + String(repeating: "  ", count: indent) : ""
+    private static func newline(_ out: inout [UInt8], _ pretty: Bool, _ indent: Int) {
+        guard pretty else { return }
+        out.append(0x0a)
+        for _ in 0..<(indent * 2) { out.append(0x20) }
+    }
+
+    private func write(to out: inout [UInt8], pretty: Bool, indent: Int) {
         switch self {
         case let .object(members):
-            if members.isEmpty { out += "{}"; return }
-            out += "{"
+            if members.isEmpty { out += [0x7b, 0x7d]; return }
+            out.append(0x7b)
             for (i, (key, value)) in members.enumerated() {
-                if i > 0 { out += "," }
-                out += newline
-                JSONValue.string(key).write(to: &out, pretty: pretty, indent: indent + 1)
-                out += pretty ? ": " : ":"
+                if i > 0 { out.append(0x2c) }
+                Self.newline(&out, pretty, indent + 1)
+                Self.writeString(key, to: &out)
+                out.append(0x3a)
+                if pretty { out.append(0x20) }
                 value.write(to: &out, pretty: pretty, indent: indent + 1)
             }
-            out += closing + "}"
+            Self.newline(&out, pretty, indent)
+            out.append(0x7d)
         case let .array(items):
-            if items.isEmpty { out += "[]"; return }
-            out += "["
+            if items.isEmpty { out += [0x5b, 0x5d]; return }
+            out.append(0x5b)
             for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
-                out += newline
+                if i > 0 { out.append(0x2c) }
+                Self.newline(&out, pretty, indent + 1)
                 item.write(to: &out, pretty: pretty, indent: indent + 1)
             }
-            out += closing + "]"
-        case let .string(s):
-            out += "\""
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
-            out += "\""
-        case let .int(n): out += String(n)
-        case let .double(d): out += d.isFinite ? String(d) : "null"
-        case let .bool(b): out += b ? "true" : "false"
-        case .null: out += "null"
+            Self.newline(&out, pretty, indent)
+            out.append(0x5d)
+        case let .string(s): Self.writeString(s, to: &out)
+        case let .int(n): out += String(n).utf8
+        case let .double(d): out += (d.isFinite ? String(d) : "null").utf8
+        case let .bool(b): out += (b ? "true" : "false").utf8
+        case .null: out += "null".utf8
         }
+    }
+
+    private static func writeString(_ s: String, to out: inout [UInt8]) {
+        out.append(0x22)
+        for byte in s.utf8 {
+            switch byte {
+            case 0x22: out += [0x5c, 0x22]
+            case 0x5c: out += [0x5c, 0x5c]
+            case 0x0a: out += [0x5c, 0x6e]
+            case 0x0d: out += [0x5c, 0x72]
+            case 0x09: out += [0x5c, 0x74]
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out += [0x5c, 0x75, 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 0xf)]]
+            default: out.append(byte)
+            }
+        }
+        out.append(0x22)
     }
 }

@@ -1,9 +1,10 @@
 import CloseWaitCore
+import Dispatch
 import Glibc
 
 /// FdScanner maps socket inodes to the processes holding them by reading the links in
 /// /proc/<pid>/fd with `openat`/`readlinkat` (no path strings per fd, no FileManager).
-public struct FdScanner {
+public struct FdScanner: Sendable {
     public var proc: ProcFS
 
     public init(proc: ProcFS = ProcFS()) {
@@ -130,4 +131,39 @@ public struct FdScanner {
         let path = proc.root + "/" + String(pid)
         return stat(path, &info) == 0 ? info.st_uid : nil
     }
+}
+
+/// ParallelScan walks many processes' fd tables on several threads: the walk is one
+/// readlinkat per fd, kernel-bound, and splits cleanly by process.
+enum ParallelScan {
+    final class Slots<T>: @unchecked Sendable {
+        var values: [T?]
+        init(count: Int) { values = Array(repeating: nil, count: count) }
+    }
+
+    /// Scans every pid; the results come back in the order of `pids`.
+    static func scan(_ scanner: FdScanner, pids: [Int32], wanted: Set<UInt64>,
+                     workers: Int = ProcessInfoLite.activeProcessors) -> [Result<FdScanner.ProcessFds, Errno>] {
+        let chunks = max(1, min(workers, pids.count / 64))
+        let slots = Slots<[Result<FdScanner.ProcessFds, Errno>]>(count: chunks)
+        let size = (pids.count + chunks - 1) / max(1, chunks)
+        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+            let range = (chunk * size)..<min(pids.count, (chunk + 1) * size)
+            var results = [Result<FdScanner.ProcessFds, Errno>]()
+            results.reserveCapacity(range.count)
+            for pid in pids[range] {
+                results.append(Result { () throws(Errno) in try scanner.scan(pid: pid, wanted: wanted) })
+            }
+            slots.values[chunk] = results
+        }
+        return slots.values.flatMap { $0 ?? [] }
+    }
+}
+
+/// The number of processors this process may run on (sched_getaffinity), at least 1.
+enum ProcessInfoLite {
+    static let activeProcessors: Int = {
+        let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        return max(1, Int(n))
+    }()
 }

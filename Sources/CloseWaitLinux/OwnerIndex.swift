@@ -70,16 +70,17 @@ public final class OwnerIndex {
         var newLinks = [Int32: [(fd: Int32, inode: UInt64)]]()
         var fdCounts = [Int32: Int]()
         var found = Set<UInt64>()
-        for pid in (try? scanner.proc.pids()) ?? [] {
+        let pids = (try? scanner.proc.pids()) ?? []
+        for (pid, result) in zip(pids, ParallelScan.scan(scanner, pids: pids, wanted: wanted)) {
             stats.processesScanned += 1
-            do {
-                let fds = try scanner.scan(pid: pid, wanted: wanted)
+            switch result {
+            case let .success(fds):
                 stats.fdsRead += fds.fdCount
                 guard !fds.sockets.isEmpty else { continue }
                 newLinks[pid] = fds.sockets
                 fdCounts[pid] = fds.fdCount
                 for link in fds.sockets { found.insert(link.inode) }
-            } catch {
+            case let .failure(error):
                 stats.count(error)
             }
         }

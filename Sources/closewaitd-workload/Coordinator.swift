@@ -7,6 +7,9 @@ struct Coordinator {
     let options: Workload
     var port4: UInt16 = 0
     var port6: UInt16 = 0
+    /// Every listening port of the peer: one 4-tuple space of ~28k ephemeral ports per port.
+    var ports4: [UInt16] = []
+    var ports6: [UInt16] = []
     var acceptorPid: pid_t = 0
     var holders: [pid_t] = []
     var sharers: [pid_t] = []
@@ -46,13 +49,18 @@ struct Coordinator {
             if manifestFile == nil { Loopback.fail("open manifest \(path)") }
         }
 
-        let listen4 = Loopback.listener(v6: false)
-        let listen6 = Loopback.listener(v6: true)
-        port4 = listen4.port
-        port6 = listen6.port
-        acceptorPid = spawn { Coordinator.acceptLoop([listen4.fd, listen6.fd]) }
-        close(listen4.fd)
-        close(listen6.fd)
+        // One listener per 20k sockets, so the loopback 4-tuples never run out of ephemeral ports.
+        let total4 = options.processes * (options.v4 + options.mapped) + Int(options.growPerSecond * options.duration) * options.processes
+        let total6 = options.processes * options.v6
+        let listeners4 = (0..<max(1, min(64, total4 / 20_000 + 1))).map { _ in Loopback.listener(v6: false) }
+        let listeners6 = (0..<max(1, min(64, total6 / 20_000 + 1))).map { _ in Loopback.listener(v6: true) }
+        ports4 = listeners4.map(\.port)
+        ports6 = listeners6.map(\.port)
+        port4 = ports4[0]
+        port6 = ports6[0]
+        let listenFds = (listeners4 + listeners6).map(\.fd)
+        acceptorPid = spawn { Coordinator.acceptLoop(listenFds) }
+        for fd in listenFds { close(fd) }
 
         if options.backlog > 0 {
             // Nobody accepts on this listener: each client shuts down its side, so the
@@ -86,14 +94,15 @@ struct Coordinator {
         nextHolderIndex += 1
         let o = options
         let write = reportWrite
-        let (p4, p6) = (port4, port6)
+        let (p4, p6) = (ports4, ports6)
         let share = index < o.shared
         let pid = spawn {
             raiseNofile(to: o.nofile)
             for _ in 0..<o.filler { _ = open("/dev/null", O_RDONLY) }
             var made: [(Int32, UInt64, Loopback.Kind)] = []
             func leak(_ kind: Loopback.Kind) {
-                let fd = Loopback.connect(kind: kind, port: kind == .v6 ? p6 : p4)
+                let ports = kind == .v6 ? p6 : p4
+                let fd = Loopback.connect(kind: kind, port: ports[(index &* 7919 &+ made.count) % ports.count])
                 if !Loopback.awaitPeerClose(fd) { Loopback.fail("peer did not close within 10 s") }
                 made.append((fd, Loopback.inode(fd), kind))
             }
@@ -115,7 +124,7 @@ struct Coordinator {
             }
             for line in lines { report(write, line) }
             report(write, "R \(getpid())\n")
-            Coordinator.holdAndGrow(options: o, port: p4, report: write)
+            Coordinator.holdAndGrow(options: o, ports: p4, report: write)
         }
         holders.append(pid)
         expectedReady += share ? 2 : 1
@@ -143,7 +152,7 @@ struct Coordinator {
     }
 
     /// A holder after setup: never closes; adds sockets at the growth rate, if any.
-    static func holdAndGrow(options o: Workload, port: UInt16, report write: Int32) -> Never {
+    static func holdAndGrow(options o: Workload, ports: [UInt16], report write: Int32) -> Never {
         guard o.growPerSecond > 0 else { idle(until: nil) }
         let parent = getppid()
         let interval = 1.0 / o.growPerSecond
@@ -157,7 +166,7 @@ struct Coordinator {
                 continue
             }
             next += interval
-            let fd = Loopback.connect(kind: .v4, port: port)
+            let fd = Loopback.connect(kind: .v4, port: ports[count % ports.count])
             if Loopback.awaitPeerClose(fd) {
                 report(write, "S \(getpid()) \(fd) \(Loopback.inode(fd)) v4\n")
                 count += 1
@@ -252,6 +261,7 @@ struct Coordinator {
         func list(_ pids: [pid_t]) -> String { "[" + pids.map(String.init).joined(separator: ",") + "]" }
         print("{\"ready\":true,\"coordinator\":\(getpid()),\"acceptor\":\(acceptorPid),\"holders\":\(list(holders)),"
             + "\"sharers\":\(list(sharers)),\"noise\":\(list(noisePids)),\"port4\":\(port4),\"port6\":\(port6),"
+            + "\"ports4\":\(list(ports4.map(pid_t.init))),\"ports6\":\(list(ports6.map(pid_t.init))),"
             + "\"backlogPort\":\(backlogPort),\"backlog\":\(options.backlog),\"sockets\":\(total)}")
         fflush(stdout)
     }
@@ -263,8 +273,6 @@ struct Coordinator {
         kill(victim, SIGKILL)
         waitpid(victim, nil, 0)
         writeManifest("X \(victim)")
-        var copy = self
-        copy.expectedReady = 0
         startHolder()
     }
 
@@ -300,10 +308,19 @@ func monotonicSeconds() -> Double {
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
-/// Sets the soft RLIMIT_NOFILE to `soft`, or to the hard limit when `soft` is 0.
+/// Sets the soft RLIMIT_NOFILE to `soft`; with 0, raises it as far as allowed: as root, the
+/// hard limit too, up to fs.nr_open (the peer of a large workload holds every connection).
 func raiseNofile(to soft: Int) {
     var limit = rlimit()
     getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-    limit.rlim_cur = soft > 0 ? min(rlim_t(soft), limit.rlim_max) : limit.rlim_max
+    if soft > 0 {
+        limit.rlim_cur = min(rlim_t(soft), limit.rlim_max)
+    } else {
+        var raised = limit
+        raised.rlim_cur = 1_048_576
+        raised.rlim_max = max(limit.rlim_max, 1_048_576)
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { return }
+        limit.rlim_cur = limit.rlim_max
+    }
     setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }

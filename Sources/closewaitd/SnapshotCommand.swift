@@ -77,7 +77,9 @@ struct SnapshotCommand: ParsableCommand {
         }
         let snapshot = result.snapshot.filtered(pids: Set(pid), units: unit)
         if json {
-            print(SnapshotReport.json(snapshot).rendered(pretty: true))
+            var bytes = SnapshotReport.json(snapshot).renderedBytes(pretty: true)
+            bytes.append(0x0a)
+            _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) }
         } else {
             print(SnapshotReport.table(snapshot, topPeers: top), terminator: "")
         }

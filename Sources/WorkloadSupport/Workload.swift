@@ -1,0 +1,145 @@
+import Foundation
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Shared by the live tests and the benchmark: running the built executables and the
+/// loopback workload.
+
+/// Where the built executables are: next to the test bundle or the benchmark (`.build/debug`), unless
+/// CLOSEWAITD_BIN_DIR says otherwise.
+public enum Build {
+    public static var binDirectory: String {
+        if let dir = ProcessInfo.processInfo.environment["CLOSEWAITD_BIN_DIR"] { return dir }
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        // The bundle may be a directory (…/closewaitdPackageTests.xctest/…).
+        while dir.path.contains(".xctest") { dir.deleteLastPathComponent() }
+        return dir.path
+    }
+
+    public static func path(_ name: String) -> String { binDirectory + "/" + name }
+}
+
+public struct TimedOut: Error, CustomStringConvertible {
+    public var description: String
+    public init(description: String) { self.description = description }
+}
+
+/// Runs a command to completion with a deadline, returning its exit status and output.
+public func run(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    // Read both pipes while the process runs so a large output cannot block it.
+    nonisolated(unsafe) var outData = Data(), errData = Data()
+    let group = DispatchGroup()
+    DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
+    DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+    if group.wait(timeout: .now() + timeout) == .timedOut {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        throw TimedOut(description: "\(executable) \(arguments) did not finish within \(timeout) s")
+    }
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+}
+
+/// Polls `condition` until it holds or the deadline passes.
+public func waitFor(_ what: String, timeout: Double = 20, _ condition: () throws -> Bool) throws {
+    let end = Date().addingTimeInterval(timeout)
+    while Date() < end {
+        if try condition() { return }
+        usleep(50_000)
+    }
+    throw TimedOut(description: "waited \(timeout) s for \(what)")
+}
+
+/// A running `closewaitd-workload`: real CLOSE_WAIT sockets held by child processes.
+public final class Workload {
+    public struct Socket: Hashable {
+        public var pid: Int32
+        public var fd: Int32
+        public var inode: UInt64
+        public var kind: String
+    }
+
+    public let process = Process()
+    public let manifestPath: String
+    public private(set) var ready: [String: Any] = [:]
+
+    public var coordinator: Int32 { process.processIdentifier }
+    public var holders: [Int32] { (ready["holders"] as? [Int] ?? []).map(Int32.init) }
+    public var sharers: [Int32] { (ready["sharers"] as? [Int] ?? []).map(Int32.init) }
+    public var port4: Int { ready["port4"] as? Int ?? 0 }
+    public var port6: Int { ready["port6"] as? Int ?? 0 }
+    public var backlogPort: Int { ready["backlogPort"] as? Int ?? 0 }
+
+    public init(_ arguments: [String], timeout: Double = 30, duration: Int = 300) throws {
+        manifestPath = FileManager.default.temporaryDirectory
+            .appendingPathComponent("closewaitd-manifest-\(UUID().uuidString)").path
+        process.executableURL = URL(fileURLWithPath: Build.path("closewaitd-workload"))
+        process.arguments = arguments + ["--manifest", manifestPath, "--duration", String(duration)]
+        let out = Pipe()
+        process.standardOutput = out
+        try process.run()
+        // Read the ready line with a deadline (poll, no guessed sleep).
+        let fd = out.fileHandleForReading.fileDescriptor
+        var line = [UInt8]()
+        let end = Date().addingTimeInterval(timeout)
+        while !line.contains(0x0a) {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let left = Int32(max(1, end.timeIntervalSinceNow * 1000))
+            guard Date() < end, poll(&entry, 1, left) == 1 else {
+                stop()
+                throw TimedOut(description: "workload \(arguments) not ready within \(timeout) s")
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = read(fd, &chunk, chunk.count)
+            guard n > 0 else { stop(); throw TimedOut(description: "workload exited before ready") }
+            line += chunk[0..<n]
+        }
+        let first = line.split(separator: 0x0a).first ?? []
+        ready = try JSONSerialization.jsonObject(with: Data(first)) as? [String: Any] ?? [:]
+    }
+
+    /// The manifest: one entry per (holder pid, socket), less the holders that exited
+    /// (churn writes `X pid`).
+    public func manifest() throws -> [Socket] {
+        var sockets = [Socket]()
+        for line in try String(contentsOfFile: manifestPath, encoding: .utf8).split(separator: "\n") {
+            let f = line.split(separator: " ")
+            if f.count == 2, f[0] == "X", let pid = Int32(f[1]) {
+                sockets.removeAll { $0.pid == pid }
+                continue
+            }
+            guard f.count == 4, let pid = Int32(f[0]), let fd = Int32(f[1]), let inode = UInt64(f[2]) else { continue }
+            sockets.append(Socket(pid: pid, fd: fd, inode: inode, kind: String(f[3])))
+        }
+        return sockets
+    }
+
+    /// The manifest as inode -> holder pids.
+    public func owners() throws -> [UInt64: Set<Int32>] {
+        var owners = [UInt64: Set<Int32>]()
+        for socket in try manifest() { owners[socket.inode, default: []].insert(socket.pid) }
+        return owners
+    }
+
+    /// Ends the workload by pid: SIGTERM, then SIGKILL if it has not exited within 10 s.
+    public func stop() {
+        guard process.isRunning else { return }
+        kill(coordinator, SIGTERM)
+        if (try? waitFor("workload exit", timeout: 10, { !process.isRunning })) == nil {
+            kill(coordinator, SIGKILL)
+        }
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: manifestPath)
+    }
+
+    deinit { stop() }
+}

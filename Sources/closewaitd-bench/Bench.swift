@@ -1,0 +1,112 @@
+import ArgumentParser
+import CloseWaitCore
+import CloseWaitLinux
+import Foundation
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// WorkloadSize is one row of the issue's reference table.
+struct WorkloadSize {
+    var name: String
+    var holders: Int
+    var perHolder: Int
+    var v6Share: Double
+    var filler: Int
+    var noise: Int
+    var noiseFds: Int
+
+    var total: Int { holders * perHolder }
+
+    static let all: [String: WorkloadSize] = [
+        // ~100 CLOSE_WAIT / ~3k fds / ~100 processes
+        "small": WorkloadSize(name: "small", holders: 10, perHolder: 10, v6Share: 0.1, filler: 20, noise: 88, noiseFds: 28),
+        // ~10k / ~140k / ~570
+        "medium": WorkloadSize(name: "medium", holders: 100, perHolder: 100, v6Share: 0.1, filler: 300, noise: 468, noiseFds: 190),
+        // ~50k / ~656k / ~2,070
+        "large": WorkloadSize(name: "large", holders: 200, perHolder: 250, v6Share: 0.1, filler: 1000, noise: 1868, noiseFds: 190),
+    ]
+
+    func arguments(closeWait: Bool) -> [String] {
+        let v6 = closeWait ? Int(Double(perHolder) * v6Share) : 0
+        let v4 = closeWait ? perHolder - v6 : 0
+        return ["--processes", "\(holders)", "--v4", "\(v4)", "--v6", "\(v6)", "--filler", "\(filler)",
+                "--noise", "\(noise)", "--noise-fds", "\(noiseFds)"]
+    }
+}
+
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "closewaitd-bench",
+        abstract: "Measure closewaitd's sampler against `ss -tnp state close-wait` on real loopback workloads.",
+        discussion: """
+        For each workload size it starts closewaitd-workload (real CLOSE_WAIT sockets on \
+        loopback), then measures side by side: ss -tnp state close-wait and a cold \
+        `closewaitd snapshot --json` as whole processes; the daemon's sampler in-process tick \
+        after tick on an idle host, a plateau, a growing leak (1% new sockets per tick) and \
+        under churn; the daemon's peak RSS and CPU per minute at a 5 s interval. Every tick's \
+        attribution is checked against the workload's manifest. Prints medians (min-max) and \
+        ratios to ss. Loopback only; every workload is bounded and ended by pid.
+        """
+    )
+
+    @Option(help: "Comma-separated sizes: small, medium, large.") var sizes = "small,medium"
+    @Option(help: "Whole-process runs of ss and snapshot per size.") var runs = 7
+    @Option(help: "In-process sampler ticks per regime.") var ticks = 20
+    @Option(help: "Seconds to run the daemon for RSS and CPU.") var daemonSeconds = 30.0
+    @Option(help: "Directory holding closewaitd and closewaitd-workload (default: next to this binary).") var binDir: String?
+    @Flag(help: "A quick run that checks the benchmark still works (CI): small size, few runs.") var smoke = false
+    @Option(help: "Also write the results as Markdown to this file.") var markdown: String?
+
+    func run() throws {
+        let dir = binDir ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        var config = BenchConfig(binDir: dir, runs: runs, ticks: ticks, daemonSeconds: daemonSeconds)
+        var names = sizes.split(separator: ",").map(String.init)
+        if smoke {
+            names = ["small"]
+            config.runs = 3
+            config.ticks = 4
+            config.daemonSeconds = 6
+        }
+        var report = Report()
+        report.header = machineDescription()
+        print(report.header)
+        var failures = 0
+        for name in names {
+            guard let size = WorkloadSize.all[name] else { throw ValidationError("unknown size \(name)") }
+            var bench = BenchRun(size: size, config: config)
+            let result = try bench.run()
+            print(result.text)
+            report.sections.append(result.text)
+            failures += result.correctnessFailures
+        }
+        if let markdown { try report.markdown.write(toFile: markdown, atomically: true, encoding: .utf8) }
+        print("correctness: \(failures == 0 ? "every tick matched the manifest" : "\(failures) mismatches")")
+        if failures > 0 { throw ExitCode(1) }
+    }
+}
+
+struct BenchConfig {
+    var binDir: String
+    var runs: Int
+    var ticks: Int
+    var daemonSeconds: Double
+}
+
+struct Report {
+    var header = ""
+    var sections: [String] = []
+    var markdown: String { ([header] + sections).joined(separator: "\n") + "\n" }
+}
+
+func machineDescription() -> String {
+    var uts = utsname()
+    uname(&uts)
+    let release = withUnsafeBytes(of: uts.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        .split(separator: "\n").first { $0.hasPrefix("model name") }?
+        .split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
+    let date = ISO8601DateFormatter().string(from: Date())
+    return "machine: \(ProcessInfo.processInfo.activeProcessorCount) vCPU (\(cpu)), Linux \(release), \(date)"
+}

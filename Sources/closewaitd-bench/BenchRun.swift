@@ -1,0 +1,224 @@
+import CloseWaitCore
+import CloseWaitLinux
+import Foundation
+import WorkloadSupport
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Timings of one measure, in seconds.
+struct Timings {
+    var samples: [Double] = []
+    var median: Double {
+        let s = samples.sorted()
+        guard !s.isEmpty else { return .nan }
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+    var min: Double { samples.min() ?? .nan }
+    var max: Double { samples.max() ?? .nan }
+}
+
+/// BenchRun measures one workload size in every regime.
+struct BenchRun {
+    let size: WorkloadSize
+    let config: BenchConfig
+    var correctnessFailures = 0
+    var checkedSockets = 0
+    var checkedTicks = 0
+    var rows: [(String, Timings?, Double?, String)] = []  // name, timings, ratio, note
+
+    init(size: WorkloadSize, config: BenchConfig) {
+        self.size = size
+        self.config = config
+    }
+
+    var closewaitd: String { config.binDir + "/closewaitd" }
+    var ssPath: String { FileManager.default.isExecutableFile(atPath: "/usr/bin/ss") ? "/usr/bin/ss" : "/bin/ss" }
+
+    mutating func run() throws -> (text: String, correctnessFailures: Int) {
+        log("\(size.name): idle host (no CLOSE_WAIT)")
+        var idleHost = "", ssIdle = Timings(), idleTick = Timings()
+        do {
+            let w = try startWorkload(closeWait: true, extra: [], closeWaitOff: true)
+            defer { w.stop() }
+            ssIdle = try timeCommand(ssPath, ["-tnp", "state", "close-wait"])
+            var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
+            let first = try collector.collect(states: [.closeWait], now: 0)
+            idleHost = "\(first.snapshot.total) CLOSE_WAIT"
+            idleTick = try ticks(&collector, count: config.ticks, spacing: 0, workload: nil)
+        }
+
+        log("\(size.name): plateau")
+        let w = try startWorkload(closeWait: true, extra: [])
+        var ss = Timings(), cold = Timings(), plateau = Timings(), full = Timings()
+        var hostLine = ""
+        var rss = 0.0, cpuPerMinute = 0.0
+        do {
+            defer { w.stop() }
+            ss = try timeCommand(ssPath, ["-tnp", "state", "close-wait"])
+            cold = try timeCommand(closewaitd, ["snapshot", "--json"])
+            var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
+            let start = monotonicNow()
+            let first = try collector.collect(states: [.closeWait], now: 0)
+            full.samples.append(monotonicNow() - start)
+            check(first.snapshot, against: w)
+            let stats = first.snapshot.statistics
+            hostLine = "\(first.snapshot.total) CLOSE_WAIT (\(size.holders) holders × \(size.perHolder), "
+                + "\(Int(size.v6Share * 100))% IPv6), \(stats.fdsRead) fds, \(stats.processesScanned) processes"
+            plateau = try ticks(&collector, count: config.ticks, spacing: 0, workload: w)
+            (rss, cpuPerMinute) = try daemonCost()
+        }
+        log("\(size.name): growing leak, 1% new CLOSE_WAIT sockets per 1 s tick")
+        var growth = Timings()
+        do {
+            let perHolder = Swift.max(0.2, 0.01 * Double(size.total) / Double(size.holders))
+            let g = try startWorkload(closeWait: true, extra: ["--grow-per-second", String(perHolder)])
+            defer { g.stop() }
+            var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
+            _ = try collector.collect(states: [.closeWait], now: monotonicNow())
+            growth = try ticks(&collector, count: config.ticks, spacing: 1, workload: g)
+        }
+        log("\(size.name): churn, one holder replaced per second")
+        var churn = Timings()
+        do {
+            let c = try startWorkload(closeWait: true, extra: ["--churn-per-second", "1"])
+            defer { c.stop() }
+            var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
+            _ = try collector.collect(states: [.closeWait], now: monotonicNow())
+            churn = try ticks(&collector, count: config.ticks, spacing: 1, workload: c)
+        }
+
+        let ssMedian = ss.median, ssIdleMedian = ssIdle.median
+        var text = "\n### \(size.name): \(hostLine)\n\n"
+        text += "| measure | median | min–max | ratio to ss | goal |\n|---|---|---|---|---|\n"
+        func row(_ name: String, _ t: Timings, _ reference: Double?, _ goal: String) {
+            let ratio = reference.map { String(format: "%.3f×", t.median / $0) } ?? "—"
+            text += "| \(name) | \(ms(t.median)) | \(ms(t.min))–\(ms(t.max)) | \(ratio) | \(goal) |\n"
+        }
+        row("`ss -tnp state close-wait` (plateau)", ss, ssMedian, "")
+        row("`ss -tnp state close-wait` (idle host: \(idleHost))", ssIdle, ssIdleMedian, "")
+        row("cold `closewaitd snapshot --json` (whole process)", cold, ssMedian, "≤ 0.6×")
+        row("idle-host tick", idleTick, ssIdleMedian, "≤ 0.03×")
+        row("plateau tick", plateau, ssMedian, "≤ 0.08×")
+        row("growing-leak tick (+1%/tick)", growth, ssMedian, "≤ 0.3×")
+        row("churn tick (1 holder replaced/s)", churn, ssMedian, "")
+        row("full-walk tick (every full_scan_interval, 1 min)", full, ssMedian, "")
+        text += "| daemon peak RSS (VmHWM) | \(String(format: "%.1f MiB", rss)) | | | ≤ 25 MiB |\n"
+        text += "| daemon CPU per minute at interval 5s | \(String(format: "%.2f s", cpuPerMinute)) | | | |\n"
+        text += "\ncorrectness: \(checkedTicks) ticks, \(checkedSockets) socket attributions checked against the manifest, "
+            + "\(correctnessFailures) mismatches\n"
+        return (text, correctnessFailures)
+    }
+
+    func log(_ message: String) {
+        FileHandle.standardError.write(Data("bench: \(message)\n".utf8))
+    }
+
+    func ms(_ seconds: Double) -> String {
+        seconds < 0.01 ? String(format: "%.2f ms", seconds * 1000) : String(format: "%.1f ms", seconds * 1000)
+    }
+
+    func startWorkload(closeWait: Bool, extra: [String], closeWaitOff: Bool = false) throws -> Workload {
+        let arguments = size.arguments(closeWait: !closeWaitOff) + extra
+        return try Workload(arguments, timeout: 300, duration: 900)
+    }
+
+    /// Runs a command `config.runs` times (after one warm-up), timing each whole run from
+    /// posix_spawn to waitpid, output to /dev/null (what a script calling it would pay).
+    func timeCommand(_ executable: String, _ arguments: [String]) throws -> Timings {
+        var t = Timings()
+        for i in 0...config.runs {
+            let start = monotonicNow()
+            let status = try spawnAndWait(executable, arguments)
+            let elapsed = monotonicNow() - start
+            guard status == 0 else { throw TimedOut(description: "\(executable) \(arguments) exited \(status)") }
+            if i > 0 { t.samples.append(elapsed) }
+        }
+        return t
+    }
+
+    func spawnAndWait(_ executable: String, _ arguments: [String]) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for arg in argv { free(arg) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard rc == 0 else { throw TimedOut(description: "posix_spawn \(executable): \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return (status >> 8) & 0xff
+    }
+
+    /// Times `count` daemon sampler ticks (sample + attribute + join); `spacing` seconds apart
+    /// (0: back to back). With a workload, checks each tick's attribution.
+    mutating func ticks(_ collector: inout SnapshotCollector, count: Int, spacing: Double, workload: Workload?) throws -> Timings {
+        var t = Timings()
+        var tracker = Tracker(window: 300)
+        var policy = AlertPolicy(settings: Settings())
+        var next = monotonicNow() + spacing
+        for _ in 0..<count {
+            if spacing > 0 {
+                while monotonicNow() < next { usleep(10_000) }
+                next += spacing
+            }
+            let now = monotonicNow()
+            let start = monotonicNow()
+            let result = try collector.collect(states: [.closeWait], now: now)
+            let statuses = tracker.update(now: now, observations: result.snapshot.processes.map(ProcessObservation.init))
+            _ = policy.evaluate(now: now, statuses: statuses, total: result.snapshot.total)
+            t.samples.append(monotonicNow() - start)
+            if let workload { check(result.snapshot, against: workload) }
+        }
+        return t
+    }
+
+    /// Every sampled socket the manifest knows must have exactly the manifest's owners.
+    mutating func check(_ snapshot: Snapshot, against workload: Workload) {
+        guard let manifest = try? workload.owners() else { correctnessFailures += 1; return }
+        checkedTicks += 1
+        for socket in snapshot.sockets {
+            guard let expected = manifest[socket.record.inode] else { continue }
+            checkedSockets += 1
+            let got = Set(socket.owners)
+            if got != expected {
+                // A holder killed by churn between the sample and the fd walk is not a miss.
+                if expected.allSatisfy({ kill($0, 0) != 0 }) { continue }
+                correctnessFailures += 1
+                if correctnessFailures <= 5 {
+                    log("mismatch: inode \(socket.record.inode) owners \(got.sorted()) expected \(expected.sorted())")
+                }
+            }
+        }
+    }
+
+    /// Runs `closewaitd run` at a 5 s interval for `daemonSeconds`; returns peak RSS (MiB) and
+    /// CPU seconds per minute.
+    func daemonCost() throws -> (Double, Double) {
+        let configPath = NSTemporaryDirectory() + "closewaitd-bench-\(getpid()).toml"
+        try "[daemon]\ninterval = \"5s\"\n".write(toFile: configPath, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: configPath) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: closewaitd)
+        process.arguments = ["run", "--config", configPath, "--log", "stderr"]
+        process.standardError = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let pid = process.processIdentifier
+        let start = monotonicNow()
+        while monotonicNow() - start < config.daemonSeconds && process.isRunning { usleep(100_000) }
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let hwm = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
+            .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Double($0) } ?? 0
+        let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+        let fields = stat[(stat.lastIndex(of: ")") ?? stat.startIndex)...].split(separator: " ")
+        let ticks = (fields.count > 13 ? (Double(fields[12]) ?? 0) + (Double(fields[13]) ?? 0) : 0)
+        let cpu = ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+        kill(pid, SIGTERM)
+        process.waitUntilExit()
+        return (hwm / 1024, cpu * 60 / (monotonicNow() - start))
+    }
+}
