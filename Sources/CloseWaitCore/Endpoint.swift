@@ -1,23 +1,31 @@
-/// IPAddress holds an IPv4 or IPv6 address in network byte order.
+/// IPAddress holds an IPv4 or IPv6 address, without heap storage (a sampler builds tens of
+/// thousands per tick).
 public enum IPAddress: Hashable, Sendable, Comparable {
     case v4(UInt8, UInt8, UInt8, UInt8)
-    case v6([UInt8])  // 16 bytes
+    /// The 16 network-order bytes as two big-endian halves.
+    case v6(high: UInt64, low: UInt64)
 
     /// Builds an address from 4 or 16 network-order bytes. IPv4-mapped IPv6 (`::ffff:a.b.c.d`)
     /// becomes IPv4, which is how an operator thinks of the peer of a dual-stack socket.
     public init?(networkBytes b: some Collection<UInt8>) {
         let bytes = Array(b)
-        switch bytes.count {
-        case 4:
-            self = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
-        case 16:
-            if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
-                self = .v4(bytes[12], bytes[13], bytes[14], bytes[15])
-            } else {
-                self = .v6(bytes)
-            }
-        default:
-            return nil
+        guard bytes.count == 4 || bytes.count == 16 else { return nil }
+        self.init(bytes, at: 0, count: bytes.count)
+    }
+
+    /// The same from `count` (4 or 16) bytes of `b` at `offset`; the caller checked the bounds.
+    init(_ b: [UInt8], at offset: Int, count: Int) {
+        if count == 4 {
+            self = .v4(b[offset], b[offset + 1], b[offset + 2], b[offset + 3])
+            return
+        }
+        var high: UInt64 = 0, low: UInt64 = 0
+        for i in 0..<8 { high = high << 8 | UInt64(b[offset + i]) }
+        for i in 8..<16 { low = low << 8 | UInt64(b[offset + i]) }
+        if high == 0 && low >> 32 == 0xffff {
+            self = .v4(UInt8(low >> 24 & 0xff), UInt8(low >> 16 & 0xff), UInt8(low >> 8 & 0xff), UInt8(low & 0xff))
+        } else {
+            self = .v6(high: high, low: low)
         }
     }
 
@@ -28,9 +36,10 @@ public enum IPAddress: Hashable, Sendable, Comparable {
         switch self {
         case let .v4(a, b, c, d):
             return "\(a).\(b).\(c).\(d)"
-        case let .v6(bytes):
+        case let .v6(high, low):
             var groups = [UInt16]()
-            for i in stride(from: 0, to: 16, by: 2) { groups.append(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1])) }
+            for shift in stride(from: 48, through: 0, by: -16) { groups.append(UInt16(truncatingIfNeeded: high >> UInt64(shift))) }
+            for shift in stride(from: 48, through: 0, by: -16) { groups.append(UInt16(truncatingIfNeeded: low >> UInt64(shift))) }
             var bestStart = -1, bestLen = 0, i = 0
             while i < 8 {
                 if groups[i] == 0 {
@@ -48,15 +57,16 @@ public enum IPAddress: Hashable, Sendable, Comparable {
         }
     }
 
-    private var sortKey: [UInt8] {
+    /// IPv4 before IPv6, then numerically; no allocation.
+    private var sortKey: (UInt8, UInt64, UInt64) {
         switch self {
-        case let .v4(a, b, c, d): [0, a, b, c, d]
-        case let .v6(bytes): [1] + bytes
+        case let .v4(a, b, c, d): (0, 0, UInt64(a) << 24 | UInt64(b) << 16 | UInt64(c) << 8 | UInt64(d))
+        case let .v6(high, low): (1, high, low)
         }
     }
 
     public static func < (lhs: IPAddress, rhs: IPAddress) -> Bool {
-        lhs.sortKey.lexicographicallyPrecedes(rhs.sortKey)
+        lhs.sortKey < rhs.sortKey
     }
 }
 

@@ -8,6 +8,8 @@ public enum InetDiag {
     public static let nlmsgError: UInt16 = 2        // NLMSG_ERROR
     public static let nlmsgDone: UInt16 = 3         // NLMSG_DONE
     public static let sockDiagByFamily: UInt16 = 20 // SOCK_DIAG_BY_FAMILY
+    public static let tcpDiagGetSock: UInt16 = 18   // TCPDIAG_GETSOCK (the inet_diag_req v1 interface)
+    public static let compatRequestSize = 60        // struct inet_diag_req
     public static let flagRequest: UInt16 = 0x1     // NLM_F_REQUEST
     public static let flagMulti: UInt16 = 0x2       // NLM_F_MULTI
     public static let flagDumpInterrupted: UInt16 = 0x10 // NLM_F_DUMP_INTR
@@ -33,6 +35,28 @@ public enum InetDiag {
         return bytes
     }
 
+    /// A dump request in the older TCPDIAG_GETSOCK form (struct inet_diag_req), which the
+    /// kernel answers for both families in one walk of the TCP socket table
+    /// (inet_diag_dump_compat sets the family to AF_UNSPEC), where SOCK_DIAG_BY_FAMILY takes
+    /// one walk per family. Replies are the same inet_diag_msg, with type TCPDIAG_GETSOCK.
+    public static func compatDumpRequest(states: Set<TCPState>, sequence: UInt32) -> [UInt8] {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(netlinkHeaderSize + compatRequestSize)
+        bytes.appendHost(UInt32(netlinkHeaderSize + compatRequestSize))
+        bytes.appendHost(tcpDiagGetSock)
+        bytes.appendHost(flagRequest | flagDump)
+        bytes.appendHost(sequence)
+        bytes.appendHost(UInt32(0))
+        bytes.append(AddressFamily.inet.rawValue)                  // idiag_family (ignored for dumps)
+        bytes.append(0)                                            // idiag_src_len
+        bytes.append(0)                                            // idiag_dst_len
+        bytes.append(0)                                            // idiag_ext
+        bytes.append(contentsOf: repeatElement(0, count: 48))      // inet_diag_sockid
+        bytes.appendHost(states.filterMask)                        // idiag_states
+        bytes.appendHost(UInt32(0))                                // idiag_dbs
+        return bytes
+    }
+
     /// What one receive buffer of a dump held.
     public struct Batch: Sendable {
         public var records: [SocketRecord] = []
@@ -47,6 +71,7 @@ public enum InetDiag {
     public static func parse(_ buffer: some Collection<UInt8>, sequence: UInt32? = nil) throws(InetDiagError) -> Batch {
         let bytes = Array(buffer)
         var batch = Batch()
+        batch.records.reserveCapacity(bytes.count / 96)
         var offset = 0
         while offset < bytes.count {
             guard bytes.count - offset >= netlinkHeaderSize else {
@@ -79,7 +104,7 @@ public enum InetDiag {
                 let status = Int32(bitPattern: bytes.readHost(UInt32.self, at: body))
                 if status == 0 { break } // an acknowledgement, not an error
                 throw .kernel(errno: -status, offset: offset)
-            case sockDiagByFamily:
+            case sockDiagByFamily, tcpDiagGetSock:
                 guard length - netlinkHeaderSize >= messageSize else {
                     throw .truncated(offset: offset, need: netlinkHeaderSize + messageSize, have: length)
                 }
@@ -98,25 +123,22 @@ public enum InetDiag {
         guard let family = AddressFamily(rawValue: b[o]) else { throw .unknownFamily(offset: o, family: b[o]) }
         guard let state = TCPState(rawValue: b[o + 1]) else { throw .unknownState(offset: o, state: b[o + 1]) }
         let id = o + 4  // struct inet_diag_sockid
-        let sport = UInt16(b[id]) << 8 | UInt16(b[id + 1])  // __be16
-        let dport = UInt16(b[id + 2]) << 8 | UInt16(b[id + 3])
         let width = family == .inet ? 4 : 16
-        guard let src = IPAddress(networkBytes: b[(id + 4)..<(id + 4 + width)]),
-              let dst = IPAddress(networkBytes: b[(id + 20)..<(id + 20 + width)]) else {
-            throw .unknownFamily(offset: o, family: b[o])
+        return b.withUnsafeBytes { raw in
+            func host32(_ at: Int) -> UInt32 { raw.loadUnaligned(fromByteOffset: at, as: UInt32.self) }
+            let sport = UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: id, as: UInt16.self))
+            let dport = UInt16(bigEndian: raw.loadUnaligned(fromByteOffset: id + 2, as: UInt16.self))
+            let tail = o + 52  // idiag_expires, rqueue, wqueue, uid, inode
+            return SocketRecord(
+                family: family, state: state,
+                local: Endpoint(address: IPAddress(b, at: id + 4, count: width), port: sport),
+                remote: Endpoint(address: IPAddress(b, at: id + 20, count: width), port: dport),
+                inode: UInt64(host32(tail + 16)),
+                uid: host32(tail + 12),
+                recvQ: host32(tail + 4),
+                sendQ: host32(tail + 8),
+                cookie: UInt64(host32(id + 44)) << 32 | UInt64(host32(id + 40)))
         }
-        let cookieLow = UInt64(b.readHost(UInt32.self, at: id + 40))
-        let cookieHigh = UInt64(b.readHost(UInt32.self, at: id + 44))
-        let tail = o + 52
-        return SocketRecord(
-            family: family, state: state,
-            local: Endpoint(address: src, port: sport),
-            remote: Endpoint(address: dst, port: dport),
-            inode: UInt64(b.readHost(UInt32.self, at: tail + 16)),
-            uid: b.readHost(UInt32.self, at: tail + 12),
-            recvQ: b.readHost(UInt32.self, at: tail + 4),
-            sendQ: b.readHost(UInt32.self, at: tail + 8),
-            cookie: cookieHigh << 32 | cookieLow)
     }
 }
 
@@ -154,10 +176,6 @@ extension Array where Element == UInt8 {
     /// Reads an integer in host byte order at a checked offset.
     func readHost<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
         precondition(offset >= 0 && offset + MemoryLayout<T>.size <= count)
-        var value = T.zero
-        Swift.withUnsafeMutableBytes(of: &value) { raw in
-            for i in 0..<MemoryLayout<T>.size { raw[i] = self[offset + i] }
-        }
-        return value
+        return withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }
     }
 }

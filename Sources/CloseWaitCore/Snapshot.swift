@@ -82,7 +82,11 @@ public struct Snapshot: Sendable {
             }
             sockets.append(SnapshotSocket(record: record, owners: socketOwners, unownedReason: reason))
         }
-        sockets.sort { ($0.record.inode, $0.record.local, $0.record.remote) < ($1.record.inode, $1.record.local, $1.record.remote) }
+        // By inode (unique but for the inode-0 backlog sockets), then by endpoints.
+        sockets.sort {
+            $0.record.inode != $1.record.inode ? $0.record.inode < $1.record.inode
+                : ($0.record.local, $0.record.remote) < ($1.record.local, $1.record.remote)
+        }
         var processes = [ProcessEntry]()
         for (pid, inodes) in inodesByPid {
             guard let info = details[pid] else { continue }

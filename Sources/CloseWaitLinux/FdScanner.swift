@@ -133,30 +133,43 @@ public struct FdScanner: Sendable {
     }
 }
 
-/// ParallelScan walks many processes' fd tables on several threads: the walk is one
-/// readlinkat per fd, kernel-bound, and splits cleanly by process.
+/// ParallelScan runs per-process /proc work on several threads: reading fd links is
+/// kernel-bound and splits cleanly by process.
 enum ParallelScan {
     final class Slots<T>: @unchecked Sendable {
         var values: [T?]
         init(count: Int) { values = Array(repeating: nil, count: count) }
     }
 
-    /// Scans every pid; the results come back in the order of `pids`.
-    static func scan(_ scanner: FdScanner, pids: [Int32], wanted: Set<UInt64>,
-                     workers: Int = ProcessInfoLite.activeProcessors) -> [Result<FdScanner.ProcessFds, Errno>] {
-        let chunks = max(1, min(workers, pids.count / 64))
-        let slots = Slots<[Result<FdScanner.ProcessFds, Errno>]>(count: chunks)
-        let size = (pids.count + chunks - 1) / max(1, chunks)
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-            let range = (chunk * size)..<min(pids.count, (chunk + 1) * size)
-            var results = [Result<FdScanner.ProcessFds, Errno>]()
-            results.reserveCapacity(range.count)
-            for pid in pids[range] {
-                results.append(Result { () throws(Errno) in try scanner.scan(pid: pid, wanted: wanted) })
-            }
-            slots.values[chunk] = results
+    /// `body` applied to every item, in order, on up to `workers` threads; one thread when
+    /// there is less than `minimumPerWorker` work per thread (a thread costs more than that).
+    static func map<T: Sendable, R>(_ items: [T], weight: (T) -> Int = { _ in 1 }, minimumPerWorker: Int,
+                                    workers: Int = ProcessInfoLite.activeProcessors,
+                                    _ body: @Sendable (T) -> R) -> [R] {
+        let total = items.reduce(0) { $0 + weight($1) }
+        let chunks = max(1, min(workers, items.count, total / max(1, minimumPerWorker)))
+        if chunks == 1 { return items.map(body) }
+        // Split into chunks of about equal weight.
+        var bounds = [0]
+        var acc = 0
+        for (i, item) in items.enumerated() {
+            acc += weight(item)
+            if acc >= total * bounds.count / chunks && bounds.count < chunks { bounds.append(i + 1) }
+        }
+        bounds.append(items.count)
+        let edges = bounds
+        let slots = Slots<[R]>(count: edges.count - 1)
+        DispatchQueue.concurrentPerform(iterations: edges.count - 1) { chunk in
+            slots.values[chunk] = items[edges[chunk]..<edges[chunk + 1]].map(body)
         }
         return slots.values.flatMap { $0 ?? [] }
+    }
+
+    /// Scans every pid; the results come back in the order of `pids`.
+    static func scan(_ scanner: FdScanner, pids: [Int32], wanted: Set<UInt64>) -> [Result<FdScanner.ProcessFds, Errno>] {
+        map(pids, minimumPerWorker: 64) { pid in
+            Result { () throws(Errno) in try scanner.scan(pid: pid, wanted: wanted) }
+        }
     }
 }
 

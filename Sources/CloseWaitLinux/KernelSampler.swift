@@ -40,7 +40,25 @@ public struct KernelSampler {
         }
     }
 
+    /// Whether to ask for both families in one TCPDIAG_GETSOCK dump (one walk of the kernel's
+    /// socket table instead of two); cleared for good if the kernel refuses it.
+    public var combinedDump = true
+
     mutating func sampleNetlink(_ states: Set<TCPState>) throws -> [SocketRecord] {
+        if combinedDump {
+            do {
+                return try netlink.dump(family: nil, states: states)
+            } catch InetDiagError.kernel(_, _) {
+                combinedDump = false  // not supported here: per family from now on
+            } catch let error as Errno where error.code == EINVAL || error.code == EOPNOTSUPP {
+                combinedDump = false
+            }
+        }
+        return try samplePerFamily(states)
+    }
+
+    /// One SOCK_DIAG_BY_FAMILY dump per family.
+    public mutating func samplePerFamily(_ states: Set<TCPState>) throws -> [SocketRecord] {
         var records = try netlink.dump(family: .inet, states: states)
         do {
             records += try netlink.dump(family: .inet6, states: states)

@@ -14,8 +14,9 @@ public struct NetlinkSockDiag {
 
     public init() {}
 
-    /// All sockets of `family` whose state is in `states`.
-    public mutating func dump(family: AddressFamily, states: Set<TCPState>) throws -> [SocketRecord] {
+    /// All sockets of `family` whose state is in `states`; nil family: both families in one
+    /// kernel walk (the TCPDIAG_GETSOCK request).
+    public mutating func dump(family: AddressFamily?, states: Set<TCPState>) throws -> [SocketRecord] {
         var attempt = 0
         while true {
             attempt += 1
@@ -25,14 +26,15 @@ public struct NetlinkSockDiag {
         }
     }
 
-    private mutating func dumpOnce(family: AddressFamily, states: Set<TCPState>) throws -> ([SocketRecord], Bool) {
+    private mutating func dumpOnce(family: AddressFamily?, states: Set<TCPState>) throws -> ([SocketRecord], Bool) {
         let fd = try retryingEINTR("socket(AF_NETLINK, NETLINK_SOCK_DIAG)") {
             socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), cw_netlink_sock_diag)
         }
         defer { close(fd) }
         sequence &+= 1
         let seq = sequence
-        let request = InetDiag.dumpRequest(family: family, states: states, sequence: seq)
+        let request = family.map { InetDiag.dumpRequest(family: $0, states: states, sequence: seq) }
+            ?? InetDiag.compatDumpRequest(states: states, sequence: seq)
         var kernel = sockaddr_nl()
         kernel.nl_family = sa_family_t(AF_NETLINK)
         let sent = try retryingEINTR("sendto(sock_diag)") {

@@ -4,8 +4,9 @@ import Glibc
 /// OwnerIndex finds the processes holding sampled socket inodes, tick after tick, without a
 /// full /proc/*/fd walk each time. It remembers every (pid, fd) -> inode link it found and
 /// re-reads just those links (one readlinkat each) on later ticks; it searches only for
-/// inodes it has not seen, in the likeliest owners first (processes already holding sampled
-/// sockets, then processes of the socket's uid), stopping once each new inode has an owner;
+/// inodes it has not seen, in the likeliest owners first (processes started since it last
+/// looked, then processes already holding sampled sockets, then processes of the socket's
+/// uid, then the rest), stopping once each new inode has an owner;
 /// and it walks every process in full every `fullScanInterval` seconds to find what the
 /// shortcuts miss: a second owner of an already attributed socket (a fork or fd passing)
 /// stays unseen until then. Inodes no process held at the last full walk are not searched
@@ -20,6 +21,9 @@ public final class OwnerIndex {
     private var unownedAtFullScan = Set<UInt64>()
     private var details: [Int32: ProcessDetails] = [:]
     private var lastFullScan: Double?
+    /// Every pid seen at the last full walk or searched since: a pid not in here is a process
+    /// started since, the likeliest owner of a socket no known holder has.
+    private var knownPids = Set<Int32>()
 
     /// What the last call did, for benchmarks and the status line.
     public struct TickReport: Sendable {
@@ -54,6 +58,8 @@ public final class OwnerIndex {
             // Nothing to attribute: forget everything, read nothing.
             links.removeAll(keepingCapacity: false)
             details.removeAll(keepingCapacity: false)
+            knownPids.removeAll(keepingCapacity: false)
+            lastFullScan = nil
             unownedAtFullScan.removeAll()
             lastReport = TickReport(kind: .idle)
             return Attribution()
@@ -71,6 +77,7 @@ public final class OwnerIndex {
         var fdCounts = [Int32: Int]()
         var found = Set<UInt64>()
         let pids = (try? scanner.proc.pids()) ?? []
+        knownPids = Set(pids)
         for (pid, result) in zip(pids, ParallelScan.scan(scanner, pids: pids, wanted: wanted)) {
             stats.processesScanned += 1
             switch result {
@@ -97,17 +104,24 @@ public final class OwnerIndex {
         var newLinks = [Int32: [(fd: Int32, inode: UInt64)]]()
         var fdCounts = [Int32: Int]()
         var found = Set<UInt64>()
+        var toVerify = [(pid: Int32, links: [FdLinkEntry])]()
         for (pid, known) in links {
             let relevant = known.filter { wanted.contains($0.inode) }
-            guard !relevant.isEmpty else { continue }
-            do {
-                let verified = try scanner.verify(pid: pid, links: relevant)
-                report.linksVerified += relevant.count
-                guard !verified.alive.isEmpty else { continue }
-                newLinks[pid] = verified.alive
-                fdCounts[pid] = verified.fdCount
-                for link in verified.alive { found.insert(link.inode) }
-            } catch {
+            if !relevant.isEmpty { toVerify.append((pid, relevant.map { FdLinkEntry(fd: $0.fd, inode: $0.inode) })) }
+        }
+        let scanner = scanner
+        let verified = ParallelScan.map(toVerify, weight: { $0.links.count }, minimumPerWorker: 1000) { item in
+            Result { () throws(Errno) in try scanner.verify(pid: item.pid, links: item.links.map { ($0.fd, $0.inode) }) }
+        }
+        for (item, result) in zip(toVerify, verified) {
+            report.linksVerified += item.links.count
+            switch result {
+            case let .success(v):
+                guard !v.alive.isEmpty else { continue }
+                newLinks[item.pid] = v.alive
+                fdCounts[item.pid] = v.fdCount
+                for link in v.alive { found.insert(link.inode) }
+            case let .failure(error):
                 stats.count(error)
             }
         }
@@ -116,35 +130,49 @@ public final class OwnerIndex {
         report.newInodes = missing.count
         if !missing.isEmpty {
             var searched = Set<Int32>()
-            func search(_ pid: Int32) {
-                guard searched.insert(pid).inserted else { return }
-                stats.processesScanned += 1
-                do {
-                    let skip = Set((newLinks[pid] ?? []).map(\.fd))
-                    let fds = try scanner.scan(pid: pid, wanted: missing, skip: skip)
-                    stats.fdsRead += fds.fdCount
-                    guard !fds.sockets.isEmpty else { return }
-                    newLinks[pid, default: []].append(contentsOf: fds.sockets)
-                    fdCounts[pid] = fds.fdCount
-                    for link in fds.sockets { missing.remove(link.inode) }
-                } catch {
-                    stats.count(error)
+            // Searches the given processes, in parallel batches, until every new inode has an
+            // owner; known links of a process are skipped, not read again.
+            func search(_ candidates: [Int32]) {
+                let pending = candidates.filter { !searched.contains($0) }
+                var start = 0
+                while start < pending.count && !missing.isEmpty {
+                    let batch = Array(pending[start..<min(pending.count, start + 32)])
+                    start += batch.count
+                    searched.formUnion(batch)
+                    let wanted = missing
+                    let skips = batch.map { Set((newLinks[$0] ?? []).map(\.fd)) }
+                    let scanner = scanner
+                    let results = ParallelScan.map(Array(zip(batch, skips)).map(SearchItem.init), minimumPerWorker: 4) { item in
+                        Result { () throws(Errno) in try scanner.scan(pid: item.pid, wanted: wanted, skip: item.skip) }
+                    }
+                    for (pid, result) in zip(batch, results) {
+                        stats.processesScanned += 1
+                        switch result {
+                        case let .success(fds):
+                            stats.fdsRead += fds.fdCount
+                            guard !fds.sockets.isEmpty else { continue }
+                            newLinks[pid, default: []].append(contentsOf: fds.sockets)
+                            fdCounts[pid] = fds.fdCount
+                            for link in fds.sockets { missing.remove(link.inode) }
+                        case let .failure(error):
+                            stats.count(error)
+                        }
+                    }
                 }
             }
-            // 1. Processes already holding sampled sockets, the biggest first.
-            for pid in newLinks.keys.sorted(by: { newLinks[$0]!.count > newLinks[$1]!.count }) where !missing.isEmpty {
-                search(pid)
-            }
+            let all = (try? scanner.proc.pids()) ?? []
+            // 1. Processes started since we last looked (a new leaker, or a replaced worker).
+            search(all.filter { !knownPids.contains($0) })
+            knownPids.formUnion(all)
+            // 2. Processes already holding sampled sockets, the biggest first.
+            search(newLinks.keys.sorted { newLinks[$0]!.count > newLinks[$1]!.count })
             if !missing.isEmpty {
-                // 2. Processes of the uid that created the sockets, 3. everyone else.
+                // 3. Processes of the uid that created the sockets, 4. everyone else.
                 let uids = Set(records.lazy.filter { missing.contains($0.inode) }.map(\.uid))
-                let all = (try? scanner.proc.pids()) ?? []
-                var others = [Int32]()
-                for pid in all where !searched.contains(pid) {
-                    guard !missing.isEmpty else { break }
-                    if let uid = scanner.uid(pid: pid), uids.contains(uid) { search(pid) } else { others.append(pid) }
-                }
-                for pid in others where !missing.isEmpty { search(pid) }
+                let rest = all.filter { !searched.contains($0) }
+                let sameUID = rest.filter { scanner.uid(pid: $0).map(uids.contains) ?? false }
+                search(sameUID)
+                search(rest)
                 // Searched everywhere and still no owner: do not search again until the next full walk.
                 if searched.count >= all.count { unownedAtFullScan.formUnion(missing) }
             }
@@ -183,4 +211,16 @@ public final class OwnerIndex {
         result.details = kept
         return result
     }
+}
+
+/// A (fd, inode) link, Sendable for the parallel verify.
+struct FdLinkEntry: Sendable {
+    var fd: Int32
+    var inode: UInt64
+}
+
+/// A process to search and the fds already known there, Sendable for the parallel search.
+struct SearchItem: Sendable {
+    var pid: Int32
+    var skip: Set<Int32>
 }

@@ -50,7 +50,7 @@ struct BenchRun {
 
         log("\(size.name): plateau")
         let w = try startWorkload(closeWait: true, extra: [])
-        var ss = Timings(), cold = Timings(), plateau = Timings(), full = Timings()
+        var ss = Timings(), cold = Timings(), plateau = Timings(), full = Timings(), dump = Timings()
         var hostLine = ""
         var rss = 0.0, cpuPerMinute = 0.0
         do {
@@ -66,6 +66,12 @@ struct BenchRun {
             hostLine = "\(first.snapshot.total) CLOSE_WAIT (\(size.holders) holders × \(size.perHolder), "
                 + "\(Int(size.v6Share * 100))% IPv6), \(stats.fdsRead) fds, \(stats.processesScanned) processes"
             plateau = try ticks(&collector, count: config.ticks, spacing: 0, workload: w)
+            var sampler = KernelSampler(choice: .netlink)
+            for _ in 0..<config.ticks {
+                let start = monotonicNow()
+                _ = try sampler.sample(states: [.closeWait])
+                dump.samples.append(monotonicNow() - start)
+            }
             (rss, cpuPerMinute) = try daemonCost()
         }
         log("\(size.name): growing leak, 1% new CLOSE_WAIT sockets per 1 s tick")
@@ -103,6 +109,7 @@ struct BenchRun {
         row("growing-leak tick (+1%/tick)", growth, ssMedian, "≤ 0.3×")
         row("churn tick (1 holder replaced/s)", churn, ssMedian, "")
         row("full-walk tick (every full_scan_interval, 1 min)", full, ssMedian, "")
+        row("netlink dump alone (IPv4 + IPv6, decoded)", dump, ssMedian, "")
         text += "| daemon peak RSS (VmHWM) | \(String(format: "%.1f MiB", rss)) | | | ≤ 25 MiB |\n"
         text += "| daemon CPU per minute at interval 5s | \(String(format: "%.2f s", cpuPerMinute)) | | | |\n"
         text += "\ncorrectness: \(checkedTicks) ticks, \(checkedSockets) socket attributions checked against the manifest, "
@@ -157,6 +164,7 @@ struct BenchRun {
     /// (0: back to back). With a workload, checks each tick's attribution.
     mutating func ticks(_ collector: inout SnapshotCollector, count: Int, spacing: Double, workload: Workload?) throws -> Timings {
         var t = Timings()
+        var phases = [Timings](repeating: Timings(), count: 4)
         var tracker = Tracker(window: 300)
         var policy = AlertPolicy(settings: Settings())
         var next = monotonicNow() + spacing
@@ -165,14 +173,28 @@ struct BenchRun {
                 while monotonicNow() < next { usleep(10_000) }
                 next += spacing
             }
+            // What SnapshotCollector.collect does, phase by phase, then the tracker and policy.
             let now = monotonicNow()
             let start = monotonicNow()
-            let result = try collector.collect(states: [.closeWait], now: now)
-            let statuses = tracker.update(now: now, observations: result.snapshot.processes.map(ProcessObservation.init))
-            _ = policy.evaluate(now: now, statuses: statuses, total: result.snapshot.total)
-            t.samples.append(monotonicNow() - start)
-            if let workload { check(result.snapshot, against: workload) }
+            let sample = try collector.sampler.sample(states: [.closeWait])
+            let sampled = monotonicNow()
+            let found = collector.owners.attribute(records: sample.records, now: now)
+            let attributed = monotonicNow()
+            let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
+                                         statistics: found.statistics, source: sample.source, states: [.closeWait])
+            let joined = monotonicNow()
+            let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))
+            _ = policy.evaluate(now: now, statuses: statuses, total: snapshot.total)
+            let end = monotonicNow()
+            t.samples.append(end - start)
+            phases[0].samples.append(sampled - start)
+            phases[1].samples.append(attributed - sampled)
+            phases[2].samples.append(joined - attributed)
+            phases[3].samples.append(end - joined)
+            if let workload { check(snapshot, against: workload) }
         }
+        log("  tick phases (median): sample \(ms(phases[0].median)), attribute \(ms(phases[1].median)), "
+            + "join \(ms(phases[2].median)), track+policy \(ms(phases[3].median))")
         return t
     }
 

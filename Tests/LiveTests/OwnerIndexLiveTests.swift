@@ -8,7 +8,8 @@ import Testing
 @Suite(.serialized) struct OwnerIndexLiveTests {
     static func owners(_ index: OwnerIndex, now: Double, ports: Set<Int>) throws -> [UInt64: Set<Int32>] {
         var sampler = KernelSampler(choice: .netlink)
-        let records = try sampler.sample(states: [.closeWait]).records
+        // Only this test's sockets: other suites make CLOSE_WAIT sockets at the same time.
+        let records = try sampler.sample(states: [.closeWait]).records.filter { ports.contains(Int($0.remote.port)) }
         let found = index.attribute(records: records, now: now)
         var result = [UInt64: Set<Int32>]()
         for r in records where ports.contains(Int(r.remote.port)) {

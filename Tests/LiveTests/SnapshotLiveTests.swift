@@ -136,6 +136,10 @@ import Testing
         #expect(ours(fromNetlink.records) == ours(fromProc.records))
         #expect(fromNetlink.records.filter { ports.contains($0.local.port) || ports.contains($0.remote.port) }
             .allSatisfy { $0.cookie != nil && $0.state == .closeWait })
+        // One combined TCPDIAG_GETSOCK walk reports what the two per-family dumps report.
+        var perFamily = KernelSampler(choice: .netlink)
+        #expect(ours(try perFamily.samplePerFamily([.closeWait])) == ours(fromNetlink.records))
+        #expect(netlink.combinedDump)
         // v4-mapped peers read as IPv4 from both sources.
         #expect(ours(fromProc.records).filter { $0.family == .inet6 && !$0.remote.address.isV6 }.count == 2)
     }
