@@ -10,7 +10,9 @@ struct Coordinator {
     /// Every listening port of the peer: one 4-tuple space of ~28k ephemeral ports per port.
     var ports4: [UInt16] = []
     var ports6: [UInt16] = []
-    var acceptorPid: pid_t = 0
+    /// One peer process per listener: no process here may hold more than the hard
+    /// RLIMIT_NOFILE (20000 on this machine class, and raising it takes CAP_SYS_RESOURCE).
+    var acceptorPids: [pid_t] = []
     var holders: [pid_t] = []
     var sharers: [pid_t] = []
     var noisePids: [pid_t] = []
@@ -49,17 +51,20 @@ struct Coordinator {
             if manifestFile == nil { Loopback.fail("open manifest \(path)") }
         }
 
-        // One listener per 20k sockets, so the loopback 4-tuples never run out of ephemeral ports.
+        // One listener (and one peer process) per 15k sockets: the loopback 4-tuples never run
+        // out of ephemeral ports, and no peer needs more fds than the hard limit allows.
         let total4 = options.processes * (options.v4 + options.mapped) + Int(options.growPerSecond * options.duration) * options.processes
         let total6 = options.processes * options.v6
-        let listeners4 = (0..<max(1, min(64, total4 / 20_000 + 1))).map { _ in Loopback.listener(v6: false) }
-        let listeners6 = (0..<max(1, min(64, total6 / 20_000 + 1))).map { _ in Loopback.listener(v6: true) }
+        let listeners4 = (0..<max(1, min(64, total4 / 15_000 + 1))).map { _ in Loopback.listener(v6: false) }
+        let listeners6 = (0..<max(1, min(64, total6 / 15_000 + 1))).map { _ in Loopback.listener(v6: true) }
         ports4 = listeners4.map(\.port)
         ports6 = listeners6.map(\.port)
         port4 = ports4[0]
         port6 = ports6[0]
         let listenFds = (listeners4 + listeners6).map(\.fd)
-        acceptorPid = spawn { Coordinator.acceptLoop(listenFds) }
+        for fd in listenFds {
+            acceptorPids.append(spawn { Coordinator.acceptLoop([fd]) })
+        }
         for fd in listenFds { close(fd) }
 
         if options.backlog > 0 {
@@ -74,7 +79,7 @@ struct Coordinator {
                 backlogFds.append(fd)
             }
         }
-        for _ in 0..<options.processes { startHolder() }
+        // Noise first: forking thousands of processes while holders connect would starve the peer.
         for _ in 0..<options.noise {
             let fds = options.noiseFds
             let write = reportWrite
@@ -86,6 +91,7 @@ struct Coordinator {
             })
             expectedReady += 1
         }
+        for _ in 0..<options.processes { startHolder() }
     }
 
     /// Forks a holder; with sharing it forks its sharer child too.
@@ -103,7 +109,7 @@ struct Coordinator {
             func leak(_ kind: Loopback.Kind) {
                 let ports = kind == .v6 ? p6 : p4
                 let fd = Loopback.connect(kind: kind, port: ports[(index &* 7919 &+ made.count) % ports.count])
-                if !Loopback.awaitPeerClose(fd) { Loopback.fail("peer did not close within 10 s") }
+                if !Loopback.awaitPeerClose(fd) { Loopback.fail("peer did not close within 60 s") }
                 made.append((fd, Loopback.inode(fd), kind))
             }
             for _ in 0..<o.v4 { leak(.v4) }
@@ -133,6 +139,7 @@ struct Coordinator {
     /// The peer: accepts every connection and shuts down its sending side, keeping the fd.
     static func acceptLoop(_ listeners: [Int32]) -> Never {
         raiseNofile(to: 0)
+        for fd in listeners { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         var held: [Int32] = []
         var entries = listeners.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         let parent = getppid()
@@ -140,13 +147,16 @@ struct Coordinator {
             if getppid() != parent { exit(0) }
             if poll(&entries, nfds_t(entries.count), 1000) <= 0 { continue }
             for entry in entries where entry.revents & Int16(POLLIN) != 0 {
-                let fd = accept(entry.fd, nil, nil)
-                if fd < 0 {
-                    if errno == EMFILE || errno == ENFILE { usleep(10_000) }
-                    continue
+                // Drain the accept queue (the listeners are non-blocking).
+                while true {
+                    let fd = accept(entry.fd, nil, nil)
+                    if fd < 0 {
+                        if errno == EMFILE || errno == ENFILE { usleep(10_000) }
+                        break
+                    }
+                    shutdown(fd, Int32(SHUT_WR))
+                    held.append(fd)
                 }
-                shutdown(fd, Int32(SHUT_WR))
-                held.append(fd)
             }
         }
     }
@@ -259,7 +269,7 @@ struct Coordinator {
         if let manifestFile { fflush(manifestFile) }
         let total = options.processes * (options.v4 + options.v6 + options.mapped)
         func list(_ pids: [pid_t]) -> String { "[" + pids.map(String.init).joined(separator: ",") + "]" }
-        print("{\"ready\":true,\"coordinator\":\(getpid()),\"acceptor\":\(acceptorPid),\"holders\":\(list(holders)),"
+        print("{\"ready\":true,\"coordinator\":\(getpid()),\"acceptor\":\(acceptorPids[0]),\"acceptors\":\(list(acceptorPids)),\"holders\":\(list(holders)),"
             + "\"sharers\":\(list(sharers)),\"noise\":\(list(noisePids)),\"port4\":\(port4),\"port6\":\(port6),"
             + "\"ports4\":\(list(ports4.map(pid_t.init))),\"ports6\":\(list(ports6.map(pid_t.init))),"
             + "\"backlogPort\":\(backlogPort),\"backlog\":\(options.backlog),\"sockets\":\(total)}")
@@ -283,7 +293,7 @@ struct Coordinator {
 
     /// Ends every child by pid and waits for each.
     mutating func stopAll() {
-        let all = holders + sharers + noisePids + [acceptorPid]
+        let all = holders + sharers + noisePids + acceptorPids
         for pid in all where pid > 0 { kill(pid, SIGKILL) }
         for pid in all where pid > 0 { waitpid(pid, nil, 0) }
         reap()

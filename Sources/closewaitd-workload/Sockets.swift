@@ -75,7 +75,7 @@ enum Loopback {
     }
 
     /// Waits until the peer's FIN arrived (read returns 0): the socket is now in CLOSE_WAIT.
-    static func awaitPeerClose(_ fd: Int32, timeoutMs: Int32 = 10_000) -> Bool {
+    static func awaitPeerClose(_ fd: Int32, timeoutMs: Int32 = 60_000) -> Bool {
         var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&entry, 1, timeoutMs) == 1 else { return false }
         var byte: UInt8 = 0
