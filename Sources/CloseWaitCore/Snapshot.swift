@@ -39,13 +39,14 @@ public struct ProcessEntry: Hashable, Sendable {
 public struct Snapshot: Sendable {
     public var source: SocketSource
     public var states: Set<TCPState>
+    /// Every socket with its owners; empty when the join was asked not to keep them (the
+    /// daemon needs only the per-process view, and 50k of these cost megabytes).
     public var sockets: [SnapshotSocket]
     /// Sorted by socket count (most first), then pid.
     public var processes: [ProcessEntry]
     public var statistics: ScanStatistics
-
-    public var total: Int { sockets.count }
-    public var unowned: Int { sockets.reduce(0) { $0 + ($1.owners.isEmpty ? 1 : 0) } }
+    public private(set) var total: Int
+    public private(set) var unowned: Int
 
     public init(source: SocketSource, states: Set<TCPState>, sockets: [SnapshotSocket],
                 processes: [ProcessEntry], statistics: ScanStatistics) {
@@ -54,6 +55,13 @@ public struct Snapshot: Sendable {
         self.sockets = sockets
         self.processes = processes
         self.statistics = statistics
+        total = sockets.count
+        unowned = sockets.reduce(0) { $0 + ($1.owners.isEmpty ? 1 : 0) }
+    }
+
+    public static func join(records: [SocketRecord], owners: [UInt64: [Int32]], details: [Int32: ProcessDetails],
+                            statistics: ScanStatistics, source: SocketSource, states: Set<TCPState>) -> Snapshot {
+        join(records: records, owners: OwnerMap(owners), details: details, statistics: statistics, source: source, states: states)
     }
 
     /// Joins the kernel's socket records with the fd owners found in /proc.
@@ -61,26 +69,34 @@ public struct Snapshot: Sendable {
     ///   - owners: socket inode -> pids holding an fd to it.
     ///   - details: pid -> its details; an owner pid without details (it exited while we read
     ///     it) is dropped.
-    public static func join(records: [SocketRecord], owners: [UInt64: [Int32]], details: [Int32: ProcessDetails],
-                            statistics: ScanStatistics, source: SocketSource, states: Set<TCPState>) -> Snapshot {
+    ///   - keepSockets: false to build only the per-process view and the counts.
+    public static func join(records: [SocketRecord], owners: OwnerMap, details: [Int32: ProcessDetails],
+                            statistics: ScanStatistics, source: SocketSource, states: Set<TCPState>,
+                            keepSockets: Bool = true) -> Snapshot {
         var sockets = [SnapshotSocket]()
-        sockets.reserveCapacity(records.count)
+        if keepSockets { sockets.reserveCapacity(records.count) }
         var inodesByPid = [Int32: [UInt64]]()
         var peersByPid = [Int32: [Endpoint: Int]]()
+        var unowned = 0
         for record in records {
+            var owned = false
             var socketOwners = [Int32]()
-            if record.inode != 0, let pids = owners[record.inode] {
-                socketOwners = pids.filter { details[$0] != nil }.sorted()
-                for pid in socketOwners {
+            if record.inode != 0 {
+                owners.forEachOwner(of: record.inode) { pid in
+                    guard details[pid] != nil else { return }
+                    owned = true
+                    if keepSockets { socketOwners.append(pid) }
                     inodesByPid[pid, default: []].append(record.inode)
                     peersByPid[pid, default: [:]][record.remote, default: 0] += 1
                 }
             }
+            if !owned { unowned += 1 }
+            guard keepSockets else { continue }
             var reason: UnownedReason?
-            if socketOwners.isEmpty {
+            if !owned {
                 reason = record.inode == 0 ? .listenBacklog : (statistics.permissionDenied > 0 ? .ownerUnreadable : .noOwnerFound)
             }
-            sockets.append(SnapshotSocket(record: record, owners: socketOwners, unownedReason: reason))
+            sockets.append(SnapshotSocket(record: record, owners: socketOwners.sorted(), unownedReason: reason))
         }
         // By inode (unique but for the inode-0 backlog sockets), then by endpoints.
         sockets.sort {
@@ -95,7 +111,10 @@ public struct Snapshot: Sendable {
             processes.append(ProcessEntry(details: info, inodes: inodes.sorted(), peers: peers))
         }
         processes.sort { ($1.socketCount, $0.details.pid) < ($0.socketCount, $1.details.pid) }
-        return Snapshot(source: source, states: states, sockets: sockets, processes: processes, statistics: statistics)
+        var snapshot = Snapshot(source: source, states: states, sockets: sockets, processes: processes, statistics: statistics)
+        snapshot.total = records.count
+        snapshot.unowned = unowned
+        return snapshot
     }
 
     /// Keeps only the processes matching any given pid or unit (glob) and the sockets they hold.

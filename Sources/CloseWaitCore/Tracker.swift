@@ -41,7 +41,9 @@ public struct Tracker: Sendable {
     public var window: Double
     struct History: Sendable {
         var samples: [(time: Double, count: Int)] = []
-        var firstSeen: [UInt64: Double] = [:]
+        /// (inode, first seen), ascending by inode: merged with each tick's sorted inodes,
+        /// 16 bytes a socket and no hashing.
+        var firstSeen: [(inode: UInt64, seen: Double)] = []
         var since: Double
     }
     private(set) var histories: [ProcessIdentity: History] = [:]
@@ -62,12 +64,16 @@ public struct Tracker: Sendable {
         for observation in observations {
             let identity = observation.details.identity
             var history = histories[identity] ?? History(since: now)
-            var firstSeen = [UInt64: Double]()
-            firstSeen.reserveCapacity(observation.inodes.count)
+            let inodes = observation.inodes.isSorted ? observation.inodes : observation.inodes.sorted()
+            var firstSeen = [(inode: UInt64, seen: Double)]()
+            firstSeen.reserveCapacity(inodes.count)
             var oldest = now
-            for inode in observation.inodes {
-                let seen = history.firstSeen[inode] ?? now
-                firstSeen[inode] = seen
+            var j = 0
+            let previous = history.firstSeen
+            for inode in inodes {
+                while j < previous.count && previous[j].inode < inode { j += 1 }
+                let seen = j < previous.count && previous[j].inode == inode ? previous[j].seen : now
+                firstSeen.append((inode, seen))
                 oldest = min(oldest, seen)
             }
             history.firstSeen = firstSeen
@@ -93,5 +99,13 @@ public struct Tracker: Sendable {
         }
         histories = next
         return statuses
+    }
+}
+
+extension Array where Element == UInt64 {
+    var isSorted: Bool {
+        var i = 1
+        while i < count { if self[i - 1] > self[i] { return false }; i += 1 }
+        return true
     }
 }

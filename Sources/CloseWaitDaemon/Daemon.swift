@@ -66,6 +66,7 @@ public final class Daemon {
     }
 
     public func start() {
+        Memory.useOneArena()
         for (signal, action) in [(SIGTERM, "stop"), (SIGINT, "stop"), (SIGHUP, "reload")] {
             Glibc.signal(signal, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signal, queue: .main)
@@ -101,7 +102,7 @@ public final class Daemon {
         let now = monotonicNow()
         let result: SnapshotCollector.Result
         do {
-            result = try collector.collect(states: [.closeWait], now: now)
+            result = try collector.collect(states: [.closeWait], now: now, keepSockets: false)
         } catch {
             samplerFailed(error)
             return
@@ -115,6 +116,8 @@ public final class Daemon {
             logger.warning("netlink sock_diag unavailable (\(reason)); reading /proc/net/tcp instead")
         }
         let snapshot = result.snapshot
+        // A full walk frees what it built; give it back rather than keep it as peak.
+        if collector.owners.lastReport.kind == .full { Memory.returnFreeMemory() }
         let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))
         let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total)
         for event in events { writer.send(AlertMessage.entry(event)) }

@@ -11,6 +11,9 @@ public struct NetlinkSockDiag {
     /// How many times an interrupted dump (NLM_F_DUMP_INTR) is retried before giving up.
     public var maxAttempts = 3
     private var sequence: UInt32 = 1
+    /// The last dump's size: the next one reserves that much, so a large result is not
+    /// built by repeated doubling (the daemon's peak memory).
+    private var lastCount = 0
 
     public init() {}
 
@@ -49,6 +52,7 @@ public struct NetlinkSockDiag {
         guard sent == request.count else { throw Errno(EIO, call: "sendto(sock_diag): short write") }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var records = [SocketRecord]()
+        records.reserveCapacity(lastCount + lastCount / 8)
         var interrupted = false
         while true {
             // MSG_TRUNC makes recv return the datagram's real length, so an oversized one is
@@ -62,7 +66,10 @@ public struct NetlinkSockDiag {
             let batch = try InetDiag.parse(buffer[0..<n], sequence: seq)
             records.append(contentsOf: batch.records)
             interrupted = interrupted || batch.interrupted
-            if batch.done { return (records, interrupted) }
+            if batch.done {
+                lastCount = records.count
+                return (records, interrupted)
+            }
         }
     }
 }

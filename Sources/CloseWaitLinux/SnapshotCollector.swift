@@ -21,11 +21,13 @@ public struct SnapshotCollector {
 
     /// One sample: the kernel's sockets in `states`, joined with their owners.
     /// - Parameter now: monotonic seconds, for the owner index's full-walk schedule.
-    public mutating func collect(states: Set<TCPState>, now: Double = monotonicNow()) throws -> Result {
+    /// - Parameter keepSockets: false for the per-process view only (the daemon).
+    public mutating func collect(states: Set<TCPState>, now: Double = monotonicNow(), keepSockets: Bool = true) throws -> Result {
         let sample = try sampler.sample(states: states)
         let found = owners.attribute(records: sample.records, now: now)
         let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
-                                     statistics: found.statistics, source: sample.source, states: states)
+                                     statistics: found.statistics, source: sample.source, states: states,
+                                     keepSockets: keepSockets)
         return Result(snapshot: snapshot, fallbackReason: sample.fallbackReason)
     }
 }

@@ -61,7 +61,8 @@ struct BenchRun {
             let start = monotonicNow()
             let first = try collector.collect(states: [.closeWait], now: 0)
             full.samples.append(monotonicNow() - start)
-            check(first.snapshot, against: w)
+            check(first.snapshot.sockets.map(\.record), OwnerMap(Dictionary(uniqueKeysWithValues:
+                first.snapshot.sockets.filter { $0.record.inode != 0 }.map { ($0.record.inode, $0.owners) })), against: w)
             let stats = first.snapshot.statistics
             hostLine = "\(first.snapshot.total) CLOSE_WAIT (\(size.holders) holders × \(size.perHolder), "
                 + "\(Int(size.v6Share * 100))% IPv6), \(stats.fdsRead) fds, \(stats.processesScanned) processes"
@@ -181,7 +182,8 @@ struct BenchRun {
             let found = collector.owners.attribute(records: sample.records, now: now)
             let attributed = monotonicNow()
             let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
-                                         statistics: found.statistics, source: sample.source, states: [.closeWait])
+                                         statistics: found.statistics, source: sample.source, states: [.closeWait],
+                                         keepSockets: false)
             let joined = monotonicNow()
             let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))
             _ = policy.evaluate(now: now, statuses: statuses, total: snapshot.total)
@@ -191,7 +193,7 @@ struct BenchRun {
             phases[1].samples.append(attributed - sampled)
             phases[2].samples.append(joined - attributed)
             phases[3].samples.append(end - joined)
-            if let workload { check(snapshot, against: workload) }
+            if let workload { check(sample.records, found.owners, against: workload) }
         }
         log("  tick phases (median): sample \(ms(phases[0].median)), attribute \(ms(phases[1].median)), "
             + "join \(ms(phases[2].median)), track+policy \(ms(phases[3].median))")
@@ -199,19 +201,19 @@ struct BenchRun {
     }
 
     /// Every sampled socket the manifest knows must have exactly the manifest's owners.
-    mutating func check(_ snapshot: Snapshot, against workload: Workload) {
+    mutating func check(_ records: [SocketRecord], _ owners: OwnerMap, against workload: Workload) {
         guard let manifest = try? workload.owners() else { correctnessFailures += 1; return }
         checkedTicks += 1
-        for socket in snapshot.sockets {
-            guard let expected = manifest[socket.record.inode] else { continue }
+        for record in records {
+            guard let expected = manifest[record.inode] else { continue }
             checkedSockets += 1
-            let got = Set(socket.owners)
+            let got = Set(owners[record.inode])
             if got != expected {
                 // A holder killed by churn between the sample and the fd walk is not a miss.
                 if expected.allSatisfy({ kill($0, 0) != 0 }) { continue }
                 correctnessFailures += 1
                 if correctnessFailures <= 5 {
-                    log("mismatch: inode \(socket.record.inode) owners \(got.sorted()) expected \(expected.sorted())")
+                    log("mismatch: inode \(record.inode) owners \(got.sorted()) expected \(expected.sorted())")
                 }
             }
         }

@@ -1,4 +1,4 @@
-import CLinuxShim
+@preconcurrency import CLinuxShim
 @preconcurrency import Glibc
 
 /// Coordinator forks the peer (acceptor), the holders, their sharers and the noise processes,

@@ -4,6 +4,7 @@
 // sockaddr_nl layout from here; message bodies are decoded by offset in CloseWaitCore.
 #include <sys/socket.h>
 #include <sys/signalfd.h>
+#include <malloc.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/inet_diag.h>
