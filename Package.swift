@@ -54,6 +54,7 @@ let package = Package(
         .testTarget(name: "CloseWaitSystemdTests", dependencies: [
             "CloseWaitCore", "CloseWaitSystemd", .product(name: "Logging", package: "swift-log"),
         ]),
+        .testTarget(name: "CloseWaitDaemonTests", dependencies: ["CloseWaitCore", "CloseWaitDaemon"]),
         .testTarget(name: "LiveTests", dependencies: ["CloseWaitCore", "CloseWaitLinux", "WorkloadSupport"]),
     ]
 )

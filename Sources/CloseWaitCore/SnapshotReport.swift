@@ -92,7 +92,7 @@ public enum SnapshotReport {
     }
 
     /// Left-aligned columns separated by two spaces; the last column is not padded.
-    static func alignedColumns(_ rows: [[String]], rightAligned: Set<Int>) -> String {
+    public static func alignedColumns(_ rows: [[String]], rightAligned: Set<Int>) -> String {
         guard let columns = rows.first?.count else { return "" }
         var widths = [Int](repeating: 0, count: columns)
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }

@@ -12,12 +12,16 @@ public struct DaemonOptions: Sendable {
     public var configExplicit: Bool
     public var logTarget: JournalWriter.Target
     public var procRoot: String
+    /// Rewritten each tick for `closewaitd status`; nil: none.
+    public var stateFile: String?
 
-    public init(configPath: String, configExplicit: Bool, logTarget: JournalWriter.Target, procRoot: String) {
+    public init(configPath: String, configExplicit: Bool, logTarget: JournalWriter.Target, procRoot: String,
+                stateFile: String? = StateFile.defaultPath) {
         self.configPath = configPath
         self.configExplicit = configExplicit
         self.logTarget = logTarget
         self.procRoot = procRoot
+        self.stateFile = stateFile
     }
 }
 
@@ -40,6 +44,7 @@ public final class Daemon {
     var consecutiveFailures = 0
     var lastFailureReported = 0
     var fallbackReported = false
+    var stateFileFailed = false
     public private(set) var ticks = 0
 
     /// Repeated sampler failures before the journal hears of it (and STATUS says why).
@@ -130,7 +135,31 @@ public final class Daemon {
         } else {
             notifier.status(status)
         }
+        writeState(statuses: statuses, total: snapshot.total, status: status)
         if notifier.watchdogInterval != nil { notifier.watchdog() }
+    }
+
+    /// Rewrites the state file atomically (a temporary file renamed over it); a failure is
+    /// logged once and never stops the daemon.
+    func writeState(statuses: [ProcessStatus], total: Int, status: String) {
+        guard let path = options.stateFile else { return }
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let document = StateFile.render(statuses: statuses, firing: policy.firing, total: total, status: status,
+                                        daemonPID: getpid(), ticks: ticks,
+                                        wallTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, interval: tickInterval)
+        do {
+            try writeFileAtomically(path, document.renderedBytes(pretty: true) + [0x0a])
+            if stateFileFailed {
+                stateFileFailed = false
+                logger.notice("state file \(path) written again")
+            }
+        } catch {
+            if !stateFileFailed {
+                stateFileFailed = true
+                logger.warning("cannot write the state file for `closewaitd status`: \(error)")
+            }
+        }
     }
 
     func samplerFailed(_ error: any Error) {

@@ -66,3 +66,32 @@ public func monotonicNow() -> Double {
     clock_gettime(CLOCK_MONOTONIC, &now)
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, renamed over it,
+/// so a reader sees the old content or the new, never a part. Creates the directory if missing.
+public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(Errno) {
+    if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+        let dir = String(path[..<slash])
+        if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw Errno(errno, call: "mkdir", path: dir) }
+    }
+    let temporary = path + ".tmp"
+    let fd = try retryingEINTR("open", path: temporary) { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
+    var written = 0
+    while written < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            let code = errno
+            close(fd)
+            unlink(temporary)
+            throw Errno(code, call: "write", path: temporary)
+        }
+        written += n
+    }
+    close(fd)
+    guard rename(temporary, path) == 0 else {
+        let code = errno
+        unlink(temporary)
+        throw Errno(code, call: "rename", path: path)
+    }
+}

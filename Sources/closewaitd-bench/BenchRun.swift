@@ -43,7 +43,7 @@ struct BenchRun {
             defer { w.stop() }
             ssIdle = try timeCommand(ssPath, ["-tnp", "state", "close-wait"])
             var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
-            let first = try collector.collect(states: [.closeWait], now: 0)
+            let first = try collector.collect(states: [.closeWait], now: monotonicNow())
             idleHost = "\(first.snapshot.total) CLOSE_WAIT"
             idleTick = try ticks(&collector, count: config.ticks, spacing: 0, workload: nil)
         }
@@ -59,7 +59,7 @@ struct BenchRun {
             cold = try timeCommand(closewaitd, ["snapshot", "--json"])
             var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
             let start = monotonicNow()
-            let first = try collector.collect(states: [.closeWait], now: 0)
+            let first = try collector.collect(states: [.closeWait], now: monotonicNow())
             full.samples.append(monotonicNow() - start)
             check(first.snapshot.sockets.map(\.record), OwnerMap(Dictionary(uniqueKeysWithValues:
                 first.snapshot.sockets.filter { $0.record.inode != 0 }.map { ($0.record.inode, $0.owners) })), against: w)
@@ -227,7 +227,7 @@ struct BenchRun {
         defer { try? FileManager.default.removeItem(atPath: configPath) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: closewaitd)
-        process.arguments = ["run", "--config", configPath, "--log", "stderr"]
+        process.arguments = ["run", "--config", configPath, "--log", "stderr", "--state-file", ""]
         process.standardError = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try process.run()

@@ -16,6 +16,6 @@ struct Closewaitd: ParsableCommand {
         service to watch continuously and alert in the journal.
         """,
         version: "0.1.0",
-        subcommands: [SnapshotCommand.self, RunCommand.self, CheckConfigCommand.self]
+        subcommands: [SnapshotCommand.self, RunCommand.self, StatusCommand.self, CheckConfigCommand.self]
     )
 }

@@ -35,6 +35,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Where alerts and logs go: auto (the journal if journald listens, else stderr), journal, stderr.")
     var log: JournalWriter.Target = .auto
 
+    @Option(name: .long, help: ArgumentHelp("The state file `closewaitd status` reads, rewritten each tick; '' for none.", valueName: "path"))
+    var stateFile: String = StateFile.defaultPath
+
     @Option(name: .long, help: .hidden)
     var procRoot: String = "/proc"
 
@@ -52,7 +55,8 @@ struct RunCommand: ParsableCommand {
         } else {
             printError("closewaitd: no config at \(path); using the built-in defaults")
         }
-        let options = DaemonOptions(configPath: path, configExplicit: config != nil, logTarget: log, procRoot: procRoot)
+        let options = DaemonOptions(configPath: path, configExplicit: config != nil, logTarget: log, procRoot: procRoot,
+                                    stateFile: stateFile.isEmpty ? nil : stateFile)
         MainActor.assumeIsolated {
             let daemon = Daemon(options: options, settings: settings)
             daemon.start()

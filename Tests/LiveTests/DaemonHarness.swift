@@ -57,17 +57,19 @@ final class DaemonProcess {
     let process = Process()
     let stderrPath: String
     let configPath: String
+    let statePath: String
     let notify: NotifySocket
 
     init(config: String, extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("cw-daemon-\(UUID().uuidString.prefix(8))").path
         configPath = base + ".toml"
         stderrPath = base + ".log"
+        statePath = base + "-state/state.json"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
         notify = try NotifySocket()
         process.executableURL = URL(fileURLWithPath: Build.path("closewaitd"))
-        process.arguments = ["run", "--config", configPath, "--log", "stderr"] + extraArguments
+        process.arguments = ["run", "--config", configPath, "--log", "stderr", "--state-file", statePath] + extraArguments
         var env = ProcessInfo.processInfo.environment
         env["NOTIFY_SOCKET"] = notify.path
         env.removeValue(forKey: "WATCHDOG_USEC")
@@ -118,6 +120,7 @@ final class DaemonProcess {
         }
         try? FileManager.default.removeItem(atPath: configPath)
         try? FileManager.default.removeItem(atPath: stderrPath)
+        try? FileManager.default.removeItem(atPath: (statePath as NSString).deletingLastPathComponent)
     }
 
     deinit { stop() }

@@ -32,6 +32,23 @@ import Testing
         #expect(alert.contains("CLOSEWAIT_REASON=count"))
         #expect(alert.contains("CLOSEWAIT_FD_LIMIT="))
 
+        // `closewaitd status` reads the state file the daemon rewrites each tick.
+        try waitFor("state file naming the leaker") {
+            (try? String(contentsOfFile: daemon.statePath, encoding: .utf8))?.contains("\"pid\": \(holder),") ?? false
+        }
+        let status = try run(Build.path("closewaitd"), ["status", "--state-file", daemon.statePath])
+        #expect(status.status == 0, "\(status.stderr)")
+        let row = status.stdout.split(separator: "\n").first { $0.hasPrefix("\(holder) ") || $0.contains(" \(holder) ") }
+        #expect(row?.contains("closewaitd-work") == true)
+        #expect(row?.contains("warning (count)") == true, "\(status.stdout)")
+        #expect(row?.contains("127.0.0.1:\(leak.port4)×6") == true)
+        let json = try run(Build.path("closewaitd"), ["status", "--state-file", daemon.statePath, "--json"])
+        let doc = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let entry = (doc?["processes"] as? [[String: Any]])?.first { $0["pid"] as? Int == Int(holder) }
+        #expect(entry?["closeWait"] as? Int == 6)
+        #expect(entry?["level"] as? String == "warning")
+        #expect(doc?["daemonPid"] as? Int == Int(daemon.pid))
+
         // The leaker exits: the alert recovers.
         leak.stop()
         let recovered = try daemon.awaitLine("recovery for \(holder)") {
@@ -42,6 +59,12 @@ import Testing
         daemon.signal(SIGTERM)
         #expect(try daemon.awaitExit() == 0)
         try daemon.notify.await("STOPPING=1") { $0.contains("STOPPING=1") }
+    }
+
+    @Test func statusWithoutADaemonSaysSo() throws {
+        let result = try run(Build.path("closewaitd"), ["status", "--state-file", "/nonexistent/state.json"])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("the daemon is not running"))
     }
 
     @Test func reloadAppliesNewThresholdsAndKeepsRunningOnABadConfig() throws {
