@@ -171,6 +171,11 @@ if bad:
     print("service-test: mismatched fields:", bad)
     sys.exit(1)
 PY
+C closewaitd status >"$WORK/status.txt" 2>&1
+status_rc=$?
+sed 's/^/service-test: status: /' "$WORK/status.txt" | head -5
+check "closewaitd status reads the service's state file (exit $status_rc)" test $status_rc = 0
+check "closewaitd status shows the leaker at warning" grep -qE "^ *$LEAKER .*warning \(count\)" "$WORK/status.txt"
 C journalctl -x -u closewaitd.service --no-pager MESSAGE_ID=$CROSSED >"$WORK/explained.txt"
 check "journalctl -x shows the catalog text" grep -q "What to do: find the code path" "$WORK/explained.txt"
 
