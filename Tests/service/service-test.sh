@@ -17,6 +17,7 @@ WORK=$(mktemp -d /tmp/closewaitd-service-test.XXXXXX)
 MACHINE="cwtest-$$"
 TIMEOUT_PID=""
 PID1=""
+LEAK_NSENTER=""
 passed=0
 failed=0
 
@@ -26,6 +27,13 @@ fail() { failed=$((failed + 1)); log "FAIL - $*"; }
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 
 cleanup() {
+    # The leaker runs inside the container through nsenter; end it (and nsenter) by pid.
+    if [ -n "$LEAK_NSENTER" ]; then
+        kill -TERM "$LEAK_NSENTER" 2>/dev/null
+        for _ in $(seq 1 25); do kill -0 "$LEAK_NSENTER" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$LEAK_NSENTER" 2>/dev/null
+        wait "$LEAK_NSENTER" 2>/dev/null
+    fi
     # `timeout` (TIMEOUT_PID) bounds the container's life; nspawn is its child. SIGTERM to
     # nspawn makes it shut the container down; SIGKILL if that takes more than 20 s.
     local nspawn
@@ -133,7 +141,8 @@ check "active (running) with the daemon's STATUS when start returns" test "$sub"
 case "$status" in *CLOSE_WAIT*|*watching*) pass "StatusText is the daemon's sentence";; *) fail "StatusText '$status'";; esac
 
 # --- a leak inside the container ----------------------------------------------
-C /mnt/pkg/closewaitd-workload --processes 1 --v4 6 --duration 300 >"$WORK/leak.out" 2>"$WORK/leak.err" &
+# nsenter itself in the background (not the C function, whose subshell would hide its pid).
+nsenter -t "$PID1" -a /mnt/pkg/closewaitd-workload --processes 1 --v4 6 --duration 300 >"$WORK/leak.out" 2>"$WORK/leak.err" &
 LEAK_NSENTER=$!
 wait_for 30 "leaker ready" grep -q '"ready":true' "$WORK/leak.out"
 LEAKER=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["holders"][0])' "$WORK/leak.out")
@@ -229,6 +238,5 @@ grep -E '^✗' "$WORK/security.txt" | sed 's/^/service-test: security: /' | head
 awk -v s="${score:-99}" 'BEGIN { exit !(s <= 2.5) }' && pass "exposure $score <= 2.5" || fail "exposure ${score:-unknown} > 2.5"
 [ -n "${SECURITY_REPORT:-}" ] && cp "$WORK/security.txt" "$SECURITY_REPORT"
 
-kill "$LEAK_NSENTER" 2>/dev/null
 log "$passed passed, $failed failed"
 [ "$failed" = 0 ]
