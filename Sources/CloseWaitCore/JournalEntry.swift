@@ -156,7 +156,7 @@ public enum AlertMessage {
     }
 
     /// A decimal with `digits` fraction digits, without Foundation.
-    static func fixed(_ value: Double, _ digits: Int) -> String {
+    public static func fixed(_ value: Double, _ digits: Int) -> String {
         var scale = 1.0
         for _ in 0..<digits { scale *= 10 }
         let scaled = (value * scale).rounded()

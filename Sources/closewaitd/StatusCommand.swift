@@ -1,6 +1,31 @@
 import ArgumentParser
 import CloseWaitCore
-import Foundation
+import CloseWaitLinux
+import FoundationEssentials
+@preconcurrency import Glibc
+
+/// StateDocument is the part of the daemon's state file `status` prints (StateFile.render).
+struct StateDocument: Decodable {
+    struct Process: Decodable {
+        var pid: Int32
+        var comm: String
+        var unit: String?
+        var closeWait: Int
+        var growthPerMinute: Double?
+        var oldestAgeSeconds: Int
+        var fdOpen: Int
+        var fdLimit: Int?
+        var topPeer: String?
+        var level: String
+        var reasons: [String]
+    }
+    var daemonPid: Int32
+    var updatedAt: Double
+    var interval: Double
+    var status: String
+    var hostLevel: String
+    var processes: [Process]
+}
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,44 +46,42 @@ struct StatusCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: stateFile) else {
+        let bytes: [UInt8]
+        do {
+            bytes = try readFile(stateFile)
+        } catch {
             printError("closewaitd: no state at \(stateFile): the daemon is not running (systemctl status closewaitd)")
             throw ExitCode(3)
         }
-        guard let doc = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+        guard let doc = try? JSONDecoder().decode(StateDocument.self, from: Data(bytes)) else {
             printError("closewaitd: \(stateFile) is not a closewaitd state document")
             throw ExitCode(1)
         }
-        let updated = doc["updatedAt"] as? Double ?? 0
-        let interval = doc["interval"] as? Double ?? 5
-        let age = Date().timeIntervalSince1970 - updated
-        let stale = age > 3 * interval + 5
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let age = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - doc.updatedAt
         if json {
-            FileHandle.standardOutput.write(data)
+            _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) }
         } else {
             print(Self.table(doc, age: age))
         }
-        if stale {
-            printError("closewaitd: the state is \(TimeSpan.format(age)) old (daemon pid \(doc["daemonPid"] ?? "?")): it is not updating")
+        if age > 3 * doc.interval + 5 {
+            printError("closewaitd: the state is \(TimeSpan.format(age)) old (daemon pid \(doc.daemonPid)): it is not updating")
             throw ExitCode(4)
         }
     }
 
-    static func table(_ doc: [String: Any], age: Double) -> String {
-        var out = "closewaitd[\(doc["daemonPid"] ?? "?")]: \(doc["status"] as? String ?? "") (updated \(TimeSpan.format(max(0, age))) ago"
-        out += ", host \(doc["hostLevel"] as? String ?? "ok"))\n"
-        let processes = doc["processes"] as? [[String: Any]] ?? []
-        guard !processes.isEmpty else { return out + "no process holds CLOSE_WAIT sockets" }
+    static func table(_ doc: StateDocument, age: Double) -> String {
+        let out = "closewaitd[\(doc.daemonPid)]: \(doc.status) (updated \(TimeSpan.format(max(0, age))) ago, host \(doc.hostLevel))\n"
+        guard !doc.processes.isEmpty else { return out + "no process holds CLOSE_WAIT sockets" }
         var rows = [["PID", "UNIT", "COMM", "CLOSE-WAIT", "GROWTH/MIN", "OLDEST", "FDS/LIMIT", "LEVEL", "TOP PEER"]]
-        for p in processes {
-            let growth = (p["growthPerMinute"] as? Double).map { String(format: "%+.1f", $0) } ?? "-"
-            let oldest = TimeSpan.format(Double(p["oldestAgeSeconds"] as? Int ?? 0))
-            let limit = (p["fdLimit"] as? Int).map(String.init) ?? "unlimited"
-            var level = p["level"] as? String ?? "ok"
-            if let reasons = p["reasons"] as? [String], !reasons.isEmpty { level += " (" + reasons.joined(separator: ",") + ")" }
-            rows.append(["\(p["pid"] ?? "")", p["unit"] as? String ?? "-", p["comm"] as? String ?? "",
-                         "\(p["closeWait"] ?? "")", growth, oldest, "\(p["fdOpen"] ?? "")/\(limit)", level,
-                         p["topPeer"] as? String ?? "-"])
+        for p in doc.processes {
+            let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + AlertMessage.fixed($0, 1) } ?? "-"
+            var level = p.level
+            if !p.reasons.isEmpty { level += " (" + p.reasons.joined(separator: ",") + ")" }
+            rows.append([String(p.pid), p.unit ?? "-", p.comm, String(p.closeWait), growth,
+                         TimeSpan.format(Double(p.oldestAgeSeconds)),
+                         "\(p.fdOpen)/\(p.fdLimit.map(String.init) ?? "unlimited")", level, p.topPeer ?? "-"])
         }
         return out + SnapshotReport.alignedColumns(rows, rightAligned: [0, 3, 4, 5]).dropLast(1)
     }

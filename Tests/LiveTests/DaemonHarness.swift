@@ -4,11 +4,16 @@ import Foundation
 #endif
 
 /// NotifySocket is a datagram socket standing in for systemd's NOTIFY_SOCKET: it receives
-/// what the daemon sends through sd_notify.
-final class NotifySocket {
+/// what the daemon sends through sd_notify. Like systemd, it reads continuously (a thread):
+/// sd_notify blocks when the socket's queue is full (net.unix.max_dgram_qlen).
+final class NotifySocket: @unchecked Sendable {
     let path: String
     let fd: Int32
-    private(set) var messages: [String] = []
+    private let lock = NSLock()
+    private var received: [String] = []
+    private var reader: Thread?
+
+    var messages: [String] { lock.withLock { received } }
 
     init() throws {
         path = FileManager.default.temporaryDirectory.appendingPathComponent("cw-notify-\(UUID().uuidString.prefix(8))").path
@@ -22,32 +27,41 @@ final class NotifySocket {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard result == 0 else { throw TimedOut(description: "bind \(path): errno \(errno)") }
+        let thread = Thread { [unowned self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !Thread.current.isCancelled {
+                var entry = pollfd(fd: self.fd, events: Int16(POLLIN), revents: 0)
+                if poll(&entry, 1, 100) <= 0 { continue }
+                let n = recv(self.fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+                guard n > 0 else { continue }
+                let message = String(decoding: buffer[0..<n], as: UTF8.self)
+                self.lock.withLock { self.received.append(message) }
+            }
+        }
+        reader = thread
+        thread.start()
     }
 
-    /// Reads whatever arrived, without blocking.
-    func drain() {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
-            guard n > 0 else { return }
-            messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
-        }
-    }
+    /// Kept for call sites: the reader thread drains all the time.
+    func drain() {}
 
     /// Waits until a message satisfies `match`, and returns it.
     @discardableResult
     func await(_ what: String, timeout: Double = 20, after index: Int = 0, _ match: (String) -> Bool) throws -> String {
         var found: String?
         try waitFor(what, timeout: timeout) {
-            drain()
             found = messages.dropFirst(index).first(where: match)
             return found != nil
         }
         return found!
     }
 
-    deinit {
-        close(fd)
+    func close() {
+        guard let reader else { return }
+        self.reader = nil
+        reader.cancel()
+        while !reader.isFinished { usleep(10_000) }
+        Glibc.close(fd)
         unlink(path)
     }
 }
@@ -118,6 +132,7 @@ final class DaemonProcess {
             kill(pid, SIGKILL)
             process.waitUntilExit()
         }
+        notify.close()
         try? FileManager.default.removeItem(atPath: configPath)
         try? FileManager.default.removeItem(atPath: stderrPath)
         try? FileManager.default.removeItem(atPath: (statePath as NSString).deletingLastPathComponent)
