@@ -24,6 +24,10 @@ public final class OwnerIndex {
     /// Every pid seen at the last full walk or searched since: a pid not in here is a process
     /// started since, the likeliest owner of a socket no known holder has.
     private var knownPids = Set<Int32>()
+    /// The tick at which each holder last gained a socket: a process that just gained some
+    /// (a growing leak, a worker still filling its pool) is searched before the others.
+    private var lastGain = [Int32: Int]()
+    private var tick = 0
 
     /// What the last call did, for benchmarks and the status line.
     public struct TickReport: Sendable {
@@ -59,6 +63,7 @@ public final class OwnerIndex {
             links.removeAll(keepingCapacity: false)
             details.removeAll(keepingCapacity: false)
             knownPids.removeAll(keepingCapacity: false)
+            lastGain.removeAll()
             lastFullScan = nil
             unownedAtFullScan.removeAll()
             lastReport = TickReport(kind: .idle)
@@ -99,6 +104,7 @@ public final class OwnerIndex {
     }
 
     func incremental(wanted: Set<UInt64>, records: [SocketRecord]) -> Attribution {
+        tick += 1
         var stats = ScanStatistics()
         var report = TickReport(kind: .incremental)
         var newLinks = [Int32: [(fd: Int32, inode: UInt64)]]()
@@ -165,6 +171,7 @@ public final class OwnerIndex {
                             guard !fds.sockets.isEmpty else { continue }
                             newLinks[pid, default: []].append(contentsOf: fds.sockets)
                             fdCounts[pid] = fds.fdCount
+                            lastGain[pid] = tick
                             for link in fds.sockets { missing.remove(link.inode) }
                         case let .failure(error):
                             stats.count(error)
@@ -176,8 +183,11 @@ public final class OwnerIndex {
             // 1. Processes started since we last looked (a new leaker, or a replaced worker).
             search(all.filter { !knownPids.contains($0) })
             knownPids.formUnion(all)
-            // 2. Processes already holding sampled sockets, the biggest first.
-            search(newLinks.keys.sorted { newLinks[$0]!.count > newLinks[$1]!.count })
+            // 2. Processes already holding sampled sockets: those that gained some most
+            //    recently first, then the biggest.
+            search(newLinks.keys.sorted {
+                (lastGain[$0] ?? 0, newLinks[$0]!.count) > (lastGain[$1] ?? 0, newLinks[$1]!.count)
+            })
             if !missing.isEmpty {
                 // 3. Processes of the uid that created the sockets, 4. everyone else.
                 let uids = Set(records.lazy.filter { missing.contains($0.inode) }.map(\.uid))
@@ -191,6 +201,7 @@ public final class OwnerIndex {
             report.processesSearched = searched.count
         }
         links = newLinks
+        lastGain = lastGain.filter { newLinks[$0.key] != nil }
         lastReport = report
         return finish(fdCounts: fdCounts, stats: stats)
     }
