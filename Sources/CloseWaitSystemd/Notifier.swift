@@ -20,8 +20,8 @@ public struct Notifier: Sendable {
         sd_notify(0, assignments.joined(separator: "\n")) > 0
     }
 
-    public func ready(status: String) { notify(["READY=1", "STATUS=" + Self.clean(status)]) }
-    public func status(_ text: String) { notify(["STATUS=" + Self.clean(text)]) }
+    public func ready(status: String) { notify(["READY=1", "STATUS=" + status.replacingNewlines]) }
+    public func status(_ text: String) { notify(["STATUS=" + text.replacingNewlines]) }
     public func watchdog() { notify(["WATCHDOG=1"]) }
     public func stopping() { notify(["STOPPING=1", "STATUS=Stopping."]) }
 
@@ -31,9 +31,5 @@ public struct Notifier: Sendable {
         clock_gettime(CLOCK_MONOTONIC, &now)
         let usec = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
         notify(["RELOADING=1", "MONOTONIC_USEC=\(usec)", "STATUS=Reloading configuration."])
-    }
-
-    static func clean(_ text: String) -> String {
-        String(text.map { $0 == "\n" ? " " : $0 })
     }
 }
