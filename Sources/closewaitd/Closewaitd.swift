@@ -13,7 +13,9 @@ struct Closewaitd: ParsableCommand {
         to which peer, how fast and since when.
 
         Run `closewaitd snapshot` for a one-off look; run `closewaitd run` as a systemd \
-        service to watch continuously and alert in the journal.
+        service to watch continuously and alert in the journal (journalctl -u closewaitd), \
+        and `closewaitd status` to see what it tracks. Thresholds live in \
+        /etc/closewaitd/closewaitd.toml; check edits with `closewaitd check-config`.
         """,
         version: "0.1.0",
         subcommands: [SnapshotCommand.self, RunCommand.self, StatusCommand.self, CheckConfigCommand.self]

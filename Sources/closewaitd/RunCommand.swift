@@ -29,7 +29,7 @@ struct RunCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: ArgumentHelp("The config file.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The config file (default /etc/closewaitd/closewaitd.toml; if that does not exist, the built-in defaults).", valueName: "path"))
     var config: String?
 
     @Option(name: .long, help: "Where alerts and logs go: auto (the journal if journald listens, else stderr), journal, stderr.")
