@@ -8,17 +8,14 @@ import Logging
 /// DaemonOptions are the command-line choices of `closewaitd run`.
 public struct DaemonOptions: Sendable {
     public var configPath: String
-    /// The path was given on the command line: a missing file is then an error.
-    public var configExplicit: Bool
     public var logTarget: JournalWriter.Target
     public var procRoot: String
     /// Rewritten each tick for `closewaitd status`; nil: none.
     public var stateFile: String?
 
-    public init(configPath: String, configExplicit: Bool, logTarget: JournalWriter.Target, procRoot: String,
+    public init(configPath: String, logTarget: JournalWriter.Target, procRoot: String,
                 stateFile: String? = StateFile.defaultPath) {
         self.configPath = configPath
-        self.configExplicit = configExplicit
         self.logTarget = logTarget
         self.procRoot = procRoot
         self.stateFile = stateFile
@@ -42,7 +39,6 @@ public final class Daemon {
     var signalSources: [DispatchSourceSignal] = []
     var ready = false
     var consecutiveFailures = 0
-    var lastFailureReported = 0
     var fallbackReported = false
     var stateFileFailed = false
     public private(set) var ticks = 0

@@ -84,17 +84,7 @@ public final class OwnerIndex {
         let pids = (try? scanner.proc.pids()) ?? []
         knownPids = Set(pids)
         for (pid, result) in zip(pids, ParallelScan.scan(scanner, pids: pids, wanted: wanted)) {
-            stats.processesScanned += 1
-            switch result {
-            case let .success(fds):
-                stats.fdsRead += fds.fdCount
-                guard !fds.sockets.isEmpty else { continue }
-                newLinks[pid] = fds.sockets
-                fdCounts[pid] = fds.fdCount
-                for link in fds.sockets { found.insert(link.inode) }
-            case let .failure(error):
-                stats.count(error)
-            }
+            for link in absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats) { found.insert(link.inode) }
         }
         links = newLinks
         unownedAtFullScan = wanted.subtracting(found)
@@ -164,18 +154,9 @@ public final class OwnerIndex {
                         Result { () throws(Errno) in try scanner.scan(pid: item.pid, wanted: wanted, skip: item.skip) }
                     }
                     for (pid, result) in zip(batch, results) {
-                        stats.processesScanned += 1
-                        switch result {
-                        case let .success(fds):
-                            stats.fdsRead += fds.fdCount
-                            guard !fds.sockets.isEmpty else { continue }
-                            newLinks[pid, default: []].append(contentsOf: fds.sockets)
-                            fdCounts[pid] = fds.fdCount
-                            lastGain[pid] = tick
-                            for link in fds.sockets { missing.remove(link.inode) }
-                        case let .failure(error):
-                            stats.count(error)
-                        }
+                        let gained = absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats)
+                        if !gained.isEmpty { lastGain[pid] = tick }
+                        for link in gained { missing.remove(link.inode) }
                     }
                 }
             }
@@ -204,6 +185,25 @@ public final class OwnerIndex {
         lastGain = lastGain.filter { newLinks[$0.key] != nil }
         lastReport = report
         return finish(fdCounts: fdCounts, stats: stats)
+    }
+
+    /// Adds one process's scan to the tick's links, fd counts and statistics; returns the
+    /// wanted sockets it held.
+    private func absorb(_ pid: Int32, _ result: Result<FdScanner.ProcessFds, Errno>,
+                        into links: inout [Int32: [(fd: Int32, inode: UInt64)]], fdCounts: inout [Int32: Int],
+                        stats: inout ScanStatistics) -> [(fd: Int32, inode: UInt64)] {
+        stats.processesScanned += 1
+        switch result {
+        case let .success(fds):
+            stats.fdsRead += fds.fdCount
+            guard !fds.sockets.isEmpty else { return [] }
+            links[pid, default: []].append(contentsOf: fds.sockets)
+            fdCounts[pid] = fds.fdCount
+            return fds.sockets
+        case let .failure(error):
+            stats.count(error)
+            return []
+        }
     }
 
     /// Joins links into inode -> owners and reads (or reuses) each owner's details.

@@ -55,7 +55,7 @@ struct RunCommand: ParsableCommand {
         } else {
             printError("closewaitd: no config at \(path); using the built-in defaults")
         }
-        let options = DaemonOptions(configPath: path, configExplicit: config != nil, logTarget: log, procRoot: procRoot,
+        let options = DaemonOptions(configPath: path, logTarget: log, procRoot: procRoot,
                                     stateFile: stateFile.isEmpty ? nil : stateFile)
         MainActor.assumeIsolated {
             let daemon = Daemon(options: options, settings: settings)

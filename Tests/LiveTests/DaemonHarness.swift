@@ -42,9 +42,6 @@ final class NotifySocket: @unchecked Sendable {
         thread.start()
     }
 
-    /// Kept for call sites: the reader thread drains all the time.
-    func drain() {}
-
     /// Waits until a message satisfies `match`, and returns it.
     @discardableResult
     func await(_ what: String, timeout: Double = 20, after index: Int = 0, _ match: (String) -> Bool) throws -> String {
