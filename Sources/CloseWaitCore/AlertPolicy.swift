@@ -37,6 +37,9 @@ public struct AlertEvent: Sendable {
     /// For `recovered`: the process no longer holds sampled sockets or has exited; `process`
     /// is then its last known status.
     public var gone = false
+    /// For `recovered`: the process still holds its sockets but a rule (after a reload) now
+    /// ignores it; the alert is withdrawn, not cleared.
+    public var ignoredByRule: String?
 }
 
 /// AlertPolicy turns tracker statuses into alerts: thresholds from the rule matching each
@@ -74,7 +77,18 @@ public struct AlertPolicy: Sendable {
         var seen = Set<Key>()
         for status in statuses {
             let rule = settings.rule(for: status.details)
-            if rule.ignore { continue }
+            if rule.ignore {
+                // Withdraw what was firing for it (a reload added the rule), saying why.
+                for reason in AlertReason.allCases where reason != .total {
+                    let key = Key(process: status.details.identity, reason: reason)
+                    guard let state = states.removeValue(forKey: key) else { continue }
+                    if let level = state.firing {
+                        events.append(AlertEvent(kind: .recovered, reason: reason, level: level, process: status, total: total,
+                                                 value: nil, threshold: 0, rule: rule.name, ignoredByRule: rule.name))
+                    }
+                }
+                continue
+            }
             let t = rule.thresholds
             let eligible = status.count >= t.minCount
             let checks: [(AlertReason, Double?, Double, Double, Bool)] = [

@@ -38,8 +38,8 @@ public struct ConfigProblem: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var description: String {
-        let location = line.map { "\(file):\($0)" } ?? file
-        return key.isEmpty ? "\(location): \(message)" : "\(location): \(key): \(message)"
+        let location = Escape.line(line.map { "\(file):\($0)" } ?? file)
+        return key.isEmpty ? "\(location): \(Escape.line(message))" : "\(location): \(Escape.line(key)): \(Escape.line(message))"
     }
 }
 

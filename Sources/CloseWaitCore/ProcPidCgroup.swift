@@ -1,22 +1,28 @@
-/// ProcPidCgroup finds the systemd unit of a process in /proc/<pid>/cgroup.
+/// ProcPidCgroup finds the systemd unit of a process in /proc/<pid>/cgroup. Cgroup paths are
+/// named by whoever may create cgroups (delegated users, container managers), so they are
+/// parsed as bytes and the unit is untrusted text.
 public enum ProcPidCgroup {
     /// The deepest `*.service` or `*.scope` component of the unified hierarchy path (`0::/…`),
     /// or of the v1 `name=systemd` hierarchy; nil when there is none (kernel threads, processes
     /// outside systemd, most containers).
-    public static func unit(_ text: String) -> String? {
-        var v1: String?
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+    public static func unit(_ bytes: some Collection<UInt8>) -> ByteString? {
+        var v1: ByteString?
+        for line in Array(bytes).asciiLines {
+            let parts = line.split(separator: UInt8(ascii: ":"), maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3 else { continue }
-            if parts[0] == "0" && parts[1].isEmpty {
+            if parts[0].elementsEqual("0".utf8) && parts[1].isEmpty {
                 return deepestUnit(parts[2])
             }
-            if parts[1] == "name=systemd" { v1 = deepestUnit(parts[2]) }
+            if parts[1].elementsEqual("name=systemd".utf8) { v1 = deepestUnit(parts[2]) }
         }
         return v1
     }
 
-    static func deepestUnit(_ path: Substring) -> String? {
-        path.split(separator: "/").last(where: { $0.hasSuffix(".service") || $0.hasSuffix(".scope") }).map(String.init)
+    public static func unit(_ text: String) -> ByteString? { unit(Array(text.utf8)) }
+
+    static func deepestUnit(_ path: ArraySlice<UInt8>) -> ByteString? {
+        path.split(separator: UInt8(ascii: "/"))
+            .last(where: { $0.reversed().starts(with: "ecivres.".utf8) || $0.reversed().starts(with: "epocs.".utf8) })
+            .map { ByteString($0) }
     }
 }

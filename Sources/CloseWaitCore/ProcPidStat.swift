@@ -1,27 +1,35 @@
 /// ProcPidStat is what we need from /proc/<pid>/stat (fs/proc/array.c `do_task_stat`).
 public struct ProcPidStat: Equatable, Sendable {
     public var pid: Int32
-    public var comm: String
+    /// The task name the process chose (`prctl(PR_SET_NAME)`): up to 15 arbitrary bytes.
+    public var comm: ByteString
     /// Field 22, `starttime`: clock ticks since boot when the process started. With the pid it
     /// identifies a process, since pids are reused.
     public var startTime: UInt64
 
-    /// Parses the one-line file. `comm` may hold spaces and parentheses, so the fields after it
-    /// are counted from the last `)`.
-    public static func parse(_ text: String) throws(ProcFileError) -> ProcPidStat {
-        guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")"), open < close else {
+    /// Parses the one-line file as bytes. `comm` may hold anything but NUL, including spaces,
+    /// parentheses, newlines and invalid UTF-8, so the fields after it are counted from the
+    /// last `)` and nothing is decoded as text.
+    public static func parse(_ bytes: some Collection<UInt8>) throws(ProcFileError) -> ProcPidStat {
+        let line = Array(bytes)
+        guard let open = line.firstIndex(of: UInt8(ascii: "(")), let close = line.lastIndex(of: UInt8(ascii: ")")),
+              open < close else {
             throw .malformed(line: 1, key: "comm", detail: "no (comm) in stat")
         }
-        guard let pid = Int32(text[..<open].trimmingSpaces) else {
+        guard let pid = ASCIIDecimal.parse(line[..<open].trimmingASCIISpaces, as: Int32.self) else {
             throw .malformed(line: 1, key: "pid", detail: "not a number")
         }
-        let comm = String(text[text.index(after: open)..<close])
+        let comm = ByteString(line[(open + 1)..<close])
         // After ")": field 3 (state) is the first; starttime is field 22, index 19 here.
-        let rest = text[text.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
-        guard rest.count > 19, let start = UInt64(rest[19]) else {
+        let rest = line[(close + 1)...].split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
+        guard rest.count > 19, let start = ASCIIDecimal.parse(rest[19].trimmingASCIISpaces, as: UInt64.self) else {
             throw .malformed(line: 1, key: "starttime", detail: "field 22 missing or not a number")
         }
         return ProcPidStat(pid: pid, comm: comm, startTime: start)
+    }
+
+    public static func parse(_ text: String) throws(ProcFileError) -> ProcPidStat {
+        try parse(Array(text.utf8))
     }
 }
 
@@ -34,4 +42,39 @@ public enum ProcFileError: Error, Equatable, CustomStringConvertible {
         case let .malformed(line, key, detail): "line \(line): \(key): \(detail)"
         }
     }
+}
+
+/// ASCIIDecimal reads unsigned decimal numbers from kernel text without making strings.
+enum ASCIIDecimal {
+    static func parse<T: FixedWidthInteger>(_ digits: some Collection<UInt8>, as: T.Type) -> T? {
+        guard !digits.isEmpty else { return nil }
+        var value: T = 0
+        for byte in digits {
+            let digit = byte &- 0x30
+            guard digit < 10 else { return nil }
+            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times10.addingReportingOverflow(T(digit))
+            guard !o1, !o2 else { return nil }
+            value = sum
+        }
+        return value
+    }
+}
+
+extension BidirectionalCollection where Element == UInt8 {
+    /// Without leading and trailing spaces, tabs and newlines.
+    var trimmingASCIISpaces: SubSequence {
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0a || b == 0x0d }
+        var slice = self[...]
+        while let first = slice.first, isSpace(first) { slice = slice.dropFirst() }
+        while let last = slice.last, isSpace(last) { slice = slice.dropLast() }
+        return slice
+    }
+}
+
+extension Collection where Element == UInt8 {
+    /// The lines of kernel text, split on `\n` only (never on `\r` or grapheme clusters).
+    var asciiLines: [SubSequence] { split(separator: 0x0a, omittingEmptySubsequences: true) }
+
+    func hasASCIIPrefix(_ prefix: String) -> Bool { starts(with: prefix.utf8) }
 }

@@ -17,18 +17,19 @@ public struct ProcessIdentity: Hashable, Sendable, Comparable {
 /// ProcessDetails is what an operator needs to recognise a process.
 public struct ProcessDetails: Hashable, Sendable {
     public var identity: ProcessIdentity
-    public var comm: String
-    public var exe: String?
-    public var cmdline: [String]
+    /// comm, exe, cmdline and unit are chosen by the process or its manager: untrusted bytes.
+    public var comm: ByteString
+    public var exe: ByteString?
+    public var cmdline: [ByteString]
     public var uid: UInt32?
     /// The systemd unit (`orders.service`, `session-3.scope`) from /proc/<pid>/cgroup.
-    public var unit: String?
+    public var unit: ByteString?
     public var fdOpen: Int
     /// The soft RLIMIT_NOFILE; nil when unlimited or unreadable.
     public var fdLimit: UInt64?
 
-    public init(identity: ProcessIdentity, comm: String, exe: String? = nil, cmdline: [String] = [],
-                uid: UInt32? = nil, unit: String? = nil, fdOpen: Int = 0, fdLimit: UInt64? = nil) {
+    public init(identity: ProcessIdentity, comm: ByteString, exe: ByteString? = nil, cmdline: [ByteString] = [],
+                uid: UInt32? = nil, unit: ByteString? = nil, fdOpen: Int = 0, fdLimit: UInt64? = nil) {
         self.identity = identity
         self.comm = comm
         self.exe = exe
@@ -40,8 +41,8 @@ public struct ProcessDetails: Hashable, Sendable {
     }
 
     public var pid: Int32 { identity.pid }
-    /// `comm[pid]`, the way the journal and `ps` readers name a process.
-    public var label: String { "\(comm)[\(identity.pid)]" }
+    /// `comm[pid]`, the way the journal and `ps` readers name a process; comm escaped.
+    public var label: String { "\(comm.escaped)[\(identity.pid)]" }
 }
 
 /// ScanStatistics counts what the /proc walk could not read. None of it is an error: processes

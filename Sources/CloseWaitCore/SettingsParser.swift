@@ -12,6 +12,8 @@ public struct SettingsParser {
     ]
     static let thresholdKeys = ["count_warning", "count_critical", "growth_warning", "growth_critical",
                                 "age_warning", "age_critical", "exhaustion_warning", "exhaustion_critical", "min_count"]
+    /// A comm is at most 15 bytes (TASK_COMM_LEN 16 with the NUL).
+    public static let commMaxBytes = 15
     static let ruleKeys = ["name", "match_unit", "match_comm", "match_exe", "ignore"] + thresholdKeys
 
     public init(file: String, text: String) {
@@ -39,7 +41,7 @@ public struct SettingsParser {
             settings.fullScanInterval = duration(daemon, "daemon", "full_scan_interval", min: 0, max: 86400) ?? settings.fullScanInterval
             if let source = string(daemon, "daemon", "source") {
                 if ["auto", "netlink", "proc"].contains(source) { settings.source = source } else {
-                    problem("daemon.source", "must be auto, netlink or proc, not \"\(source)\"")
+                    problem("daemon.source", "must be auto, netlink or proc, not \"\(Escape.line(source))\"")
                 }
             }
             if settings.window < settings.interval * 2 {
@@ -52,8 +54,12 @@ public struct SettingsParser {
                 case let .int(n) where n >= 1 && n <= 1000: settings.hold = .samples(n)
                 case .int: problem("alerts.hold", "samples must be between 1 and 1000")
                 case let .string(text):
-                    if let seconds = TimeSpan.parse(text), seconds <= 86400 { settings.hold = .duration(seconds) } else {
-                        problem("alerts.hold", "\"\(text)\" is not a time span (like \"30s\", \"2min\")")
+                    if let seconds = TimeSpan.parse(text) {
+                        if seconds > 0 && seconds <= 86400 { settings.hold = .duration(seconds) } else {
+                            problem("alerts.hold", "\(TimeSpan.format(seconds)) is out of range (a time span above 0s, at most 1d; or 1 to 1000 samples)")
+                        }
+                    } else {
+                        problem("alerts.hold", "\"\(Escape.line(text))\" is not a time span (like \"30s\", \"2min\")")
                     }
                 default: problem("alerts.hold", "must be a number of samples (3) or a time span (\"30s\"), not \(node.typeName)")
                 }
@@ -86,6 +92,10 @@ public struct SettingsParser {
                 var rule = Rule(name: name, thresholds: settings.thresholds)
                 rule.matchUnit = string(table, path, "match_unit")
                 rule.matchComm = string(table, path, "match_comm")
+                if let comm = rule.matchComm, Glob.minimumLength(comm) > Self.commMaxBytes {
+                    problem(path + ".match_comm", "matches only names of \(Glob.minimumLength(comm)) bytes or more, but the kernel keeps "
+                        + "at most \(Self.commMaxBytes) bytes of a comm (TASK_COMM_LEN), so it never matches; use match_exe for longer names")
+                }
                 rule.matchExe = string(table, path, "match_exe")
                 if rule.matchUnit == nil && rule.matchComm == nil && rule.matchExe == nil {
                     problem(path, "needs at least one of match_unit, match_comm, match_exe")
@@ -147,7 +157,7 @@ public struct SettingsParser {
         switch node {
         case let .string(text):
             guard let parsed = TimeSpan.parse(text) else {
-                problem(full, "\"\(text)\" is not a time span (like \"30s\", \"5min\", \"1h\")"); return nil
+                problem(full, "\"\(Escape.line(text))\" is not a time span (like \"30s\", \"5min\", \"1h\")"); return nil
             }
             seconds = parsed
         case let .int(n): seconds = Double(n)
@@ -184,6 +194,11 @@ public struct SettingsParser {
     mutating func string(_ t: [String: ConfigNode], _ path: String, _ key: String) -> String? {
         guard let node = t[key] else { return nil }
         guard case let .string(s) = node, !s.isEmpty else { problem(path + "." + key, "must be a non-empty string, not \(node.typeName)"); return nil }
+        // No name the kernel or systemd reports holds a NUL or a control character; a pattern
+        // with one is a mistake that would silently never match.
+        if s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+            problem(path + "." + key, "must not contain control characters or NUL (\"\(Escape.bytes(Array(s.utf8)))\")"); return nil
+        }
         return s
     }
 

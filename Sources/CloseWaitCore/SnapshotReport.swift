@@ -24,10 +24,10 @@ public enum SnapshotReport {
         return .object([
             ("pid", .number(d.pid)),
             ("startTime", .number(Int64(clamping: d.identity.startTime))),
-            ("comm", .string(d.comm)),
-            ("exe", .optional(d.exe)),
-            ("cmdline", .array(d.cmdline.map(JSONValue.string))),
-            ("unit", .optional(d.unit)),
+            ("comm", .string(d.comm.lossy)),
+            ("exe", .optional(d.exe?.lossy)),
+            ("cmdline", .array(d.cmdline.map { .string($0.lossy) })),
+            ("unit", .optional(d.unit?.lossy)),
             ("uid", .optional(d.uid)),
             ("closeWait", .number(p.socketCount)),
             ("fdOpen", .number(d.fdOpen)),
@@ -70,7 +70,7 @@ public enum SnapshotReport {
             let limit = d.fdLimit.map(String.init) ?? "unlimited"
             var peers = p.peers.prefix(topPeers).map(\.description).joined(separator: " ")
             if p.peers.count > topPeers { peers += " (+\(p.peers.count - topPeers) more)" }
-            rows.append([String(d.pid), d.unit ?? "-", d.comm, String(p.socketCount), "\(d.fdOpen)/\(limit)", peers])
+            rows.append([String(d.pid), d.unit?.escaped ?? "-", d.comm.escaped, String(p.socketCount), "\(d.fdOpen)/\(limit)", peers])
         }
         var out = alignedColumns(rows, rightAligned: [0, 3])
         let unowned = s.sockets.filter { $0.owners.isEmpty }
@@ -91,8 +91,10 @@ public enum SnapshotReport {
         return out
     }
 
-    /// Left-aligned columns separated by two spaces; the last column is not padded.
+    /// Left-aligned columns separated by two spaces; the last column is not padded. Cells
+    /// are made single-line and control-free (`Escape.line`) whatever the caller passed.
     public static func alignedColumns(_ rows: [[String]], rightAligned: Set<Int>) -> String {
+        let rows = rows.map { $0.map(Escape.line) }
         guard let columns = rows.first?.count else { return "" }
         var widths = [Int](repeating: 0, count: columns)
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }

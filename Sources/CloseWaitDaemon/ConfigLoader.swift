@@ -6,14 +6,50 @@ import TOMLKit
 public enum ConfigLoader {
     public static let defaultPath = "/etc/closewaitd/closewaitd.toml"
 
+    /// A config is a few KiB; anything past this is not one.
+    public static let maximumSize = 1 << 20
+
     public static func load(path: String) -> Result<Settings, ConfigErrors> {
         let bytes: [UInt8]
         do {
-            bytes = try readFile(path)
+            bytes = try readRegularFile(path, limit: maximumSize)
         } catch {
             return .failure(ConfigErrors(problems: [ConfigProblem(file: path, line: nil, key: "", message: "cannot read the file: \(error.description)")]))
         }
-        return parse(String(decoding: bytes, as: UTF8.self), file: path)
+        return parse(bytes, file: path)
+    }
+
+    /// Validates the bytes as UTF-8 (TOML is UTF-8; a stray byte is named, not replaced), then
+    /// parses them.
+    public static func parse(_ bytes: [UInt8], file: String) -> Result<Settings, ConfigErrors> {
+        if let bad = firstInvalidUTF8(bytes) {
+            return .failure(ConfigErrors(problems: [ConfigProblem(
+                file: file, line: bad.line, key: "",
+                message: "not valid UTF-8: byte 0x\(String(bad.byte, radix: 16)) at column \(bad.column) (TOML files are UTF-8)")]))
+        }
+        if let nul = bytes.firstIndex(of: 0) {
+            let line = bytes[..<nul].reduce(1) { $0 + ($1 == 0x0a ? 1 : 0) }
+            return .failure(ConfigErrors(problems: [ConfigProblem(file: file, line: line, key: "", message: "contains a NUL byte")]))
+        }
+        return parse(String(decoding: bytes, as: UTF8.self), file: file)
+    }
+
+    /// The line, column and byte of the first invalid UTF-8 sequence, if any.
+    static func firstInvalidUTF8(_ bytes: [UInt8]) -> (line: Int, column: Int, byte: UInt8)? {
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = 0, line = 1, column = 1
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case let .valid(encoded):
+                if encoded.count == 1 && encoded.first == 0x0a { line += 1; column = 1 } else { column += 1 }
+                offset += encoded.count
+            case .error:
+                return (line, column, bytes[offset])
+            case .emptyInput:
+                return nil
+            }
+        }
     }
 
     public static func parse(_ text: String, file: String) -> Result<Settings, ConfigErrors> {

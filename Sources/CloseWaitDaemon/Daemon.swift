@@ -41,6 +41,7 @@ public final class Daemon {
     var consecutiveFailures = 0
     var fallbackReported = false
     var stateFileFailed = false
+    var reportedDrops = 0
     public private(set) var ticks = 0
 
     /// Repeated sampler failures before the journal hears of it (and STATUS says why).
@@ -60,10 +61,15 @@ public final class Daemon {
         policy = AlertPolicy(settings: settings)
     }
 
-    /// The tick interval: the configured one, but at least two ticks per watchdog interval.
+    /// No tick comes sooner than this, whatever the watchdog asks (a WATCHDOG_USEC of 1000
+    /// would otherwise spin a core): the config's own minimum interval.
+    public static let minimumTickInterval = 0.1
+
+    /// The tick interval: the configured one, but at least two ticks per watchdog interval,
+    /// and never below `minimumTickInterval`.
     var tickInterval: Double {
         guard let watchdog = notifier.watchdogInterval else { return settings.interval }
-        return min(settings.interval, watchdog / 2)
+        return max(Self.minimumTickInterval, min(settings.interval, watchdog / 2))
     }
 
     public func start() {
@@ -79,7 +85,10 @@ public final class Daemon {
             source.resume()
             signalSources.append(source)
         }
-        if let watchdog = notifier.watchdogInterval, settings.interval > watchdog / 2 {
+        Glibc.signal(SIGPIPE, SIG_IGN)  // a closed stderr pipe is an EPIPE to ignore, not a death
+        if let watchdog = notifier.watchdogInterval, watchdog / 2 < Self.minimumTickInterval {
+            logger.warning("the watchdog interval (\(TimeSpan.format(watchdog))) is too short to sample within: sampling every \(TimeSpan.format(Self.minimumTickInterval)); raise WatchdogSec= to at least 1s")
+        } else if let watchdog = notifier.watchdogInterval, settings.interval > watchdog / 2 {
             logger.notice("daemon.interval \(TimeSpan.format(settings.interval)) is longer than half the watchdog interval (\(TimeSpan.format(watchdog))); sampling every \(TimeSpan.format(watchdog / 2)) instead")
         }
         logger.info("closewaitd starting: interval \(TimeSpan.format(tickInterval)), config \(options.configPath), \(settings.rules.count) rules",
@@ -133,6 +142,17 @@ public final class Daemon {
         }
         writeState(statuses: statuses, total: snapshot.total, status: status)
         if notifier.watchdogInterval != nil { notifier.watchdog() }
+        reportDroppedNotifications()
+    }
+
+    /// Says once (then every 1000 drops) that systemd is not reading its notify socket.
+    func reportDroppedNotifications() {
+        let dropped = notifier.dropped
+        guard dropped > reportedDrops else { return }
+        if reportedDrops == 0 || dropped / 1000 > reportedDrops / 1000 {
+            logger.warning("systemd's notify socket is full or gone: \(dropped) STATUS/WATCHDOG messages dropped so far (the loop never waits for it)")
+        }
+        reportedDrops = dropped
     }
 
     /// Rewrites the state file atomically (a temporary file renamed over it); a failure is
@@ -168,7 +188,7 @@ public final class Daemon {
                 writer.send(JournalEntry(
                     message: "Cannot sample the kernel's TCP sockets (\(consecutiveFailures) failures in a row): \(text). No alerts until it works again; the watchdog is not fed.",
                     priority: .error, messageID: MessageID.samplerFailure,
-                    fields: [("CLOSEWAIT_REASON", "sampler"), ("CLOSEWAIT_ERROR", text), ("CLOSEWAIT_FAILURES", String(consecutiveFailures))]))
+                    fields: [("CLOSEWAIT_REASON", "sampler"), ("CLOSEWAIT_ERROR", ByteString(text)), ("CLOSEWAIT_FAILURES", ByteString(String(consecutiveFailures)))]))
             }
         }
     }
@@ -191,7 +211,7 @@ public final class Daemon {
             logger.error("configuration \(options.configPath) rejected; still running with the previous one: \(errors.problems.map(\.description).joined(separator: "; "))",
                          metadata: ["message_id": "\(MessageID.configRejected)", "closewait.config_errors": "\(errors.problems.count)"])
         }
-        notifier.notify(["READY=1", "STATUS=Configuration reload finished."])
+        notifier.reloaded(status: "Configuration reload finished.")
     }
 
     func stop() {

@@ -9,18 +9,18 @@ public struct ProcFS: Sendable {
         self.root = root
     }
 
-    /// The whole content of `root/relative`.
-    public func read(_ relative: String) throws(Errno) -> [UInt8] {
+    /// The whole content of `root/relative`, or its first `limit` bytes.
+    public func read(_ relative: String, limit: Int = .max) throws(Errno) -> [UInt8] {
         let path = root + "/" + relative
-        return try withOpenFile(path, flags: O_RDONLY) { fd throws(Errno) in try readAll(fd, path: path) }
+        return try withOpenFile(path, flags: O_RDONLY) { fd throws(Errno) in try readAll(fd, path: path, limit: limit) }
     }
 
     public func readText(_ relative: String) throws(Errno) -> String {
         String(decoding: try read(relative), as: UTF8.self)
     }
 
-    /// The target of the symbolic link `root/relative`.
-    public func readLink(_ relative: String) throws(Errno) -> String {
+    /// The target of the symbolic link `root/relative`, as the bytes the kernel gave.
+    public func readLink(_ relative: String) throws(Errno) -> [UInt8] {
         let path = root + "/" + relative
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = try retryingEINTR("readlink", path: path) {
@@ -28,7 +28,7 @@ public struct ProcFS: Sendable {
                 raw.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) { readlink(path, $0, raw.count) }
             }
         }
-        return String(decoding: buffer[0..<n], as: UTF8.self)
+        return Array(buffer[0..<n])
     }
 
     /// The thread-group leaders: the numeric entries of the /proc root (threads are not listed
@@ -55,9 +55,65 @@ public struct ProcFS: Sendable {
     }
 }
 
-/// Reads a whole regular file (the config), any size.
-public func readFile(_ path: String) throws(Errno) -> [UInt8] {
-    try withOpenFile(path, flags: O_RDONLY) { fd throws(Errno) in try readAll(fd, path: path) }
+/// FileReadError says why a file an admin named (the config, the state file) was not read.
+public enum FileReadError: Error, Equatable, CustomStringConvertible {
+    case system(Errno)
+    case notRegular(path: String, kind: String)
+    case tooLarge(path: String, limit: Int)
+
+    public var description: String {
+        switch self {
+        case let .system(error): error.description
+        case let .notRegular(path, kind): "\(path) is \(kind), not a regular file"
+        case let .tooLarge(path, limit): "\(path) is larger than \(limit / 1024) KiB; refusing to read it"
+        }
+    }
+
+    public var errno: Errno? { if case let .system(e) = self { e } else { nil } }
+}
+
+/// Reads a regular file an admin named (config, state), safely: opened non-blocking so a FIFO
+/// cannot hang us, refused unless it is a regular file (not /dev/zero, a FIFO or a socket),
+/// and read to at most `limit` bytes.
+public func readRegularFile(_ path: String, limit: Int) throws(FileReadError) -> [UInt8] {
+    let fd: Int32
+    do {
+        fd = try retryingEINTR("open", path: path) { open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC) }
+    } catch { throw .system(error) }
+    defer { close(fd) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else { throw .system(Errno(errno, call: "fstat", path: path)) }
+    let type = info.st_mode & S_IFMT
+    guard type == S_IFREG else {
+        let kind = switch type {
+        case S_IFIFO: "a FIFO"
+        case S_IFCHR: "a character device"
+        case S_IFBLK: "a block device"
+        case S_IFSOCK: "a socket"
+        case S_IFDIR: "a directory"
+        default: "not a file"
+        }
+        throw .notRegular(path: path, kind: kind)
+    }
+    guard info.st_size <= limit else { throw .tooLarge(path: path, limit: limit) }
+    var buffer = [UInt8](repeating: 0, count: min(limit, max(4096, Int(info.st_size))) + 1)
+    var used = 0
+    while used < buffer.count {
+        let n: Int
+        do {
+            n = try retryingEINTR("read", path: path) {
+                buffer.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress! + used, raw.count - used) }
+            }
+        } catch { throw .system(error) }
+        if n == 0 { break }
+        used += n
+        if used == buffer.count && buffer.count <= limit {
+            buffer.append(contentsOf: repeatElement(0, count: min(buffer.count, limit + 1 - buffer.count)))
+        }
+    }
+    guard used <= limit else { throw .tooLarge(path: path, limit: limit) }
+    buffer.removeSubrange(used...)
+    return buffer
 }
 
 /// CLOCK_MONOTONIC in seconds: the daemon's clock for ages and rates.
@@ -67,15 +123,27 @@ public func monotonicNow() -> Double {
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, renamed over it,
-/// so a reader sees the old content or the new, never a part. Creates the directory if missing.
+/// Writes `bytes` to `path` atomically: a new temporary file beside it, renamed over it, so a
+/// reader sees the old content or the new, never a part. The temporary file gets a random
+/// name and is created with O_EXCL|O_NOFOLLOW: a file or symlink someone planted in the
+/// directory is never opened, truncated or written through. Creates the directory if missing.
 public func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(Errno) {
-    if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+    let slash = path.lastIndex(of: "/")
+    if let slash, slash != path.startIndex {
         let dir = String(path[..<slash])
         if mkdir(dir, 0o755) != 0 && errno != EEXIST { throw Errno(errno, call: "mkdir", path: dir) }
     }
-    let temporary = path + ".tmp"
-    let fd = try retryingEINTR("open", path: temporary) { open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
+    let directory = slash.map { String(path[...$0]) } ?? ""
+    let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+    var temporary = ""
+    var fd: Int32 = -1
+    for _ in 0..<16 {
+        temporary = directory + "." + base + "." + String(UInt64.random(in: 0...UInt64.max), radix: 36) + ".tmp"
+        fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
+        if fd >= 0 { break }
+        if errno != EEXIST && errno != EINTR { throw Errno(errno, call: "open", path: temporary) }
+    }
+    guard fd >= 0 else { throw Errno(EEXIST, call: "open", path: temporary) }
     var written = 0
     while written < bytes.count {
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }

@@ -3,8 +3,11 @@ import Glibc
 
 /// ProcessReader gathers a process's identity and details from /proc/<pid>/{stat,exe,cmdline,
 /// status,cgroup,limits}. Only stat is required; the rest degrade to nil when unreadable.
+/// Everything is read as bytes: comm, exe, cmdline and cgroup paths are chosen by the process.
 public struct ProcessReader: Sendable {
     public var proc: ProcFS
+    /// cmdline can be megabytes (ARG_MAX); what a person needs to recognise a process fits here.
+    public static let cmdlineLimit = 4096
 
     public init(proc: ProcFS = ProcFS()) {
         self.proc = proc
@@ -12,21 +15,22 @@ public struct ProcessReader: Sendable {
 
     /// The identity from /proc/<pid>/stat: what the daemon keys its history by.
     public func stat(pid: Int32) throws -> ProcPidStat {
-        try ProcPidStat.parse(proc.readText("\(pid)/stat"))
+        try ProcPidStat.parse(proc.read("\(pid)/stat", limit: 4096))
     }
 
     public func details(pid: Int32, fdOpen: Int) throws -> ProcessDetails {
         let stat = try stat(pid: pid)
         let base = String(pid) + "/"
         var details = ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: stat.startTime), comm: stat.comm, fdOpen: fdOpen)
-        details.exe = try? proc.readLink(base + "exe")
-        if let raw = try? proc.read(base + "cmdline") {
-            details.cmdline = raw.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
-            if details.cmdline.last == "" { details.cmdline.removeLast() }
+        details.exe = (try? proc.readLink(base + "exe")).map { ByteString($0) }
+        if let raw = try? proc.read(base + "cmdline", limit: Self.cmdlineLimit) {
+            var parts = raw.split(separator: 0, omittingEmptySubsequences: false).map { ByteString($0) }
+            if parts.last?.isEmpty == true { parts.removeLast() }
+            details.cmdline = parts
         }
-        details.uid = try? ProcPidStatus.parseUID(proc.readText(base + "status"))
-        details.unit = (try? proc.readText(base + "cgroup")).flatMap(ProcPidCgroup.unit)
-        details.fdLimit = (try? ProcPidLimits.softOpenFiles(proc.readText(base + "limits"))) ?? nil
+        details.uid = try? ProcPidStatus.parseUID(proc.read(base + "status", limit: 16384))
+        details.unit = (try? proc.read(base + "cgroup", limit: 65536)).flatMap { ProcPidCgroup.unit($0) }
+        details.fdLimit = (try? ProcPidLimits.softOpenFiles(proc.read(base + "limits", limit: 8192))) ?? nil
         return details
     }
 }

@@ -51,11 +51,12 @@ func withOpenFile<R>(at dirfd: Int32, _ name: String, flags: Int32, _ body: (Int
 
 /// Reads a file to its end in as many read(2) calls as it takes. /proc files report a size of
 /// 0 or 4096 in stat, so the size is never trusted.
-func readAll(_ fd: Int32, path: String, initialCapacity: Int = 4096) throws(Errno) -> [UInt8] {
-    var buffer = [UInt8](repeating: 0, count: initialCapacity)
+/// With `limit`, stops after that many bytes.
+func readAll(_ fd: Int32, path: String, initialCapacity: Int = 4096, limit: Int = .max) throws(Errno) -> [UInt8] {
+    var buffer = [UInt8](repeating: 0, count: min(initialCapacity, limit))
     var used = 0
-    while true {
-        if used == buffer.count { buffer.append(contentsOf: repeatElement(0, count: buffer.count)) }
+    while used < limit {
+        if used == buffer.count { buffer.append(contentsOf: repeatElement(0, count: min(buffer.count, limit - buffer.count))) }
         let n = try retryingEINTR("read", path: path) {
             buffer.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress! + used, raw.count - used) }
         }

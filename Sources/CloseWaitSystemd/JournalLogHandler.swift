@@ -33,11 +33,11 @@ public struct JournalLogHandler: LogHandler {
         case .critical: .critical
         }
         var messageID: String?
-        var fields = [(String, String)]()
+        var fields = [(String, ByteString)]()
         for key in metadata.keys.sorted() {
             let value = "\(metadata[key]!)"
             if key == "message_id" { messageID = value; continue }
-            fields.append((JournalEntry.fieldName(key), value))
+            fields.append((JournalEntry.fieldName(key), ByteString(value)))
         }
         return JournalEntry(message: message.description, priority: priority, messageID: messageID, fields: fields)
     }

@@ -35,12 +35,14 @@ public final class JournalWriter: Sendable {
         writeLine(entry)
     }
 
+    /// MESSAGE is escaped to one line; the CLOSEWAIT_* fields go as their exact bytes
+    /// (libsystemd sends a value holding a newline in the native protocol's binary-safe,
+    /// length-prefixed form).
     func sendToJournal(_ entry: JournalEntry) -> Bool {
-        var items = ["MESSAGE=" + entry.message, "PRIORITY=\(entry.priority.rawValue)", "SYSLOG_IDENTIFIER=" + identifier]
-        if let id = entry.messageID { items.append("MESSAGE_ID=" + id) }
-        for (name, value) in entry.fields { items.append(name + "=" + value) }
-        // Keep every string's bytes alive while the iovecs point at them.
-        let buffers = items.map { Array($0.utf8) }
+        var buffers = ["MESSAGE=" + Escape.line(entry.message), "PRIORITY=\(entry.priority.rawValue)", "SYSLOG_IDENTIFIER=" + identifier]
+            .map { Array($0.utf8) }
+        if let id = entry.messageID { buffers.append(Array(("MESSAGE_ID=" + id).utf8)) }
+        for (name, value) in entry.fields { buffers.append(Array((name + "=").utf8) + value.bytes) }
         let result = withIOVecs(buffers) { sd_journal_sendv($0, Int32(buffers.count)) }
         return result >= 0
     }
@@ -69,9 +71,9 @@ public final class JournalWriter: Sendable {
         case .debug: "debug"
         }
         var fields = entry.messageID.map { ["MESSAGE_ID=" + $0] } ?? []
-        fields += entry.fields.filter { !$0.1.isEmpty }.map { $0.0 + "=" + $0.1.replacingNewlines }
+        fields += entry.fields.filter { !$0.1.isEmpty }.map { $0.0 + "=" + $0.1.escaped }
         let tail = fields.isEmpty ? "" : " | " + fields.joined(separator: " ")
-        return "\(identifier)[\(getpid())]: \(level): \(entry.message.replacingNewlines)\(tail)\n"
+        return "\(identifier)[\(getpid())]: \(level): \(Escape.line(entry.message))\(tail)\n"
     }
 
     func writeLine(_ entry: JournalEntry) {
@@ -80,6 +82,3 @@ public final class JournalWriter: Sendable {
     }
 }
 
-extension String {
-    var replacingNewlines: String { String(map { $0 == "\n" ? " " : $0 }) }
-}

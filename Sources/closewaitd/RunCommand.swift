@@ -1,5 +1,6 @@
 import ArgumentParser
 import CloseWaitCore
+import CloseWaitLinux
 import CloseWaitDaemon
 import CloseWaitSystemd
 import Dispatch
@@ -25,7 +26,9 @@ struct RunCommand: ParsableCommand {
         STATUS= line each tick, WATCHDOG=1 after each successful tick, RELOADING=1 and \
         STOPPING=1.
 
-        Exit status: 0 stopped by a signal; 78 (EX_CONFIG) the config is invalid.
+        Exit status: 0 stopped by a signal; 78 (EX_CONFIG) the config is invalid; 69 \
+        (EX_UNAVAILABLE) --log journal without journald, or too few file descriptors allowed \
+        (RLIMIT_NOFILE) to sample at all.
         """
     )
 
@@ -54,6 +57,14 @@ struct RunCommand: ParsableCommand {
             }
         } else {
             printError("closewaitd: no config at \(path); using the built-in defaults")
+        }
+        if log == .journal && !JournalWriter.journalListening() {
+            printError("closewaitd: --log journal, but journald is not listening at \(JournalWriter.journalSocket); alerts would be lost. Use --log auto or stderr.")
+            throw ExitCode(69)
+        }
+        if let problem = FdLimit.ensureHeadroom() {
+            printError("closewaitd: \(problem)")
+            throw ExitCode(69)
         }
         let options = DaemonOptions(configPath: path, logTarget: log, procRoot: procRoot,
                                     stateFile: stateFile.isEmpty ? nil : stateFile)

@@ -29,7 +29,7 @@ import Testing
         ("0::/system.slice/docker-1234.scope/inner\n", "docker-1234.scope"),
     ] as [(String, String?)])
     func unitFromCgroup(text: String, unit: String?) {
-        #expect(ProcPidCgroup.unit(text) == unit)
+        #expect(ProcPidCgroup.unit(text) == unit.map { ByteString($0) })
     }
 
     @Test func limitsSoftOpenFiles() throws {

@@ -11,7 +11,7 @@ import Testing
     static let peerB = Endpoint(address: .v4(10, 0, 0, 6), port: 443)
 
     static func details(_ pid: Int32, _ comm: String, unit: String? = nil) -> ProcessDetails {
-        ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: 100), comm: comm, unit: unit, fdOpen: 10, fdLimit: 1024)
+        ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: 100), comm: ByteString(comm), unit: unit.map { ByteString($0) }, fdOpen: 10, fdLimit: 1024)
     }
 
     @Test func joinsOwnersCountsPeersAndUnowned() {

@@ -20,7 +20,7 @@ import Testing
         let entry = JournalEntry(message: "two\nlines", priority: .warning, messageID: "id1",
                                  fields: [("CLOSEWAIT_PID", "7"), ("CLOSEWAIT_UNIT", "")])
         let line = JournalWriter.line(entry)
-        #expect(line.hasSuffix(": warning: two lines | MESSAGE_ID=id1 CLOSEWAIT_PID=7\n"))
+        #expect(line.hasSuffix(": warning: two\\nlines | MESSAGE_ID=id1 CLOSEWAIT_PID=7\n"))
         #expect(line.filter { $0 == "\n" }.count == 1)
     }
 

@@ -11,29 +11,47 @@ public enum TimeSpan {
         (["w", "week", "weeks"], 604_800),
     ]
 
+    /// The seconds `text` spells, or nil. Numbers are plain decimals (`1.5`): no sign, no
+    /// exponent, no `inf`/`nan`, so every result is finite and non-negative; the caller checks
+    /// its range.
     public static func parse(_ text: String) -> Double? {
-        let trimmed = text.trimmingSpaces
+        let trimmed = Substring(text.trimmingSpaces)
         guard !trimmed.isEmpty else { return nil }
-        if let plain = Double(trimmed), plain >= 0 { return plain }
+        if let plain = decimal(trimmed) { return plain }
         var total = 0.0
-        var rest = Substring(trimmed)
+        var rest = trimmed
         while !rest.isEmpty {
             rest = rest.drop(while: { $0 == " " })
-            let number = rest.prefix(while: { $0.isNumber || $0 == "." })
-            guard !number.isEmpty, let value = Double(number) else { return nil }
+            let number = rest.prefix(while: { $0.isASCII && ($0.isNumber || $0 == ".") })
+            guard let value = decimal(number) else { return nil }
             rest = rest.dropFirst(number.count).drop(while: { $0 == " " })
-            let unit = rest.prefix(while: { $0.isLetter || $0 == "µ" })
+            let unit = rest.prefix(while: { ($0.isASCII && $0.isLetter) || $0 == "µ" })
             guard let factor = units.first(where: { $0.names.contains(String(unit)) })?.seconds else { return nil }
             rest = rest.dropFirst(unit.count)
             total += value * factor
         }
-        return total
+        return total.isFinite ? total : nil
     }
 
-    /// A short human form: `45s`, `14min`, `2h 5min`, `3d 4h`.
+    /// `digits[.digits]` or `.digits`, ASCII only.
+    static func decimal(_ text: Substring) -> Double? {
+        guard !text.isEmpty, text != "." else { return nil }
+        var dots = 0
+        for c in text.utf8 {
+            if c == UInt8(ascii: ".") { dots += 1; continue }
+            guard c >= 0x30 && c <= 0x39 else { return nil }
+        }
+        guard dots <= 1, let value = Double(text), value.isFinite else { return nil }
+        return value
+    }
+
+    /// A short human form: `45s`, `14min`, `2h 5min`, `3d 4h`. Total: any Double prints,
+    /// however large, negative or not a number.
     public static func format(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return seconds.isNaN ? "nan" : (seconds < 0 ? "-infinity" : "infinity") }
+        if seconds < 0 { return "-" + format(-seconds) }
         if seconds > 0 && seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
-        let s = Int(seconds.rounded())
+        let s = Int(saturating: seconds.rounded())
         if s < 60 { return "\(s)s" }
         if s < 3600 { return "\(s / 60)min" }
         if s < 86400 { return s % 3600 / 60 == 0 ? "\(s / 3600)h" : "\(s / 3600)h \(s % 3600 / 60)min" }
