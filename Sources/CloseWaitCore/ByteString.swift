@@ -41,16 +41,26 @@ public enum Escape {
     /// Every byte string as printable text that round-trips unambiguously: a backslash becomes
     /// `\\`; `\n`, `\r`, `\t` keep their C names; other C0 controls, DEL, C1 controls and
     /// bytes that are not valid UTF-8 become `\xNN`; Unicode format characters that reorder or
-    /// hide text (bidi overrides, zero-width joiners, line/paragraph separators) become `\uNNNN`.
+    /// hide text (bidi overrides, zero-width joiners, line/paragraph separators) become `\uNNNN`,
+    /// and so does a combining mark at the start, which would otherwise merge with whatever is
+    /// printed before the text (a column separator, a `(`).
     public static func bytes(_ input: some Collection<UInt8>) -> String {
         var out = [UInt8]()
         out.reserveCapacity(input.count)
+        var first = true
         forEachUnit(input) { unit in
             switch unit {
             case let .scalar(scalar, encoded):
-                if scalar == "\\" { out += [0x5c, 0x5c] } else { append(scalar, encoded, to: &out) }
+                if scalar == "\\" {
+                    out += [0x5c, 0x5c]
+                } else if first && combinesWithPrevious(scalar) {
+                    unicodeEscape(scalar, to: &out)
+                } else {
+                    append(scalar, encoded, to: &out)
+                }
             case let .invalid(byte): hex(byte, to: &out)
             }
+            first = false
         }
         return String(decoding: out, as: UTF8.self)
     }
@@ -86,15 +96,25 @@ public enum Escape {
         return kept + "…"
     }
 
-    /// Whether a scalar is escaped by `bytes` and `line` (besides the backslash).
+    /// Whether a scalar is escaped by `bytes` and `line` (besides the backslash): controls, and
+    /// the invisible format characters (bidi overrides, zero-width characters, tags, soft
+    /// hyphen) and line/paragraph separators that reorder, hide or split text.
     public static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
         let v = scalar.value
         if v < 0x20 || v == 0x7f || (v >= 0x80 && v <= 0x9f) { return true }
-        switch v {
-        case 0x061c, 0x200b...0x200f, 0x2028...0x202e, 0x2060...0x2064, 0x2066...0x206f, 0xfeff, 0xfff9...0xfffb:
-            return true
-        default:
-            return false
+        if v < 0xa0 { return false }
+        switch scalar.properties.generalCategory {
+        case .format, .lineSeparator, .paragraphSeparator, .control, .privateUse, .surrogate, .unassigned: return true
+        default: return false
+        }
+    }
+
+    /// A mark or modifier that joins the character before it into one.
+    static func combinesWithPrevious(_ scalar: Unicode.Scalar) -> Bool {
+        guard scalar.value >= 0x300 else { return false }
+        switch scalar.properties.generalCategory {
+        case .nonspacingMark, .spacingMark, .enclosingMark: return true
+        default: return scalar.properties.isEmojiModifier || scalar.properties.isVariationSelector
         }
     }
 
@@ -131,11 +151,20 @@ public enum Escape {
         case "\r": out += [0x5c, 0x72]
         case "\t": out += [0x5c, 0x74]
         default:
-            if scalar.value < 0x100 {
+            if scalar.value < 0xa0 {
                 for byte in encoded { hex(byte, to: &out) }
             } else {
-                out += Array("\\u".utf8) + hexDigits(scalar.value, width: 4)
+                unicodeEscape(scalar, to: &out)
             }
+        }
+    }
+
+    /// `\uNNNN`, or `\UNNNNNNNN` beyond the BMP, as C writes them.
+    private static func unicodeEscape(_ scalar: Unicode.Scalar, to out: inout [UInt8]) {
+        if scalar.value > 0xffff {
+            out += Array("\\U".utf8) + hexDigits(scalar.value, width: 8)
+        } else {
+            out += Array("\\u".utf8) + hexDigits(scalar.value, width: 4)
         }
     }
 
@@ -143,7 +172,7 @@ public enum Escape {
         out += [0x5c, 0x78] + hexDigits(UInt32(byte), width: 2)
     }
 
-    private static func hexDigits(_ value: UInt32, width: Int) -> [UInt8] {
+    static func hexDigits(_ value: UInt32, width: Int) -> [UInt8] {
         let digits = Array("0123456789abcdef".utf8)
         return (0..<width).reversed().map { digits[Int((value >> (4 * UInt32($0))) & 0xf)] }
     }

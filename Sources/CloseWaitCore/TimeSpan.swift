@@ -51,6 +51,7 @@ public enum TimeSpan {
         guard seconds.isFinite else { return seconds.isNaN ? "nan" : (seconds < 0 ? "-infinity" : "infinity") }
         if seconds < 0 { return "-" + format(-seconds) }
         if seconds > 0 && seconds < 1 { return "\(Int((seconds * 1000).rounded()))ms" }
+        if seconds >= 1e12 { return "\(seconds)s" }  // beyond 30,000 years: Swift's shortest form
         let s = Int(saturating: seconds.rounded())
         if s < 60 { return "\(s)s" }
         if s < 3600 { return "\(s / 60)min" }

@@ -31,7 +31,23 @@ public enum ConfigLoader {
             let line = bytes[..<nul].reduce(1) { $0 + ($1 == 0x0a ? 1 : 0) }
             return .failure(ConfigErrors(problems: [ConfigProblem(file: file, line: line, key: "", message: "contains a NUL byte")]))
         }
-        return parse(String(decoding: bytes, as: UTF8.self), file: file)
+        let text = String(decoding: bytes, as: UTF8.self)
+        if let line = nulEscapeLine(text) {
+            // TOMLKit hands strings over as C strings, so "a\u0000b" would silently become "a".
+            return .failure(ConfigErrors(problems: [ConfigProblem(
+                file: file, line: line, key: "", message: "a NUL escape (\\u0000) in a string: no process, path or unit name holds a NUL")]))
+        }
+        return parse(text, file: file)
+    }
+
+    /// The first line (not a comment) spelling a NUL character as a TOML escape.
+    static func nulEscapeLine(_ text: String) -> Int? {
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            if line.drop(while: { $0 == " " || $0 == "\t" }).hasPrefix("#") { continue }
+            let lower = line.lowercased()
+            if lower.contains("\\u0000") || lower.contains("\\u00000000") { return index + 1 }
+        }
+        return nil
     }
 
     /// The line, column and byte of the first invalid UTF-8 sequence, if any.

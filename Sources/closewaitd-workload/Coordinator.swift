@@ -103,6 +103,7 @@ struct Coordinator {
         let (p4, p6) = (ports4, ports6)
         let share = index < o.shared
         let pid = spawn {
+            if let comm = o.commBytes { setComm(comm) }
             raiseNofile(to: o.nofile)
             for _ in 0..<o.filler { _ = open("/dev/null", O_RDONLY) }
             var made: [(Int32, UInt64, Loopback.Kind)] = []
@@ -320,6 +321,15 @@ func monotonicSeconds() -> Double {
 
 /// Sets the soft RLIMIT_NOFILE to `soft`; with 0, raises it as far as allowed: as root, the
 /// hard limit too, up to fs.nr_open (the peer of a large workload holds every connection).
+/// Renames the calling (single-threaded) process: what prctl(PR_SET_NAME) does, through
+/// /proc/self/comm (any bytes but NUL; the kernel keeps the first 15).
+func setComm(_ bytes: [UInt8]) {
+    let fd = open("/proc/self/comm", O_WRONLY)
+    guard fd >= 0 else { Loopback.fail("open /proc/self/comm") }
+    _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    close(fd)
+}
+
 func raiseNofile(to soft: Int) {
     var limit = rlimit()
     getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)

@@ -33,6 +33,21 @@ struct Workload: ParsableCommand {
     @Option(help: "Soft RLIMIT_NOFILE for holders (0: raise to the hard limit).") var nofile = 0
     @Option(help: "Stop after this many seconds (at most 3600).") var duration = 300.0
     @Option(help: "Write the socket manifest to this file.") var manifest: String?
+    @Option(help: "Holders rename themselves to these bytes, in hex (e.g. 1b5b324a for ESC [ 2 J): a hostile comm.") var commHex: String?
+
+    /// The bytes of --comm-hex.
+    var commBytes: [UInt8]? {
+        guard let commHex else { return nil }
+        var bytes = [UInt8]()
+        var index = commHex.startIndex
+        while index < commHex.endIndex {
+            let next = commHex.index(index, offsetBy: 2, limitedBy: commHex.endIndex) ?? commHex.endIndex
+            guard let byte = UInt8(commHex[index..<next], radix: 16) else { return nil }
+            bytes.append(byte)
+            index = next
+        }
+        return bytes
+    }
 
     func validate() throws {
         guard duration > 0 && duration <= 3600 else { throw ValidationError("--duration must be in (0, 3600]") }
@@ -41,6 +56,11 @@ struct Workload: ParsableCommand {
         }
         guard shared <= processes else { throw ValidationError("--shared must not exceed --processes") }
         guard backlog <= 1000 else { throw ValidationError("--backlog is at most 1000") }
+        if commHex != nil {
+            guard let bytes = commBytes, commHex!.count % 2 == 0, !bytes.isEmpty, !bytes.contains(0) else {
+                throw ValidationError("--comm-hex takes pairs of hex digits, no 00")
+            }
+        }
     }
 
     func run() throws {

@@ -126,4 +126,24 @@ import Testing
         #expect(cleared.map(\.reason) == [.fdExhaustion])
         #expect(cleared.first?.kind == .recovered)
     }
+
+    /// A reload adds a rule that ignores a process whose alert fires: the alert is withdrawn
+    /// with the reason, and the message does not claim the sockets are gone.
+    @Test func ignoringAFiringProcessWithdrawsItsAlertTruthfully() {
+        var policy = AlertPolicy(settings: Self.settings())
+        _ = policy.evaluate(now: 0, statuses: [Self.status(200)], total: 200)
+        let fired = policy.evaluate(now: 5, statuses: [Self.status(200)], total: 200)
+        #expect(fired.map(\.kind) == [.crossed])
+        policy.settings = Self.settings { $0.rules = [Rule(name: "pool", matchComm: "java", ignore: true)] }
+        let events = policy.evaluate(now: 10, statuses: [Self.status(200)], total: 200)
+        #expect(events.count == 1)
+        let event = events[0]
+        #expect(event.kind == .recovered && event.ignoredByRule == "pool" && !event.gone)
+        let entry = AlertMessage.entry(event)
+        #expect(entry.field("CLOSEWAIT_COUNT") == "200")
+        #expect(entry.message.contains("is now ignored by rule pool; it still holds 200 CLOSE_WAIT sockets"))
+        #expect(!entry.message.contains("no longer holds"))
+        #expect(policy.evaluate(now: 15, statuses: [Self.status(200)], total: 200).isEmpty)
+        #expect(policy.firing.isEmpty)
+    }
 }
