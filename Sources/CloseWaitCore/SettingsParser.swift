@@ -97,7 +97,7 @@ public struct SettingsParser {
                         + "at most \(Self.commMaxBytes) bytes of a comm (TASK_COMM_LEN), so it never matches; use match_exe for longer names")
                 }
                 rule.matchExe = string(table, path, "match_exe")
-                if rule.matchUnit == nil && rule.matchComm == nil && rule.matchExe == nil {
+                if table["match_unit"] == nil && table["match_comm"] == nil && table["match_exe"] == nil {
                     problem(path, "needs at least one of match_unit, match_comm, match_exe")
                 }
                 rule.ignore = bool(table, path, "ignore") ?? false

@@ -31,13 +31,7 @@ public enum ConfigLoader {
             let line = bytes[..<nul].reduce(1) { $0 + ($1 == 0x0a ? 1 : 0) }
             return .failure(ConfigErrors(problems: [ConfigProblem(file: file, line: line, key: "", message: "contains a NUL byte")]))
         }
-        let text = String(decoding: bytes, as: UTF8.self)
-        if let line = nulEscapeLine(text) {
-            // TOMLKit hands strings over as C strings, so "a\u0000b" would silently become "a".
-            return .failure(ConfigErrors(problems: [ConfigProblem(
-                file: file, line: line, key: "", message: "a NUL escape (\\u0000) in a string: no process, path or unit name holds a NUL")]))
-        }
-        return parse(text, file: file)
+        return parse(String(decoding: bytes, as: UTF8.self), file: file)
     }
 
     /// The first line (not a comment) spelling a NUL character as a TOML escape.
@@ -69,6 +63,11 @@ public enum ConfigLoader {
     }
 
     public static func parse(_ text: String, file: String) -> Result<Settings, ConfigErrors> {
+        if let line = nulEscapeLine(text) {
+            // TOMLKit hands strings over as C strings, so "a\u0000b" would silently become "a".
+            return .failure(ConfigErrors(problems: [ConfigProblem(
+                file: file, line: line, key: "", message: "a NUL escape (\\u0000) in a string: no process, path or unit name holds a NUL")]))
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)

@@ -45,6 +45,26 @@ import Testing
          ["bad.toml:1: TOML syntax error at column 8: Error while parsing table header: expected ']', saw '\\n'"]),
         ("[alert]\nhold = 3\n",
          ["bad.toml:1: alert: unknown key; did you mean alerts?"]),
+        // Numbers that trapped the runtime (issue 8, row 1): rejected with a message instead.
+        ("[alerts]\ncooldown = \"1e20\"\n",
+         ["bad.toml:2: alerts.cooldown: \"1e20\" is not a time span (like \"30s\", \"5min\", \"1h\")"]),
+        ("[daemon]\ninterval = inf\nwindow = nan\n",
+         ["bad.toml:2: daemon.interval: infinity is out of range (100ms–1h)",
+          "bad.toml:3: daemon.window: nan is out of range (1s–1d)"]),
+        ("[daemon]\nwindow = 1e300\n[thresholds]\nage_warning = 1e19\n",
+         ["bad.toml:2: daemon.window: 1e+300s is out of range (1s–1d)",
+          "bad.toml:4: thresholds.age_warning: 1e+19s is out of range (0s–365d)"]),
+        ("[thresholds]\ngrowth_warning = nan\n",
+         ["bad.toml:2: thresholds.growth_warning: nan is out of range (0.0–1000000.0)"]),
+        // Silent misconfigurations (row 10).
+        ("[alerts]\nhold = \"0s\"\n",
+         ["bad.toml:2: alerts.hold: 0s is out of range (a time span above 0s, at most 1d; or 1 to 1000 samples)"]),
+        ("[[rule]]\nname = \"long\"\nmatch_comm = \"elasticsearch-worker\"\n",
+         ["bad.toml:3: rule[1].match_comm: matches only names of 20 bytes or more, but the kernel keeps at most 15 bytes of a comm (TASK_COMM_LEN), so it never matches; use match_exe for longer names"]),
+        ("[[rule]]\nname = \"nul\"\nmatch_comm = \"ja\\u0000va\"\n",
+         ["bad.toml:3: a NUL escape (\\u0000) in a string: no process, path or unit name holds a NUL"]),
+        ("[[rule]]\nname = \"bell\"\nmatch_exe = \"/usr/bin/\\u001b[2J\"\n",
+         ["bad.toml:3: rule[1].match_exe: must not contain control characters or NUL (\"/usr/bin/\\x1b[2J\")"]),
     ])
     func badFilesGiveExactMessages(text: String, expected: [String]) {
         guard case let .failure(errors) = ConfigLoader.parse(text, file: "bad.toml") else {
@@ -52,6 +72,35 @@ import Testing
             return
         }
         #expect(errors.problems.map(\.description) == expected)
+    }
+
+    @Test func invalidUTF8IsNamedNotReplaced() {
+        let bytes: [UInt8] = Array("[daemon]\ninterval = \"5s\" # ".utf8) + [0xff, 0x0a]
+        guard case let .failure(errors) = ConfigLoader.parse(bytes, file: "bad.toml") else {
+            Issue.record("accepted invalid UTF-8")
+            return
+        }
+        #expect(errors.description == "bad.toml:2: not valid UTF-8: byte 0xff at column 19 (TOML files are UTF-8)")
+    }
+
+    /// Files an admin may name by mistake (row 7): refused at once, never read or waited on.
+    @Test func aFIFOADeviceOrADirectoryIsRefusedWithoutBlocking() throws {
+        let fifo = FileManager.default.temporaryDirectory.appendingPathComponent("cw-fifo-\(getpid())").path
+        unlink(fifo)
+        #expect(mkfifo(fifo, 0o600) == 0)
+        defer { unlink(fifo) }
+        for (path, kind) in [(fifo, "a FIFO"), ("/dev/zero", "a character device"), ("/tmp", "a directory")] {
+            guard case let .failure(errors) = ConfigLoader.load(path: path) else {
+                Issue.record("loaded \(path)")
+                continue
+            }
+            #expect(errors.description == "\(path): cannot read the file: \(path) is \(kind), not a regular file")
+        }
+        let big = FileManager.default.temporaryDirectory.appendingPathComponent("cw-big-\(getpid()).toml").path
+        FileManager.default.createFile(atPath: big, contents: Data(repeating: 0x23, count: ConfigLoader.maximumSize + 1))
+        defer { unlink(big) }
+        guard case let .failure(errors) = ConfigLoader.load(path: big) else { Issue.record("loaded a 1 MiB config"); return }
+        #expect(errors.description.hasSuffix("is larger than 1024 KiB; refusing to read it"))
     }
 
     @Test func missingFileIsAProblemNamingIt() {
