@@ -40,6 +40,12 @@ let package = Package(
             "CLinuxShim",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The fuzz targets (every parser of untrusted bytes, with its properties), shared by
+        // the libFuzzer binary (make fuzz) and the unit tests that replay the seed corpora.
+        .target(name: "CloseWaitFuzz", dependencies: ["CloseWaitCore", "CloseWaitDaemon"]),
+        // libFuzzer entry point (built with -sanitize=fuzzer -D FUZZING), or a corpus replayer.
+        .target(name: "CFuzzShim"),
+        .executableTarget(name: "closewaitd-fuzz", dependencies: ["CloseWaitFuzz", "CFuzzShim"]),
         // Runs the built executables and the loopback workload (live tests, benchmark).
         .target(name: "WorkloadSupport"),
         // The performance benchmark against ss -tnp (make bench).
@@ -54,7 +60,7 @@ let package = Package(
         .testTarget(name: "CloseWaitSystemdTests", dependencies: [
             "CloseWaitCore", "CloseWaitSystemd", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "CloseWaitDaemonTests", dependencies: ["CloseWaitCore", "CloseWaitDaemon"]),
+        .testTarget(name: "CloseWaitDaemonTests", dependencies: ["CloseWaitCore", "CloseWaitDaemon", "CloseWaitFuzz"]),
         .testTarget(name: "LiveTests", dependencies: ["CloseWaitCore", "CloseWaitLinux", "WorkloadSupport"]),
     ]
 )

@@ -93,7 +93,7 @@ public enum InetDiag {
                 // The body is an int: 0, or a negative errno when the dump failed part way.
                 if length - netlinkHeaderSize >= 4 {
                     let status = Int32(bitPattern: bytes.readHost(UInt32.self, at: body))
-                    if status < 0 { throw .kernel(errno: -status, offset: offset) }
+                    if status < 0 { throw .kernel(errno: Int32(clamping: -Int64(status)), offset: offset) }
                 }
                 batch.done = true
                 return batch
@@ -103,7 +103,7 @@ public enum InetDiag {
                 }
                 let status = Int32(bitPattern: bytes.readHost(UInt32.self, at: body))
                 if status == 0 { break } // an acknowledgement, not an error
-                throw .kernel(errno: -status, offset: offset)
+                throw .kernel(errno: Int32(clamping: -Int64(status)), offset: offset)
             case sockDiagByFamily, tcpDiagGetSock:
                 guard length - netlinkHeaderSize >= messageSize else {
                     throw .truncated(offset: offset, need: netlinkHeaderSize + messageSize, have: length)

@@ -1,13 +1,46 @@
-/// StateFile is the document the daemon rewrites each tick under /run/closewaitd/ for
-/// `closewaitd status`: the tracked processes with their figures and alert level.
+/// StateFile is where the daemon rewrites its StateDocument each tick for `closewaitd status`.
 public enum StateFile {
     public static let defaultPath = "/run/closewaitd/state.json"
+}
 
+/// StateDocument is the state file's one schema: the daemon builds it from a tick, renders it
+/// as JSON, and `closewaitd status` (and the tests) decode it back with the same code. Key
+/// names are a stable interface: add, never rename. Decoding distrusts the file: every
+/// number is range-checked, every string stays text to be escaped when shown.
+public struct StateDocument: Equatable, Sendable {
+    public struct Process: Equatable, Sendable {
+        public var pid: Int32
+        public var startTime: Int64
+        public var comm: String
+        public var exe: String?
+        public var unit: String?
+        public var closeWait: Int
+        public var growthPerMinute: Double?
+        public var oldestAgeSeconds: Int64
+        public var fdOpen: Int
+        public var fdLimit: Int64?
+        public var exhaustionSeconds: Int64?
+        public var topPeer: String?
+        public var level: String
+        public var reasons: [String]
+    }
+
+    public static let version = 1
+    public var daemonPid: Int32
+    /// Seconds since the epoch of the tick that wrote it.
+    public var updatedAt: Double
+    public var interval: Double
+    public var ticks: Int
+    public var status: String
+    public var total: Int
+    public var hostLevel: String
+    public var processes: [Process]
+
+    /// The document for one tick.
     /// - Parameters:
     ///   - wallTime: seconds since the epoch (for "updated N s ago").
-    public static func render(statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)],
-                              total: Int, status: String, daemonPID: Int32, ticks: Int, wallTime: Double,
-                              interval: Double) -> JSONValue {
+    public init(statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)],
+                total: Int, status: String, daemonPID: Int32, ticks: Int, wallTime: Double, interval: Double) {
         var levels = [ProcessIdentity: (AlertLevel, [String])]()
         var hostLevel: AlertLevel?
         for (identity, reason, level) in firing {
@@ -16,35 +49,185 @@ public enum StateFile {
             levels[identity] = (max(current.0, level), current.1 + [reason.rawValue])
         }
         let sorted = statuses.sorted { ($1.count, $0.details.pid) < ($0.count, $1.details.pid) }
-        return .object([
-            ("version", .number(1)),
-            ("daemonPid", .number(daemonPID)),
-            ("updatedAt", .double(wallTime)),
+        daemonPid = daemonPID
+        updatedAt = wallTime
+        self.interval = interval
+        self.ticks = ticks
+        self.status = status
+        self.total = total
+        self.hostLevel = hostLevel?.name ?? "ok"
+        processes = sorted.map { p in
+            let d = p.details
+            let level = levels[d.identity]
+            return Process(pid: d.pid, startTime: Int64(clamping: d.identity.startTime), comm: d.comm.lossy, exe: d.exe?.lossy,
+                           unit: d.unit?.lossy, closeWait: p.count, growthPerMinute: p.growthPerMinute,
+                           oldestAgeSeconds: Int64(saturating: p.oldestAge), fdOpen: d.fdOpen,
+                           fdLimit: d.fdLimit.map { Int64(clamping: $0) },
+                           exhaustionSeconds: p.predictedExhaustion.map { Int64(saturating: $0) },
+                           topPeer: p.topPeer?.description, level: level?.0.name ?? "ok",
+                           reasons: (level?.1 ?? []).sorted())
+        }
+    }
+
+    public func json() -> JSONValue {
+        .object([
+            ("version", .number(Self.version)),
+            ("daemonPid", .number(daemonPid)),
+            ("updatedAt", .double(updatedAt)),
             ("interval", .double(interval)),
             ("ticks", .number(ticks)),
             ("status", .string(status)),
             ("total", .number(total)),
-            ("hostLevel", .string(hostLevel?.name ?? "ok")),
-            ("processes", .array(sorted.map { p in
-                let d = p.details
-                let level = levels[d.identity]
-                return .object([
-                    ("pid", .number(d.pid)),
-                    ("startTime", .number(Int64(clamping: d.identity.startTime))),
-                    ("comm", .string(d.comm.lossy)),
-                    ("exe", .optional(d.exe?.lossy)),
-                    ("unit", .optional(d.unit?.lossy)),
-                    ("closeWait", .number(p.count)),
+            ("hostLevel", .string(hostLevel)),
+            ("processes", .array(processes.map { p in
+                .object([
+                    ("pid", .number(p.pid)),
+                    ("startTime", .number(p.startTime)),
+                    ("comm", .string(p.comm)),
+                    ("exe", .optional(p.exe)),
+                    ("unit", .optional(p.unit)),
+                    ("closeWait", .number(p.closeWait)),
                     ("growthPerMinute", p.growthPerMinute.map(JSONValue.double) ?? .null),
-                    ("oldestAgeSeconds", .number(Int64(saturating: p.oldestAge))),
-                    ("fdOpen", .number(d.fdOpen)),
-                    ("fdLimit", .optional(d.fdLimit.map { Int64(clamping: $0) })),
-                    ("exhaustionSeconds", p.predictedExhaustion.map { .number(Int64(saturating: $0)) } ?? .null),
-                    ("topPeer", .optional(p.topPeer?.description)),
-                    ("level", .string(level?.0.name ?? "ok")),
-                    ("reasons", .array((level?.1 ?? []).sorted().map(JSONValue.string))),
+                    ("oldestAgeSeconds", .number(p.oldestAgeSeconds)),
+                    ("fdOpen", .number(p.fdOpen)),
+                    ("fdLimit", .optional(p.fdLimit)),
+                    ("exhaustionSeconds", .optional(p.exhaustionSeconds)),
+                    ("topPeer", .optional(p.topPeer)),
+                    ("level", .string(p.level)),
+                    ("reasons", .array(p.reasons.map(JSONValue.string))),
                 ])
             })),
         ])
+    }
+
+    /// DecodeError names the key that was missing or out of range.
+    public enum DecodeError: Error, Equatable, CustomStringConvertible {
+        case json(JSONParser.Error)
+        case field(String, String)
+
+        public var description: String {
+            switch self {
+            case let .json(error): "\(error)"
+            case let .field(key, what): "\(key): \(what)"
+            }
+        }
+    }
+
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> StateDocument {
+        let root: JSONValue
+        do { root = try JSONParser.parse(bytes) } catch { throw .json(error) }
+        var reader = FieldReader(path: "")
+        guard case .object = root else { throw .field("", "not an object") }
+        let version = try reader.int(root, "version", 1...1_000_000)
+        guard version == Self.version else { throw .field("version", "\(version) is not a version this closewaitd reads") }
+        var processes = [Process]()
+        guard case let .array(items)? = root["processes"] else { throw .field("processes", "missing or not an array") }
+        for (i, item) in items.enumerated() {
+            var p = FieldReader(path: "processes[\(i)].")
+            processes.append(Process(
+                pid: Int32(try p.int(item, "pid", 1...Int(Int32.max))),
+                startTime: Int64(try p.int(item, "startTime", 0...Int.max)),
+                comm: try p.string(item, "comm"), exe: try p.optionalString(item, "exe"), unit: try p.optionalString(item, "unit"),
+                closeWait: try p.int(item, "closeWait", 0...Int.max),
+                growthPerMinute: try p.optionalDouble(item, "growthPerMinute"),
+                oldestAgeSeconds: Int64(try p.int(item, "oldestAgeSeconds", 0...Int.max)),
+                fdOpen: try p.int(item, "fdOpen", 0...Int.max),
+                fdLimit: try p.optionalInt(item, "fdLimit", 0...Int.max).map(Int64.init),
+                exhaustionSeconds: try p.optionalInt(item, "exhaustionSeconds", Int.min...Int.max).map(Int64.init),
+                topPeer: try p.optionalString(item, "topPeer"), level: try p.string(item, "level"),
+                reasons: try p.strings(item, "reasons")))
+        }
+        return StateDocument(daemonPid: Int32(try reader.int(root, "daemonPid", 1...Int(Int32.max))),
+                             updatedAt: try reader.double(root, "updatedAt"), interval: try reader.double(root, "interval"),
+                             ticks: try reader.int(root, "ticks", 0...Int.max), status: try reader.string(root, "status"),
+                             total: try reader.int(root, "total", 0...Int.max), hostLevel: try reader.string(root, "hostLevel"),
+                             processes: processes)
+    }
+
+    init(daemonPid: Int32, updatedAt: Double, interval: Double, ticks: Int, status: String, total: Int, hostLevel: String,
+         processes: [Process]) {
+        self.daemonPid = daemonPid
+        self.updatedAt = updatedAt
+        self.interval = interval
+        self.ticks = ticks
+        self.status = status
+        self.total = total
+        self.hostLevel = hostLevel
+        self.processes = processes
+    }
+
+    /// The table `closewaitd status` prints; every text from the file escaped.
+    public static func table(_ doc: StateDocument, age: Double) -> String {
+        let out = "closewaitd[\(doc.daemonPid)]: \(Escape.line(doc.status)) (updated \(TimeSpan.format(max(0, age))) ago, host \(Escape.line(doc.hostLevel)))\n"
+        guard !doc.processes.isEmpty else { return out + "no process holds CLOSE_WAIT sockets" }
+        var rows = [["PID", "UNIT", "COMM", "CLOSE-WAIT", "GROWTH/MIN", "OLDEST", "FDS/LIMIT", "LEVEL", "TOP PEER"]]
+        for p in doc.processes {
+            let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + AlertMessage.fixed($0, 1) } ?? "-"
+            var level = p.level
+            if !p.reasons.isEmpty { level += " (" + p.reasons.joined(separator: ",") + ")" }
+            rows.append([String(p.pid), p.unit.map { Escape.bytes(Array($0.utf8)) } ?? "-", Escape.bytes(Array(p.comm.utf8)),
+                         String(p.closeWait), growth, TimeSpan.format(Double(p.oldestAgeSeconds)),
+                         "\(p.fdOpen)/\(p.fdLimit.map(String.init) ?? "unlimited")", level, p.topPeer ?? "-"])
+        }
+        return out + SnapshotReport.alignedColumns(rows, rightAligned: [0, 3, 4, 5]).dropLast(1)
+    }
+}
+
+/// Reads typed members of a decoded JSON object, naming the key in every error.
+struct FieldReader {
+    var path: String
+
+    func missing(_ key: String, _ what: String) -> StateDocument.DecodeError { .field(path + key, what) }
+
+    func int(_ object: JSONValue, _ key: String, _ range: ClosedRange<Int>) throws(StateDocument.DecodeError) -> Int {
+        guard let value = try optionalInt(object, key, range) else { throw missing(key, "missing") }
+        return value
+    }
+
+    func optionalInt(_ object: JSONValue, _ key: String, _ range: ClosedRange<Int>) throws(StateDocument.DecodeError) -> Int? {
+        switch object[key] {
+        case nil, .null?: return nil
+        case let .int(n)?:
+            guard let value = Int(exactly: n), range.contains(value) else { throw missing(key, "\(n) is out of range") }
+            return value
+        default: throw missing(key, "not an integer")
+        }
+    }
+
+    func double(_ object: JSONValue, _ key: String) throws(StateDocument.DecodeError) -> Double {
+        guard let value = try optionalDouble(object, key) else { throw missing(key, "missing") }
+        return value
+    }
+
+    func optionalDouble(_ object: JSONValue, _ key: String) throws(StateDocument.DecodeError) -> Double? {
+        switch object[key] {
+        case nil, .null?: return nil
+        case let .int(n)?: return Double(n)
+        case let .double(d)?: return d
+        default: throw missing(key, "not a number")
+        }
+    }
+
+    func string(_ object: JSONValue, _ key: String) throws(StateDocument.DecodeError) -> String {
+        guard let value = try optionalString(object, key) else { throw missing(key, "missing") }
+        return value
+    }
+
+    func optionalString(_ object: JSONValue, _ key: String) throws(StateDocument.DecodeError) -> String? {
+        switch object[key] {
+        case nil, .null?: return nil
+        case let .string(s)?: return s
+        default: throw missing(key, "not a string")
+        }
+    }
+
+    func strings(_ object: JSONValue, _ key: String) throws(StateDocument.DecodeError) -> [String] {
+        guard case let .array(items)? = object[key] else { throw missing(key, "missing or not an array") }
+        var out = [String]()
+        for item in items {
+            guard case let .string(s) = item else { throw missing(key, "holds a non-string") }
+            out.append(s)
+        }
+        return out
     }
 }

@@ -34,6 +34,37 @@ public enum ConfigLoader {
         return parse(String(decoding: bytes, as: UTF8.self), file: file)
     }
 
+    /// The line and column of the first `[table]` or `[[table]]` header whose name does not
+    /// start with a bare-key character or a quote. Lines inside multi-line strings are skipped.
+    static func badTableHeader(_ text: String) -> (Int, Int)? {
+        var inMultiline: String?
+        for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let scalars = Array(line.unicodeScalars)
+            var i = 0
+            if inMultiline == nil {
+                while i < scalars.count, scalars[i] == " " || scalars[i] == "\t" { i += 1 }
+                if i < scalars.count, scalars[i] == "[" {
+                    i += 1
+                    if i < scalars.count, scalars[i] == "[" { i += 1 }
+                    while i < scalars.count, scalars[i] == " " || scalars[i] == "\t" { i += 1 }
+                    // The name must follow on the same line.
+                    guard i < scalars.count else { return (index + 1, i + 1) }
+                    let c = scalars[i]
+                    let startsKey = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
+                        || c == "_" || c == "-" || c == "\"" || c == "'" || c == "]"
+                    if !startsKey { return (index + 1, i + 1) }
+                }
+            }
+            // Track multi-line strings so their content is not taken for headers.
+            for delimiter in ["\"\"\"", "'''"] {
+                let count = line.split(separator: delimiter, omittingEmptySubsequences: false).count - 1
+                guard count % 2 == 1 else { continue }
+                if inMultiline == nil { inMultiline = delimiter } else if inMultiline == delimiter { inMultiline = nil }
+            }
+        }
+        return nil
+    }
+
     /// The first line (not a comment) spelling a NUL character as a TOML escape.
     static func nulEscapeLine(_ text: String) -> Int? {
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -63,6 +94,14 @@ public enum ConfigLoader {
     }
 
     public static func parse(_ text: String, file: String) -> Result<Settings, ConfigErrors> {
+        if let (line, column) = badTableHeader(text) {
+            // toml++ 3.4 (inside TOMLKit) asserts, and so aborts the process, on a header
+            // whose name starts with a character no key may start with (`[@a]`, `[.a]`):
+            // found by `make fuzz`. Such a header is a syntax error; say so before it gets there.
+            return .failure(ConfigErrors(problems: [ConfigProblem(
+                file: file, line: line, key: "",
+                message: "TOML syntax error at column \(column): a table header needs a name (letters, digits, _ or -, or a quoted string) after '['")]))
+        }
         if let line = nulEscapeLine(text) {
             // TOMLKit hands strings over as C strings, so "a\u0000b" would silently become "a".
             return .failure(ConfigErrors(problems: [ConfigProblem(

@@ -161,9 +161,9 @@ public final class Daemon {
         guard let path = options.stateFile else { return }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        let document = StateFile.render(statuses: statuses, firing: policy.firing, total: total, status: status,
-                                        daemonPID: getpid(), ticks: ticks,
-                                        wallTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, interval: tickInterval)
+        let document = StateDocument(statuses: statuses, firing: policy.firing, total: total, status: status,
+                                     daemonPID: getpid(), ticks: ticks,
+                                     wallTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, interval: tickInterval).json()
         do {
             try writeFileAtomically(path, document.renderedBytes(pretty: true) + [0x0a])
             if stateFileFailed {

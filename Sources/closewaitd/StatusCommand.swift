@@ -1,31 +1,7 @@
 import ArgumentParser
 import CloseWaitCore
 import CloseWaitLinux
-import FoundationEssentials
 @preconcurrency import Glibc
-
-/// StateDocument is the part of the daemon's state file `status` prints (StateFile.render).
-struct StateDocument: Decodable {
-    struct Process: Decodable {
-        var pid: Int32
-        var comm: String
-        var unit: String?
-        var closeWait: Int
-        var growthPerMinute: Double?
-        var oldestAgeSeconds: Int
-        var fdOpen: Int
-        var fdLimit: Int?
-        var topPeer: String?
-        var level: String
-        var reasons: [String]
-    }
-    var daemonPid: Int32
-    var updatedAt: Double
-    var interval: Double
-    var status: String
-    var hostLevel: String
-    var processes: [Process]
-}
 
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,8 +41,11 @@ struct StatusCommand: ParsableCommand {
             printError("closewaitd: cannot read the state: \(error)")
             throw ExitCode(1)
         }
-        guard let doc = try? JSONDecoder().decode(StateDocument.self, from: Data(bytes)) else {
-            printError("closewaitd: \(stateFile) is not a closewaitd state document")
+        let doc: StateDocument
+        do {
+            doc = try StateDocument.decode(bytes)
+        } catch {
+            printError("closewaitd: \(stateFile) is not a closewaitd state document: \(Escape.line(error.description))")
             throw ExitCode(1)
         }
         var now = timespec()
@@ -75,26 +54,11 @@ struct StatusCommand: ParsableCommand {
         if json {
             _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) }
         } else {
-            print(Self.table(doc, age: age))
+            print(StateDocument.table(doc, age: age))
         }
         if age > 3 * doc.interval + 5 {
             printError("closewaitd: the state is \(TimeSpan.format(age)) old (daemon pid \(doc.daemonPid)): it is not updating")
             throw ExitCode(4)
         }
-    }
-
-    static func table(_ doc: StateDocument, age: Double) -> String {
-        let out = "closewaitd[\(doc.daemonPid)]: \(Escape.line(doc.status)) (updated \(TimeSpan.format(max(0, age))) ago, host \(doc.hostLevel))\n"
-        guard !doc.processes.isEmpty else { return out + "no process holds CLOSE_WAIT sockets" }
-        var rows = [["PID", "UNIT", "COMM", "CLOSE-WAIT", "GROWTH/MIN", "OLDEST", "FDS/LIMIT", "LEVEL", "TOP PEER"]]
-        for p in doc.processes {
-            let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + AlertMessage.fixed($0, 1) } ?? "-"
-            var level = p.level
-            if !p.reasons.isEmpty { level += " (" + p.reasons.joined(separator: ",") + ")" }
-            rows.append([String(p.pid), p.unit.map { Escape.bytes(Array($0.utf8)) } ?? "-", Escape.bytes(Array(p.comm.utf8)),
-                         String(p.closeWait), growth, TimeSpan.format(Double(p.oldestAgeSeconds)),
-                         "\(p.fdOpen)/\(p.fdLimit.map(String.init) ?? "unlimited")", level, p.topPeer ?? "-"])
-        }
-        return out + SnapshotReport.alignedColumns(rows, rightAligned: [0, 3, 4, 5]).dropLast(1)
     }
 }

@@ -214,13 +214,16 @@ import Testing
         defer { unlink(path) }
         let documents = [
             """
-            {"daemonPid": 1, "updatedAt": 1e300, "interval": 1e300, "status": "x\\u001b[2J", "hostLevel": "ok",
-             "processes": [{"pid": 7, "comm": "\\u001b[2J\\r", "unit": "a\\nb", "closeWait": 9223372036854775807,
+            {"version": 1, "daemonPid": 1, "updatedAt": 1e300, "interval": 1e300, "ticks": 9223372036854775807,
+             "status": "x\\u001b[2J", "total": 1, "hostLevel": "ok",
+             "processes": [{"pid": 7, "startTime": 9223372036854775807, "comm": "\\u001b[2J\\r", "unit": "a\\nb",
+               "closeWait": 9223372036854775807,
                "growthPerMinute": 1e300, "oldestAgeSeconds": 9223372036854775807, "fdOpen": 9223372036854775807,
                "fdLimit": 9223372036854775807, "topPeer": "\\u001b]0;pwned\\u0007", "level": "warning", "reasons": ["count"]}]}
             """,
             """
-            {"daemonPid": 1, "updatedAt": -1e300, "interval": -5, "status": "", "hostLevel": "ok", "processes": []}
+            {"version": 1, "daemonPid": 1, "updatedAt": -1e300, "interval": -5, "ticks": 0, "status": "", "total": 0,
+             "hostLevel": "ok", "processes": []}
             """,
         ]
         for document in documents {
@@ -229,6 +232,10 @@ import Testing
             #expect(result.status == 0 || result.status == 4, "\(result.status): \(result.stderr)")
             #expect(!result.stdout.contains("\u{1b}") && !result.stdout.contains("\r") && !result.stdout.contains("\u{7}"))
         }
+        try "{\"version\": 1, \"processes\": [{\"pid\": 1e999}]}".write(toFile: path, atomically: true, encoding: .utf8)
+        let invalid = try run(Build.path("closewaitd"), ["status", "--state-file", path])
+        #expect(invalid.status == 1)
+        #expect(invalid.stderr.contains("is not a closewaitd state document: invalid JSON at byte 42: number out of range"), "\(invalid.stderr)")
         let result = try run(Build.path("closewaitd"), ["status", "--state-file", "/dev/zero"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("is a character device, not a regular file"))

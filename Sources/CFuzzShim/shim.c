@@ -1,0 +1,1 @@
+/* Header-only: declarations for closewaitd-fuzz. */
