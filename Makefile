@@ -5,6 +5,8 @@
 #   sudo make install   release build (static Swift stdlib), install, enable and start the service
 #   make deb            dist/closewaitd_VERSION_ARCH.deb
 #   make bench          the performance benchmark against ss -tnp
+#   make fuzz           libFuzzer on every parser of untrusted bytes, FUZZ_SECONDS each (600)
+#   make soak           the release daemon for SOAK_SECONDS (1800) against a pool, a leak and churn
 
 VERSION := 0.1.0
 PREFIX ?= /usr
@@ -26,8 +28,12 @@ BUILD_DEBS := libsystemd-dev pkg-config
 TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3
 
 BENCH_SIZES ?= small,medium,large
+FUZZ_SECONDS ?= 600
+FUZZ_SMOKE_SECONDS ?= 10
+SOAK_SECONDS ?= 1800
+SOAK_SMOKE_SECONDS ?= 120
 
-.PHONY: bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+.PHONY: fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -49,6 +55,8 @@ check: test-deps
 	$(MAKE) service-test
 	$(MAKE) bench-smoke
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+	$(MAKE) fuzz-smoke
+	$(MAKE) soak-smoke
 
 # Boots this machine's systemd in a throwaway container, installs the .deb, and checks the
 # service against a real systemd and journald (Tests/service/service-test.sh).
@@ -65,6 +73,24 @@ bench: test-deps
 bench-smoke:
 	$(SWIFT) build --product closewaitd-bench $(SWIFT_FLAGS)
 	$$($(SWIFT) build --show-bin-path)/closewaitd-bench --smoke
+
+# libFuzzer (coverage + AddressSanitizer) on each target for FUZZ_SECONDS; crashes are kept in
+# .build-fuzz/crashes/TARGET and fail the run (Tests/fuzz/run-fuzz.sh, README "Testing").
+fuzz: deps
+	SWIFT=$(SWIFT) Tests/fuzz/run-fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-smoke: deps
+	SWIFT=$(SWIFT) Tests/fuzz/run-fuzz.sh $(FUZZ_SMOKE_SECONDS)
+
+# The release daemon at a 1 s interval against a turning-over pool, a steady leak and
+# short-lived holders; fails on an RSS or fd trend, a false alert or a missed one.
+soak: test-deps
+	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS)
+	.build/release/closewaitd-bench --soak $(SOAK_SECONDS)
+
+soak-smoke: test-deps
+	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS)
+	.build/release/closewaitd-bench --soak $(SOAK_SMOKE_SECONDS)
 
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib --product closewaitd $(SWIFT_FLAGS)
@@ -116,4 +142,4 @@ lint-deb: deb
 	./packaging/apt-ensure lintian
 	lintian --info $(DEB) || true
 clean:
-	rm -rf .build dist
+	rm -rf .build .build-fuzz dist

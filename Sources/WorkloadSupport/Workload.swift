@@ -108,13 +108,17 @@ public final class Workload {
     }
 
     /// The manifest: one entry per (holder pid, socket), less the holders that exited
-    /// (churn writes `X pid`).
+    /// (churn writes `X pid`) and the sockets a rotating pool closed (`D pid inode`).
     public func manifest() throws -> [Socket] {
         var sockets = [Socket]()
         for line in try String(contentsOfFile: manifestPath, encoding: .utf8).split(separator: "\n") {
             let f = line.split(separator: " ")
             if f.count == 2, f[0] == "X", let pid = Int32(f[1]) {
                 sockets.removeAll { $0.pid == pid }
+                continue
+            }
+            if f.count == 3, f[0] == "D", let pid = Int32(f[1]), let inode = UInt64(f[2]) {
+                sockets.removeAll { $0.pid == pid && $0.inode == inode }
                 continue
             }
             guard f.count == 4, let pid = Int32(f[0]), let fd = Int32(f[1]), let inode = UInt64(f[2]) else { continue }

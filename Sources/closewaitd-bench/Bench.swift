@@ -58,9 +58,16 @@ struct Bench: ParsableCommand {
     @Option(help: "Directory holding closewaitd and closewaitd-workload (default: next to this binary).") var binDir: String?
     @Flag(help: "A quick run that checks the benchmark still works (CI): small size, few runs.") var smoke = false
     @Option(help: "Also write the results as Markdown to this file.") var markdown: String?
+    @Option(help: "Instead of the benchmark, soak the daemon for this many seconds (make soak).") var soak: Double?
 
     func run() throws {
         let dir = binDir ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        if let soak {
+            guard soak >= 30 && soak <= 4 * 3600 else { throw ValidationError("--soak takes 30 s to 4 h") }
+            print(machineDescription())
+            if try !Soak(seconds: soak, binDir: dir).run() { throw ExitCode(1) }
+            return
+        }
         var config = BenchConfig(binDir: dir, runs: runs, ticks: ticks, daemonSeconds: daemonSeconds)
         var names = sizes.split(separator: ",").map(String.init)
         if smoke {

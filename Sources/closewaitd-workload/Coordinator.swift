@@ -131,6 +131,7 @@ struct Coordinator {
             }
             for line in lines { report(write, line) }
             report(write, "R \(getpid())\n")
+            if o.rotatePerSecond > 0 { Coordinator.holdAndRotate(options: o, ports: p4, held: made.map { ($0.0, $0.1) }, report: write) }
             Coordinator.holdAndGrow(options: o, ports: p4, report: write)
         }
         holders.append(pid)
@@ -181,6 +182,35 @@ struct Coordinator {
             if Loopback.awaitPeerClose(fd) {
                 report(write, "S \(getpid()) \(fd) \(Loopback.inode(fd)) v4\n")
                 count += 1
+            }
+        }
+    }
+
+    /// A bounded pool whose connections turn over: closes its oldest CLOSE_WAIT socket and
+    /// opens a new one at `--rotate-per-second`, so the count stays put while inodes change.
+    static func holdAndRotate(options o: Workload, ports: [UInt16], held: [(Int32, UInt64)], report write: Int32) -> Never {
+        let parent = getppid()
+        let interval = 1.0 / o.rotatePerSecond
+        var pool = held
+        var next = monotonicSeconds() + interval
+        var made = 0
+        while true {
+            if getppid() != parent { exit(0) }
+            let now = monotonicSeconds()
+            if now < next {
+                usleep(UInt32(max(1000, min(200_000, (next - now) * 1e6))))
+                continue
+            }
+            next += interval
+            let fd = Loopback.connect(kind: .v4, port: ports[made % ports.count])
+            made += 1
+            guard Loopback.awaitPeerClose(fd) else { close(fd); continue }
+            report(write, "S \(getpid()) \(fd) \(Loopback.inode(fd)) v4\n")
+            pool.append((fd, Loopback.inode(fd)))
+            if !pool.isEmpty {
+                let (oldFd, oldInode) = pool.removeFirst()
+                close(oldFd)
+                report(write, "D \(getpid()) \(oldInode)\n")
             }
         }
     }
@@ -248,6 +278,8 @@ struct Coordinator {
             switch fields.first {
             case "S":
                 writeManifest(fields.dropFirst().joined(separator: " "))
+            case "D":  // a rotating pool closed a socket: `D pid inode`
+                writeManifest(line)
             case "R":
                 readyCount += 1
                 if fields.count >= 4, fields[2] == "sharer-of", let pid = pid_t(fields[1]) { sharers.append(pid) }

@@ -30,6 +30,7 @@ struct Workload: ParsableCommand {
     @Option(help: "Each holder adds this many IPv4 CLOSE_WAIT sockets per second after ready (a growing leak).") var growPerSecond = 0.0
     @Option(help: "Each holder stops growing at this many sockets.") var growMax = 100_000
     @Option(help: "Holders replaced per second after ready (one exits, a new one starts).") var churnPerSecond = 0.0
+    @Option(help: "Each holder closes its oldest CLOSE_WAIT socket and opens a new one this often per second (a bounded pool that turns over).") var rotatePerSecond = 0.0
     @Option(help: "Soft RLIMIT_NOFILE for holders (0: raise to the hard limit).") var nofile = 0
     @Option(help: "Stop after this many seconds (at most 3600).") var duration = 300.0
     @Option(help: "Write the socket manifest to this file.") var manifest: String?
