@@ -47,6 +47,9 @@ public struct Snapshot: Sendable {
     public var statistics: ScanStatistics
     public private(set) var total: Int
     public private(set) var unowned: Int
+    /// Unowned sockets (inode not 0) while some processes' fd tables could not be read: their
+    /// owner may be among those. Non-zero means attribution is degraded.
+    public private(set) var ownerUnreadable: Int
 
     public init(source: SocketSource, states: Set<TCPState>, sockets: [SnapshotSocket],
                 processes: [ProcessEntry], statistics: ScanStatistics) {
@@ -57,6 +60,7 @@ public struct Snapshot: Sendable {
         self.statistics = statistics
         total = sockets.count
         unowned = sockets.reduce(0) { $0 + ($1.owners.isEmpty ? 1 : 0) }
+        ownerUnreadable = sockets.reduce(0) { $0 + ($1.unownedReason == .ownerUnreadable ? 1 : 0) }
     }
 
     public static func join(records: [SocketRecord], owners: [UInt64: [Int32]], details: [Int32: ProcessDetails],
@@ -78,6 +82,7 @@ public struct Snapshot: Sendable {
         var inodesByPid = [Int32: [UInt64]]()
         var peersByPid = [Int32: [Endpoint: Int]]()
         var unowned = 0
+        var ownerUnreadable = 0
         for record in records {
             var owned = false
             var socketOwners = [Int32]()
@@ -90,7 +95,10 @@ public struct Snapshot: Sendable {
                     peersByPid[pid, default: [:]][record.remote, default: 0] += 1
                 }
             }
-            if !owned { unowned += 1 }
+            if !owned {
+                unowned += 1
+                if record.inode != 0 && statistics.permissionDenied > 0 { ownerUnreadable += 1 }
+            }
             guard keepSockets else { continue }
             var reason: UnownedReason?
             if !owned {
@@ -114,6 +122,7 @@ public struct Snapshot: Sendable {
         var snapshot = Snapshot(source: source, states: states, sockets: sockets, processes: processes, statistics: statistics)
         snapshot.total = records.count
         snapshot.unowned = unowned
+        snapshot.ownerUnreadable = ownerUnreadable
         return snapshot
     }
 

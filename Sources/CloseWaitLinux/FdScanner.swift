@@ -1,3 +1,4 @@
+import CLinuxShim
 import CloseWaitCore
 import Dispatch
 import Glibc
@@ -21,6 +22,30 @@ public struct FdScanner: Sendable {
     /// Reads /proc/<pid>/fd and returns the wanted socket links it holds.
     /// `wanted` nil means every socket link; fd numbers in `skip` are counted but not read.
     public func scan(pid: Int32, wanted: Set<UInt64>?, skip: Set<Int32>? = nil) throws(Errno) -> ProcessFds {
+        do {
+            return try scanOnce(pid: pid, wanted: wanted, skip: skip)
+        } catch {
+            throw classify(error, pid: pid)
+        }
+    }
+
+    /// A process that is exiting (or a zombie) has no memory map, so the kernel's ptrace
+    /// check refuses its fd table with EACCES even to root: that is "vanished", not
+    /// "permission denied".
+    func classify(_ error: Errno, pid: Int32) -> Errno {
+        guard error.isPermission, processIsGone(pid) else { return error }
+        return Errno(ESRCH, call: error.call, path: error.path)
+    }
+
+    /// Whether /proc/<pid> is gone, or its state is zombie (Z) or dead (X).
+    func processIsGone(_ pid: Int32) -> Bool {
+        guard let bytes = try? proc.read(String(pid) + "/stat", limit: 512) else { return true }
+        guard let close = bytes.lastIndex(of: UInt8(ascii: ")")), close + 2 < bytes.count else { return false }
+        let state = bytes[close + 2]
+        return state == UInt8(ascii: "Z") || state == UInt8(ascii: "X") || state == UInt8(ascii: "x")
+    }
+
+    private func scanOnce(pid: Int32, wanted: Set<UInt64>?, skip: Set<Int32>?) throws(Errno) -> ProcessFds {
         let path = proc.root + "/" + String(pid) + "/fd"
         let fd = try retryingEINTR("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         guard let dir = fdopendir(fd) else {
@@ -80,6 +105,14 @@ public struct FdScanner: Sendable {
     /// The open fd count comes from the size of /proc/<pid>/fd (Linux 6.2+ reports the number
     /// of open fds there), else from counting its entries.
     public func verify(pid: Int32, links: [(fd: Int32, inode: UInt64)]) throws(Errno) -> Verified {
+        do {
+            return try verifyOnce(pid: pid, links: links)
+        } catch {
+            throw classify(error, pid: pid)
+        }
+    }
+
+    private func verifyOnce(pid: Int32, links: [(fd: Int32, inode: UInt64)]) throws(Errno) -> Verified {
         let path = proc.root + "/" + String(pid) + "/fd"
         let dirfd = try retryingEINTR("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         defer { close(dirfd) }
@@ -173,10 +206,17 @@ enum ParallelScan {
     }
 }
 
-/// The number of processors this process may run on (sched_getaffinity), at least 1.
+/// How many threads the /proc walk may use.
 enum ProcessInfoLite {
+    /// The unit's TasksMax=16 must hold these workers, the main thread, and Dispatch's own
+    /// manager and timer threads with room to spare: a 64-CPU host must not fail thread
+    /// creation inside libdispatch.
+    static let workerCap = 6
+
+    /// min(CPUs in this process's affinity mask, `workerCap`), at least 1.
     static let activeProcessors: Int = {
-        let n = sysconf(Int32(_SC_NPROCESSORS_ONLN))
-        return max(1, Int(n))
+        let count = cw_affinity_cpu_count()
+        let allowed = count > 0 ? Int(count) : Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        return max(1, min(workerCap, allowed))
     }()
 }

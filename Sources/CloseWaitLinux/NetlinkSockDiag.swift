@@ -14,6 +14,9 @@ public struct NetlinkSockDiag {
     /// The last dump's size: the next one reserves that much, so a large result is not
     /// built by repeated doubling (the daemon's peak memory).
     private var lastCount = 0
+    /// The longest a dump waits for the kernel's next answer before failing the tick (the
+    /// main queue must never wait forever).
+    public var receiveTimeout = 5.0
 
     public init() {}
 
@@ -34,6 +37,8 @@ public struct NetlinkSockDiag {
             socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), cw_netlink_sock_diag)
         }
         defer { close(fd) }
+        var timeout = timeval(tv_sec: Int(receiveTimeout), tv_usec: Int((receiveTimeout - receiveTimeout.rounded(.down)) * 1e6))
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         sequence &+= 1
         let seq = sequence
         let request = family.map { InetDiag.dumpRequest(family: $0, states: states, sequence: seq) }
@@ -57,9 +62,27 @@ public struct NetlinkSockDiag {
         while true {
             // MSG_TRUNC makes recv return the datagram's real length, so an oversized one is
             // detected instead of silently cut.
-            let n = try retryingEINTR("recv(sock_diag)") {
-                buffer.withUnsafeMutableBytes { raw in recv(fd, raw.baseAddress, raw.count, Int32(MSG_TRUNC)) }
+            var sender = sockaddr_nl()
+            var senderLength = socklen_t(MemoryLayout<sockaddr_nl>.size)
+            var n = 0
+            while true {
+                n = buffer.withUnsafeMutableBytes { raw in
+                    withUnsafeMutablePointer(to: &sender) { address in
+                        address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                            recvfrom(fd, raw.baseAddress, raw.count, Int32(MSG_TRUNC), $0, &senderLength)
+                        }
+                    }
+                }
+                if n >= 0 { break }
+                let code = errno
+                if code == EINTR { continue }
+                if code == EAGAIN || code == EWOULDBLOCK {
+                    throw Errno(ETIMEDOUT, call: "recv(sock_diag): no answer from the kernel within \(receiveTimeout) s")
+                }
+                throw Errno(code, call: "recv(sock_diag)")
             }
+            // Only the kernel (port id 0) answers a dump; anything else is not ours to decode.
+            if sender.nl_pid != 0 { continue }
             guard n <= buffer.count else { throw InetDiagError.truncated(offset: 0, need: n, have: buffer.count) }
             if n == 0 { throw InetDiagError.truncated(offset: 0, need: InetDiag.netlinkHeaderSize, have: 0) }
             if record { recorded.append(Array(buffer[0..<n])) }

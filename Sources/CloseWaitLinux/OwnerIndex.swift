@@ -13,7 +13,7 @@ import Glibc
 /// for again until the next one.
 public final class OwnerIndex {
     public let scanner: FdScanner
-    public let reader: ProcessReader
+    public var reader: ProcessReader
     /// 0: every call is a full walk (what `snapshot` does).
     public var fullScanInterval: Double
 
@@ -54,7 +54,9 @@ public final class OwnerIndex {
     /// Forces the next call to walk every process.
     public func invalidate() { lastFullScan = nil }
 
-    public func attribute(records: [SocketRecord], now: Double) -> Attribution {
+    /// Throws only when /proc itself cannot be listed: then nothing can be attributed and the
+    /// tick must fail rather than report "no owners".
+    public func attribute(records: [SocketRecord], now: Double) throws(Errno) -> Attribution {
         var wanted = Set<UInt64>()
         wanted.reserveCapacity(records.count)
         for record in records where record.inode != 0 { wanted.insert(record.inode) }
@@ -70,18 +72,19 @@ public final class OwnerIndex {
             return Attribution()
         }
         if let last = lastFullScan, fullScanInterval > 0, now - last < fullScanInterval {
-            return incremental(wanted: wanted, records: records)
+            return try incremental(wanted: wanted, records: records)
         }
+        let attribution = try fullScan(wanted: wanted)
         lastFullScan = now
-        return fullScan(wanted: wanted)
+        return attribution
     }
 
-    func fullScan(wanted: Set<UInt64>) -> Attribution {
+    func fullScan(wanted: Set<UInt64>) throws(Errno) -> Attribution {
         var stats = ScanStatistics()
         var newLinks = [Int32: [(fd: Int32, inode: UInt64)]]()
         var fdCounts = [Int32: Int]()
         var found = Set<UInt64>()
-        let pids = (try? scanner.proc.pids()) ?? []
+        let pids = try scanner.proc.pids()
         knownPids = Set(pids)
         for (pid, result) in zip(pids, ParallelScan.scan(scanner, pids: pids, wanted: wanted)) {
             for link in absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats) { found.insert(link.inode) }
@@ -90,15 +93,18 @@ public final class OwnerIndex {
         unownedAtFullScan = wanted.subtracting(found)
         details.removeAll(keepingCapacity: true)  // re-read: exec may have changed comm or exe
         lastReport = TickReport(kind: .full, linksVerified: 0, processesSearched: stats.processesScanned, newInodes: wanted.count)
-        return finish(fdCounts: fdCounts, stats: stats)
+        return finish(fdCounts: fdCounts, stats: stats, verified: [])
     }
 
-    func incremental(wanted: Set<UInt64>, records: [SocketRecord]) -> Attribution {
+    func incremental(wanted: Set<UInt64>, records: [SocketRecord]) throws(Errno) -> Attribution {
         tick += 1
         var stats = ScanStatistics()
         var report = TickReport(kind: .incremental)
         var newLinks = [Int32: [(fd: Int32, inode: UInt64)]]()
         var fdCounts = [Int32: Int]()
+        // Pids whose known links still point at the same sockets: the same process as before
+        // (a reused pid cannot hold the dead process's sockets).
+        var verifiedPids = Set<Int32>()
         // Re-read every known link (the arrays are shared with `links`, not copied); links to
         // sockets no longer in CLOSE_WAIT are dropped after.
         let toVerify = links.map { (pid: $0.key, links: $0.value) }
@@ -116,6 +122,7 @@ public final class OwnerIndex {
                 guard !alive.isEmpty else { continue }
                 newLinks[item.pid] = alive
                 fdCounts[item.pid] = v.fdCount
+                verifiedPids.insert(item.pid)
                 for link in alive { foundSorted.append(link.inode) }
             case let .failure(error):
                 stats.count(error)
@@ -160,7 +167,7 @@ public final class OwnerIndex {
                     }
                 }
             }
-            let all = (try? scanner.proc.pids()) ?? []
+            let all = try scanner.proc.pids()
             // 1. Processes started since we last looked (a new leaker, or a replaced worker).
             search(all.filter { !knownPids.contains($0) })
             knownPids.formUnion(all)
@@ -184,7 +191,7 @@ public final class OwnerIndex {
         links = newLinks
         lastGain = lastGain.filter { newLinks[$0.key] != nil }
         lastReport = report
-        return finish(fdCounts: fdCounts, stats: stats)
+        return finish(fdCounts: fdCounts, stats: stats, verified: verifiedPids)
     }
 
     /// Adds one process's scan to the tick's links, fd counts and statistics; returns the
@@ -206,15 +213,28 @@ public final class OwnerIndex {
         }
     }
 
-    /// Joins links into inode -> owners and reads (or reuses) each owner's details.
-    func finish(fdCounts: [Int32: Int], stats: ScanStatistics) -> Attribution {
+    /// Joins links into inode -> owners and reads (or reuses) each owner's details. Cached
+    /// details are reused as they are only for `verified` pids; any other holder's start time
+    /// is read again, and a different one (the pid was reused by a new process) drops the
+    /// cache, so a new process is never shown under the old one's name, rule or history.
+    func finish(fdCounts: [Int32: Int], stats: ScanStatistics, verified: Set<Int32>) -> Attribution {
         var result = Attribution()
         result.owners = OwnerMap(minimumCapacity: links.values.reduce(0) { $0 + $1.count })
         result.statistics = stats
         var kept = [Int32: ProcessDetails]()
         for (pid, pidLinks) in links {
             var info: ProcessDetails
-            if let cached = details[pid] {
+            var cached = details[pid]
+            if let known = cached, !verified.contains(pid) {
+                switch Result(catching: { try reader.stat(pid: pid) }) {
+                case let .success(stat):
+                    if stat.startTime != known.identity.startTime { cached = nil }
+                case let .failure(error):
+                    result.statistics.count(error)
+                    continue
+                }
+            }
+            if let cached {
                 info = cached
             } else {
                 do {

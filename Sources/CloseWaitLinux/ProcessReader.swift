@@ -6,6 +6,10 @@ import Glibc
 /// Everything is read as bytes: comm, exe, cmdline and cgroup paths are chosen by the process.
 public struct ProcessReader: Sendable {
     public var proc: ProcFS
+    /// Whether to read /proc/<pid>/cmdline. Reading it takes the process's mmap lock, so it
+    /// blocks behind a process stuck in D state; the daemon never shows a cmdline and turns
+    /// it off, so nothing on its tick path can wait on another process.
+    public var readsCmdline = true
     /// cmdline can be megabytes (ARG_MAX); what a person needs to recognise a process fits here.
     public static let cmdlineLimit = 4096
 
@@ -23,7 +27,7 @@ public struct ProcessReader: Sendable {
         let base = String(pid) + "/"
         var details = ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: stat.startTime), comm: stat.comm, fdOpen: fdOpen)
         details.exe = (try? proc.readLink(base + "exe")).map { ByteString($0) }
-        if let raw = try? proc.read(base + "cmdline", limit: Self.cmdlineLimit) {
+        if readsCmdline, let raw = try? proc.read(base + "cmdline", limit: Self.cmdlineLimit) {
             var parts = raw.split(separator: 0, omittingEmptySubsequences: false).map { ByteString($0) }
             if parts.last?.isEmpty == true { parts.removeLast() }
             details.cmdline = parts

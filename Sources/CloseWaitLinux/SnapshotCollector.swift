@@ -24,7 +24,7 @@ public struct SnapshotCollector {
     /// - Parameter keepSockets: false for the per-process view only (the daemon).
     public mutating func collect(states: Set<TCPState>, now: Double = monotonicNow(), keepSockets: Bool = true) throws -> Result {
         let sample = try sampler.sample(states: states)
-        let found = owners.attribute(records: sample.records, now: now)
+        let found = try owners.attribute(records: sample.records, now: now)
         let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
                                      statistics: found.statistics, source: sample.source, states: states,
                                      keepSockets: keepSockets)

@@ -179,7 +179,7 @@ struct BenchRun {
             let start = monotonicNow()
             let sample = try collector.sampler.sample(states: [.closeWait])
             let sampled = monotonicNow()
-            let found = collector.owners.attribute(records: sample.records, now: now)
+            let found = try collector.owners.attribute(records: sample.records, now: now)
             let attributed = monotonicNow()
             let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
                                          statistics: found.statistics, source: sample.source, states: [.closeWait],

@@ -243,6 +243,8 @@ struct Coordinator {
                        pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0)]
         var nextChurn = options.churnPerSecond > 0 ? monotonicSeconds() + 1 / options.churnPerSecond : Double.infinity
         var buffer = [UInt8](repeating: 0, count: 65536)
+        // Only a peer (no holders): ready at once, for clients made elsewhere.
+        if expectedReady == 0 && !isReady { announceReady() }
         loop: while true {
             let now = monotonicSeconds()
             if now >= deadline { break }

@@ -10,7 +10,7 @@ import Testing
         var sampler = KernelSampler(choice: .netlink)
         // Only this test's sockets: other suites make CLOSE_WAIT sockets at the same time.
         let records = try sampler.sample(states: [.closeWait]).records.filter { ports.contains(Int($0.remote.port)) }
-        let found = index.attribute(records: records, now: now)
+        let found = try index.attribute(records: records, now: now)
         var result = [UInt64: Set<Int32>]()
         for r in records where ports.contains(Int(r.remote.port)) {
             result[r.inode] = Set(found.owners[r.inode] ?? [])
@@ -59,7 +59,7 @@ import Testing
 
     @Test func idleTickReadsNothing() throws {
         let index = OwnerIndex(fullScanInterval: 60)
-        let result = index.attribute(records: [], now: 0)
+        let result = try index.attribute(records: [], now: 0)
         #expect(result.owners.isEmpty)
         #expect(result.statistics.processesScanned == 0)
         #expect(index.lastReport.kind == .idle)

@@ -1,0 +1,107 @@
+import CloseWaitCore
+import Foundation
+import Testing
+
+/// Issue 9: a process is (pid, start time). In a fresh pid namespace (so the test chooses the
+/// next pid through /proc/sys/kernel/ns_last_pid), holder `alpha` is tracked by the daemon and
+/// killed, and holder `bravo` is started with alpha's pid: the daemon must report bravo under
+/// its own comm and start time, and alert on it, long before its next full walk.
+@Suite(.serialized) struct PidReuseLiveTests {
+    static let holder = """
+    import os, socket, sys, time
+    name, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    open("/proc/self/comm", "w").write(name)
+    held = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port))
+        held.append(s)
+    # The peer shuts down its side at once: wait until each socket has seen the FIN.
+    for s in held:
+        s.settimeout(10)
+        assert s.recv(1) == b""
+    print("ready", flush=True)
+    time.sleep(120)
+    """
+
+    @Test func aReusedPidIsANewProcess() throws {
+        try #require(getuid() == 0, "needs root for a pid namespace")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-pidreuse-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.holder.write(toFile: dir + "/holder.py", atomically: true, encoding: .utf8)
+        // A full walk only every hour: only the incremental path can get this right.
+        try testConfig(interval: "2s", thresholds: "count_warning = 10\ncount_critical = 1000",
+                       extra: "").replacingOccurrences(of: "window = \"10s\"", with: "window = \"10s\"\nfull_scan_interval = \"1h\"")
+            .write(toFile: dir + "/config.toml", atomically: true, encoding: .utf8)
+        let bin = Build.binDirectory
+        let script = """
+        set -u
+        cd \(dir)
+        wait_for() { i=0; while ! eval "$1"; do i=$((i+1)); [ $i -gt 200 ] && { echo "TIMEOUT $2"; exit 1; }; sleep 0.05; done; }
+        \(bin)/closewaitd-workload --processes 0 --duration 120 > peer.json &
+        wait_for 'grep -q ready peer.json' peer
+        port=$(sed 's/.*"port4":\\([0-9]*\\).*/\\1/' peer.json)
+        \(bin)/closewaitd run --config config.toml --log stderr --state-file state.json 2> daemon.log &
+        daemon=$!
+        # charlie stays all along, so the index always has sockets to keep (an empty sample resets it).
+        python3 holder.py charlie $port 2 > charlie.out &
+        charlie=$!
+        wait_for 'grep -q ready charlie.out' charlie
+        python3 holder.py alpha $port 3 > alpha.out &
+        alpha=$!
+        wait_for 'grep -q ready alpha.out' alpha
+        wait_for "grep -q '\\"comm\\": \\"alpha\\"' state.json 2>/dev/null" alpha-tracked
+        echo "ALPHA $alpha $(cut -d' ' -f22 /proc/$alpha/stat)"
+        # Right after a tick, alpha dies and bravo takes its pid before the next one (2 s later):
+        # the daemon's next tick finds alpha's links gone and bravo's sockets under the same pid.
+        ticks=$(grep '"ticks"' state.json)
+        wait_for "! grep -q '$ticks' state.json" next-tick
+        kill -9 $alpha; wait $alpha 2>/dev/null
+        for attempt in 1 2 3 4 5; do
+            echo $((alpha - 1)) > /proc/sys/kernel/ns_last_pid
+            python3 holder.py bravo $port 12 > bravo.out &
+            bravo=$!
+            [ $bravo -eq $alpha ] && break
+            kill -9 $bravo; wait $bravo 2>/dev/null
+        done
+        wait_for 'grep -q ready bravo.out' bravo
+        echo "BRAVO $bravo $(cut -d' ' -f22 /proc/$bravo/stat)"
+        wait_for "grep -q 'CLOSEWAIT_PID=$bravo ' daemon.log" bravo-alert
+        cat state.json
+        grep "CLOSEWAIT_PID=$bravo " daemon.log
+        kill $daemon; wait $daemon
+        echo "DAEMON-EXIT $?"
+        kill -9 $bravo $charlie 2>/dev/null
+        """
+        let result = try run("/usr/bin/unshare", ["-p", "-f", "--mount-proc", "/bin/sh", "-c", script], timeout: 90)
+        let lines = result.stdout.split(separator: "\n")
+        let alpha = lines.first { $0.hasPrefix("ALPHA ") }?.split(separator: " ")
+        let bravo = lines.first { $0.hasPrefix("BRAVO ") }?.split(separator: " ")
+        try #require(alpha != nil && bravo != nil, "\(result.stdout)\n\(result.stderr)")
+        // The namespace gave bravo alpha's pid, with a later start time.
+        #expect(alpha![1] == bravo![1], "pid not reused: \(result.stdout)")
+        #expect(alpha![2] != bravo![2] || alpha![1] != bravo![1])
+        let pid = bravo![1], start = bravo![2]
+        let state = try StateDocument.decode(Array(Self.stateText(result.stdout).utf8))
+        let row = state.processes.first { String($0.pid) == pid }
+        #expect(row?.comm == "bravo")
+        #expect(row.map { String($0.startTime) } == String(start))
+        #expect(row?.closeWait == 12)
+        let alert = lines.first { $0.contains("CLOSEWAIT_PID=\(pid) ") && $0.contains("MESSAGE_ID=\(MessageID.crossed)") }
+        #expect(alert?.contains("bravo[\(pid)] holds 12 CLOSE_WAIT sockets") == true, "\(result.stdout)")
+        #expect(alert?.contains("CLOSEWAIT_START_TIME=\(start) ") == true)
+        #expect(lines.contains("DAEMON-EXIT 0"))
+    }
+
+    /// The pretty-printed state document within the script's output.
+    static func stateText(_ output: String) -> String {
+        var text = ""
+        var inside = false
+        for line in output.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "{" { inside = true }
+            if inside { text += line + "\n" }
+            if line == "}" { break }
+        }
+        return text
+    }
+}
