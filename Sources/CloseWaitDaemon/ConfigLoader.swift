@@ -55,14 +55,45 @@ public enum ConfigLoader {
                     if !startsKey { return (index + 1, i + 1) }
                 }
             }
-            // Track multi-line strings so their content is not taken for headers.
-            for delimiter in ["\"\"\"", "'''"] {
-                let count = line.split(separator: delimiter, omittingEmptySubsequences: false).count - 1
-                guard count % 2 == 1 else { continue }
-                if inMultiline == nil { inMultiline = delimiter } else if inMultiline == delimiter { inMultiline = nil }
-            }
+            // Track multi-line strings so their content is not taken for headers: a small
+            // lexer over the line that knows quotes, escapes and comments.
+            inMultiline = Self.multilineState(after: scalars, startingIn: inMultiline)
         }
         return nil
+    }
+
+    /// Whether a line leaves a multi-line string (`"""` or `'''`) open, given the one it
+    /// started in: strings and escapes are followed, and a `#` outside strings ends the line.
+    static func multilineState(after line: [Unicode.Scalar], startingIn open: String?) -> String? {
+        var open = open
+        var i = 0
+        func at(_ text: String) -> Bool {
+            let s = Array(text.unicodeScalars)
+            return i + s.count <= line.count && Array(line[i..<i + s.count]) == s
+        }
+        while i < line.count {
+            if let delimiter = open {
+                if delimiter == "\"\"\"" && line[i] == "\\" { i += 2; continue }
+                if at(delimiter) { open = nil; i += 3; continue }
+                i += 1
+                continue
+            }
+            if at("\"\"\"") || at("'''") { open = String(String.UnicodeScalarView(line[i..<i + 3])); i += 3; continue }
+            switch line[i] {
+            case "#": return nil
+            case "\"":
+                i += 1
+                while i < line.count && line[i] != "\"" { i += line[i] == "\\" ? 2 : 1 }
+                i += 1
+            case "'":
+                i += 1
+                while i < line.count && line[i] != "'" { i += 1 }
+                i += 1
+            default:
+                i += 1
+            }
+        }
+        return open
     }
 
     /// The first line (not a comment) spelling a NUL character as a TOML escape.
