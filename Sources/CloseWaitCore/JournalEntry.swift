@@ -9,6 +9,8 @@ public enum MessageID {
     public static let configReloaded = "ebd6229ea723460eb05ae1e09c422f9c"
     public static let configRejected = "ec06e116cb504e1dbac7b69f1372b186"
     public static let started = "4945f8b50fbe464d932a3977a7e93180"
+    public static let attributionDegraded = "89e70d1c3ee54120b579ad6246fac63d"
+    public static let attributionRecovered = "91b4568eee22485c9e7d7c05f9b07a26"
 
     public static func of(_ kind: AlertKind) -> String {
         switch kind {
@@ -185,9 +187,13 @@ public enum AlertMessage {
 
 /// StatusLine is the short sentence sent to systemd as STATUS= each tick.
 public enum StatusLine {
-    public static func render(statuses: [ProcessStatus], alerting: Int, total: Int) -> String {
-        guard let top = statuses.max(by: { $0.count < $1.count }) else { return "No CLOSE_WAIT sockets; watching." }
+    public static func render(statuses: [ProcessStatus], alerting: Int, total: Int,
+                              health: AttributionHealth = AttributionHealth()) -> String {
+        let degraded = health.degraded ? "; " + health.summary : ""
+        guard let top = statuses.max(by: { $0.count < $1.count }) else {
+            return total == 0 ? "No CLOSE_WAIT sockets; watching." : "\(total) CLOSE_WAIT sockets, no owner known\(degraded)"
+        }
         let noun = statuses.count == 1 ? "process" : "processes"
-        return "\(statuses.count) \(noun) with CLOSE_WAIT, \(alerting) alerting; max \(top.details.label) \(top.count); total \(total)"
+        return "\(statuses.count) \(noun) with CLOSE_WAIT, \(alerting) alerting; max \(top.details.label) \(top.count); total \(total)\(degraded)"
     }
 }

@@ -35,12 +35,16 @@ public struct StateDocument: Equatable, Sendable {
     public var total: Int
     public var hostLevel: String
     public var processes: [Process]
+    /// What the last tick's /proc walk could not read (absent in files from before 0.2).
+    public var attribution: AttributionHealth?
 
     /// The document for one tick.
     /// - Parameters:
     ///   - wallTime: seconds since the epoch (for "updated N s ago").
     public init(statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)],
-                total: Int, status: String, daemonPID: Int32, ticks: Int, wallTime: Double, interval: Double) {
+                total: Int, status: String, daemonPID: Int32, ticks: Int, wallTime: Double, interval: Double,
+                attribution: AttributionHealth? = nil) {
+        self.attribution = attribution
         var levels = [ProcessIdentity: (AlertLevel, [String])]()
         var hostLevel: AlertLevel?
         for (identity, reason, level) in firing {
@@ -79,6 +83,7 @@ public struct StateDocument: Equatable, Sendable {
             ("status", .string(status)),
             ("total", .number(total)),
             ("hostLevel", .string(hostLevel)),
+            ("attribution", attribution?.json() ?? .null),
             ("processes", .array(processes.map { p in
                 .object([
                     ("pid", .number(p.pid)),
@@ -137,15 +142,24 @@ public struct StateDocument: Equatable, Sendable {
                 topPeer: try p.optionalString(item, "topPeer"), level: try p.string(item, "level"),
                 reasons: try p.strings(item, "reasons")))
         }
+        var attribution: AttributionHealth?
+        if let health = root["attribution"], health != .null {
+            let a = FieldReader(path: "attribution.")
+            attribution = AttributionHealth(unreadable: try a.int(health, "unreadable", 0...Int.max),
+                                            vanished: try a.int(health, "vanished", 0...Int.max),
+                                            otherErrors: try a.int(health, "otherErrors", 0...Int.max),
+                                            unattributed: try a.int(health, "unattributed", 0...Int.max))
+        }
         return StateDocument(daemonPid: Int32(try reader.int(root, "daemonPid", 1...Int(Int32.max))),
                              updatedAt: try reader.double(root, "updatedAt"), interval: try reader.double(root, "interval"),
                              ticks: try reader.int(root, "ticks", 0...Int.max), status: try reader.string(root, "status"),
                              total: try reader.int(root, "total", 0...Int.max), hostLevel: try reader.string(root, "hostLevel"),
-                             processes: processes)
+                             processes: processes, attribution: attribution)
     }
 
     init(daemonPid: Int32, updatedAt: Double, interval: Double, ticks: Int, status: String, total: Int, hostLevel: String,
-         processes: [Process]) {
+         processes: [Process], attribution: AttributionHealth?) {
+        self.attribution = attribution
         self.daemonPid = daemonPid
         self.updatedAt = updatedAt
         self.interval = interval
@@ -158,7 +172,10 @@ public struct StateDocument: Equatable, Sendable {
 
     /// The table `closewaitd status` prints; every text from the file escaped.
     public static func table(_ doc: StateDocument, age: Double) -> String {
-        let out = "closewaitd[\(doc.daemonPid)]: \(Escape.line(doc.status)) (updated \(TimeSpan.format(max(0, age))) ago, host \(Escape.line(doc.hostLevel)))\n"
+        var out = "closewaitd[\(doc.daemonPid)]: \(Escape.line(doc.status)) (updated \(TimeSpan.format(max(0, age))) ago, host \(Escape.line(doc.hostLevel)))\n"
+        if let health = doc.attribution, health.degraded {
+            out += "warning: \(health.summary); run the daemon with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE\n"
+        }
         guard !doc.processes.isEmpty else { return out + "no process holds CLOSE_WAIT sockets" }
         var rows = [["PID", "UNIT", "COMM", "CLOSE-WAIT", "GROWTH/MIN", "OLDEST", "FDS/LIMIT", "LEVEL", "TOP PEER"]]
         for p in doc.processes {

@@ -42,6 +42,7 @@ public final class Daemon {
     var fallbackReported = false
     var stateFileFailed = false
     var reportedDrops = 0
+    var attribution = AttributionMonitor()
     public private(set) var ticks = 0
 
     /// Repeated sampler failures before the journal hears of it (and STATUS says why).
@@ -133,15 +134,17 @@ public final class Daemon {
         let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total)
         for event in events { writer.send(AlertMessage.entry(event)) }
         ticks += 1
+        let health = AttributionHealth(snapshot)
+        if let entry = attribution.update(health) { writer.send(entry) }
         let alerting = Set(policy.firing.map(\.0)).count
-        let status = StatusLine.render(statuses: statuses, alerting: alerting, total: snapshot.total)
+        let status = StatusLine.render(statuses: statuses, alerting: alerting, total: snapshot.total, health: health)
         if !ready {
             ready = true
             notifier.ready(status: status)
         } else {
             notifier.status(status)
         }
-        writeState(statuses: statuses, total: snapshot.total, status: status)
+        writeState(statuses: statuses, total: snapshot.total, status: status, health: health)
         if notifier.watchdogInterval != nil { notifier.watchdog() }
         reportDroppedNotifications()
     }
@@ -158,13 +161,14 @@ public final class Daemon {
 
     /// Rewrites the state file atomically (a temporary file renamed over it); a failure is
     /// logged once and never stops the daemon.
-    func writeState(statuses: [ProcessStatus], total: Int, status: String) {
+    func writeState(statuses: [ProcessStatus], total: Int, status: String, health: AttributionHealth) {
         guard let path = options.stateFile else { return }
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let document = StateDocument(statuses: statuses, firing: policy.firing, total: total, status: status,
                                      daemonPID: getpid(), ticks: ticks,
-                                     wallTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, interval: tickInterval).json()
+                                     wallTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, interval: tickInterval,
+                                     attribution: health).json()
         do {
             try writeFileAtomically(path, document.renderedBytes(pretty: true) + [0x0a])
             if stateFileFailed {

@@ -19,6 +19,9 @@ public final class OwnerIndex {
 
     private var links: [Int32: [(fd: Int32, inode: UInt64)]] = [:]
     private var unownedAtFullScan = Set<UInt64>()
+    /// Processes the last full walk could not read: until the next one, the sockets it found
+    /// no owner for may be theirs (attribution stays "degraded" between walks).
+    private var unreadableAtFullScan = 0
     private var details: [Int32: ProcessDetails] = [:]
     private var lastFullScan: Double?
     /// Every pid seen at the last full walk or searched since: a pid not in here is a process
@@ -91,6 +94,7 @@ public final class OwnerIndex {
         }
         links = newLinks
         unownedAtFullScan = wanted.subtracting(found)
+        unreadableAtFullScan = stats.permissionDenied
         details.removeAll(keepingCapacity: true)  // re-read: exec may have changed comm or exe
         lastReport = TickReport(kind: .full, linksVerified: 0, processesSearched: stats.processesScanned, newInodes: wanted.count)
         return finish(fdCounts: fdCounts, stats: stats, verified: [])
@@ -191,6 +195,7 @@ public final class OwnerIndex {
         links = newLinks
         lastGain = lastGain.filter { newLinks[$0.key] != nil }
         lastReport = report
+        stats.permissionDenied = max(stats.permissionDenied, unreadableAtFullScan)
         return finish(fdCounts: fdCounts, stats: stats, verified: verifiedPids)
     }
 

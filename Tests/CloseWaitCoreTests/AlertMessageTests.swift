@@ -57,3 +57,31 @@ import Testing
         #expect(line == "2 processes with CLOSE_WAIT, 2 alerting; max java[4242] 57; total 61")
     }
 }
+
+/// Attribution health: said on changes only, and in STATUS while it lasts.
+@Suite struct AttributionHealthTests {
+    @Test func degradedAndRecoveredAreSaidOnceAfterTheHold() {
+        var monitor = AttributionMonitor()
+        let bad = AttributionHealth(unreadable: 580, vanished: 2, otherErrors: 0, unattributed: 10210)
+        let good = AttributionHealth(unreadable: 1, vanished: 0, otherErrors: 0, unattributed: 0)
+        #expect(monitor.update(good) == nil)
+        #expect(monitor.update(bad) == nil)  // one tick is not yet a state
+        let degraded = monitor.update(bad)
+        #expect(degraded?.messageID == MessageID.attributionDegraded)
+        #expect(degraded?.field("CLOSEWAIT_UNATTRIBUTED") == "10210")
+        #expect(degraded?.priority == .warning)
+        #expect(monitor.update(bad) == nil)
+        #expect(monitor.update(good) == nil)
+        #expect(monitor.update(bad) == nil)  // a flap does not recover it
+        #expect(monitor.update(good) == nil)
+        #expect(monitor.update(good)?.messageID == MessageID.attributionRecovered)
+        #expect(monitor.update(good) == nil)
+    }
+
+    @Test func statusSaysDegradedInsteadOfNoSockets() {
+        let bad = AttributionHealth(unreadable: 580, vanished: 0, otherErrors: 0, unattributed: 10210)
+        #expect(StatusLine.render(statuses: [], alerting: 0, total: 10210, health: bad)
+            == "10210 CLOSE_WAIT sockets, no owner known; attribution degraded: 580 processes unreadable (permission denied), 10210 sockets without a known owner")
+        #expect(StatusLine.render(statuses: [], alerting: 0, total: 0) == "No CLOSE_WAIT sockets; watching.")
+    }
+}

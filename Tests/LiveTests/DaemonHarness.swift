@@ -71,7 +71,8 @@ final class DaemonProcess {
     let statePath: String
     let notify: NotifySocket
 
-    init(config: String, extraArguments: [String] = [], environment: [String: String] = [:]) throws {
+    /// - Parameter launcher: a command that runs the daemon (e.g. setpriv to another user).
+    init(config: String, extraArguments: [String] = [], environment: [String: String] = [:], launcher: [String] = []) throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("cw-daemon-\(UUID().uuidString.prefix(8))").path
         configPath = base + ".toml"
         stderrPath = base + ".log"
@@ -79,8 +80,15 @@ final class DaemonProcess {
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
         FileManager.default.createFile(atPath: stderrPath, contents: nil)
         notify = try NotifySocket()
-        process.executableURL = URL(fileURLWithPath: Build.path("closewaitd"))
-        process.arguments = ["run", "--config", configPath, "--log", "stderr", "--state-file", statePath] + extraArguments
+        let arguments = ["run", "--config", configPath, "--log", "stderr", "--state-file", statePath] + extraArguments
+        if let first = launcher.first {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = Array(launcher.dropFirst()) + [Build.path("closewaitd")] + arguments
+            chmod(notify.path, 0o777)  // another user must be able to send to it
+        } else {
+            process.executableURL = URL(fileURLWithPath: Build.path("closewaitd"))
+            process.arguments = arguments
+        }
         var env = ProcessInfo.processInfo.environment
         env["NOTIFY_SOCKET"] = notify.path
         env.removeValue(forKey: "WATCHDOG_USEC")

@@ -129,4 +129,31 @@ import Testing
         try failing.notify.await("WATCHDOG=1 once sampling works") { $0 == "WATCHDOG=1" }
         try failing.awaitLine("works-again notice") { $0.contains("sampling works again") }
     }
+
+    /// Issue 9: a daemon that may not read other users' fd tables says so in STATUS, the
+    /// journal and the state file instead of "No CLOSE_WAIT sockets".
+    @Test func degradedAttributionIsVisible() throws {
+        try #require(getuid() == 0, "needs root to drop to another user")
+        let leak = try Workload(["--processes", "1", "--v4", "4"])
+        defer { leak.stop() }
+        let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 3"),
+                                       launcher: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        defer { daemon.stop() }
+        let warning = try daemon.awaitLine("the degraded warning") { $0.contains("MESSAGE_ID=\(MessageID.attributionDegraded)") }
+        #expect(warning.contains("Attribution degraded:"))
+        #expect(warning.contains("CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE"))
+        let status = try daemon.notify.await("a degraded STATUS") { $0.contains("attribution degraded") }
+        #expect(status.contains("processes unreadable (permission denied)"), "\(status)")
+        #expect(!status.contains("No CLOSE_WAIT sockets"))
+        try waitFor("a degraded state file") {
+            guard let data = FileManager.default.contents(atPath: daemon.statePath),
+                  let doc = try? StateDocument.decode(Array(data)) else { return false }
+            return doc.attribution?.degraded == true && (doc.attribution?.unattributed ?? 0) >= 4
+        }
+        let table = try run(Build.path("closewaitd"), ["status", "--state-file", daemon.statePath])
+        #expect(table.stdout.contains("warning: attribution degraded:"), "\(table.stdout)")
+        // Said once, not every tick.
+        usleep(1_000_000)
+        #expect(daemon.log.components(separatedBy: "MESSAGE_ID=\(MessageID.attributionDegraded)").count == 2)
+    }
 }
