@@ -215,6 +215,23 @@ else
     fail "watchdog restart"
 fi
 
+# --- a capability dropped by a drop-in: attribution degraded, and said so ---------------
+DEGRADED=89e70d1c3ee54120b579ad6246fac63d
+C sh -c 'printf "[Service]\nAmbientCapabilities=\nAmbientCapabilities=CAP_DAC_READ_SEARCH\n" > /etc/systemd/system/closewaitd.service.d/lost-cap.conf'
+C systemctl daemon-reload
+check "restart without CAP_SYS_PTRACE succeeds" C systemctl restart closewaitd.service
+wait_for 30 "degraded warning" journal_has MESSAGE_ID=$DEGRADED && pass "attribution-degraded warning in the journal: $(C journalctl -u closewaitd.service --no-pager -o cat MESSAGE_ID=$DEGRADED | tail -1 | cut -c1-120)" || fail "attribution-degraded warning"
+status_degraded() { C systemctl show -p StatusText --value closewaitd.service | grep -q "attribution degraded"; }
+wait_for 20 "STATUS degraded" status_degraded && pass "STATUS says degraded: $(C systemctl show -p StatusText --value closewaitd.service)" || fail "STATUS says degraded"
+C closewaitd status >"$WORK/status-degraded.txt" 2>&1
+check "closewaitd status warns about degraded attribution" grep -q "warning: attribution degraded" "$WORK/status-degraded.txt"
+check "journalctl -x explains the degraded attribution" sh -c "nsenter -t $PID1 -a journalctl -x -u closewaitd.service --no-pager MESSAGE_ID=$DEGRADED | grep -q 'CAP_DAC_READ_SEARCH and'"
+C rm -f /etc/systemd/system/closewaitd.service.d/lost-cap.conf
+C systemctl daemon-reload
+C systemctl restart closewaitd.service
+wait_for 30 "STATUS naming the leaker again" status_names_leaker && ! status_degraded \
+    && pass "with both capabilities back, the leaker is attributed and STATUS is not degraded" || fail "attribution after restoring the capability"
+
 # --- stop ----------------------------------------------------------------------
 check "systemctl stop succeeds" C systemctl stop closewaitd.service
 result=$(C systemctl show -p Result --value closewaitd.service)
