@@ -7,6 +7,8 @@ import Glibc
 /// /proc/<pid>/fd with `openat`/`readlinkat` (no path strings per fd, no FileManager).
 public struct FdScanner: Sendable {
     public var proc: ProcFS
+    /// How `verify` counts a process's open fds (see FdCountMethod).
+    public var fdCountMethod = FdScanner.defaultFdCountMethod
 
     public init(proc: ProcFS = ProcFS()) {
         self.proc = proc
@@ -94,68 +96,53 @@ public struct FdScanner: Sendable {
         }
     }
 
-    /// What verifying a process's known links found.
-    public struct Verified {
-        /// The links that still point at the same inode.
-        public var alive: [(fd: Int32, inode: UInt64)] = []
-        public var fdCount = 0
-    }
-
-    /// Re-reads only the given links of a process: one readlinkat each, no directory walk.
-    /// The open fd count comes from the size of /proc/<pid>/fd (Linux 6.2+ reports the number
-    /// of open fds there), else from counting its entries.
-    public func verify(pid: Int32, links: [(fd: Int32, inode: UInt64)]) throws(Errno) -> Verified {
+    /// The number of open fds of a process (one open and one fstat on Linux 6.2+); throws
+    /// when the process is gone or unreadable.
+    public func fdCount(pid: Int32) throws(Errno) -> Int {
+        let path = proc.root + "/" + String(pid) + "/fd"
         do {
-            return try verifyOnce(pid: pid, links: links)
+            let dirfd = try retryingEINTR("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+            defer { close(dirfd) }
+            return try countFds(dirfd, path: path)
         } catch {
             throw classify(error, pid: pid)
         }
     }
 
-    private func verifyOnce(pid: Int32, links: [(fd: Int32, inode: UInt64)]) throws(Errno) -> Verified {
-        let path = proc.root + "/" + String(pid) + "/fd"
-        let dirfd = try retryingEINTR("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        defer { close(dirfd) }
-        var result = Verified()
-        result.alive.reserveCapacity(links.count)
-        var name = (UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0), UInt8(0),
-                    UInt8(0), UInt8(0), UInt8(0), UInt8(0))
-        var link = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))
-        for (fd, inode) in links {
-            let n = withUnsafeMutableBytes(of: &name) { nameBytes in
-                Self.writeDecimal(fd, into: nameBytes)
-                return withUnsafeMutableBytes(of: &link) { linkBytes in
-                    readlinkat(dirfd, nameBytes.baseAddress!.assumingMemoryBound(to: CChar.self),
-                               linkBytes.baseAddress!.assumingMemoryBound(to: CChar.self), linkBytes.count)
-                }
-            }
-            if n <= 0 {
-                if errno == EACCES || errno == EPERM { throw Errno(errno, call: "readlinkat", path: path) }
-                continue  // closed since
-            }
-            let current = withUnsafeBytes(of: &link) { FdLink.socketInode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            if current == inode { result.alive.append((fd, inode)) }
-        }
-        var info = stat()
-        if fstat(dirfd, &info) == 0, info.st_size > 0 {
-            result.fdCount = Int(info.st_size)
-        } else {
-            result.fdCount = try scan(pid: pid, wanted: [], skip: nil).fdCount
-        }
-        return result
+    /// How open fds are counted: `size` reads the size of /proc/<pid>/fd (Linux 6.2+ reports
+    /// the number of open fds there, one fstat), `readdir` counts its entries without reading
+    /// any link (what older kernels need). CLOSEWAITD_FD_COUNT=readdir forces the older path
+    /// on any kernel (to measure it, or if a kernel reports a wrong size).
+    public enum FdCountMethod: String, Sendable {
+        case size, readdir
     }
 
-    /// Writes `value` as a NUL-terminated decimal string.
-    static func writeDecimal(_ value: Int32, into buffer: UnsafeMutableRawBufferPointer) {
-        var digits = 0
-        var v = value
-        repeat { digits += 1; v /= 10 } while v > 0
-        v = value
-        buffer[digits] = 0
-        for i in stride(from: digits - 1, through: 0, by: -1) {
-            buffer[i] = UInt8(0x30 + v % 10)
-            v /= 10
+    /// The method CLOSEWAITD_FD_COUNT asks for, `size` by default.
+    public static let defaultFdCountMethod: FdCountMethod = {
+        getenv("CLOSEWAITD_FD_COUNT").flatMap { FdCountMethod(rawValue: String(cString: $0)) } ?? .size
+    }()
+
+    /// The number of open fds of the process whose /proc/<pid>/fd is open at `dirfd`.
+    func countFds(_ dirfd: Int32, path: String) throws(Errno) -> Int {
+        if fdCountMethod == .size {
+            var info = stat()
+            if fstat(dirfd, &info) == 0, info.st_size > 0 { return Int(info.st_size) }
         }
+        // Count the entries; a directory stream of its own (readdir moves the file offset).
+        let copy = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard copy >= 0 else { throw Errno(errno, call: "openat", path: path) }
+        guard let dir = fdopendir(copy) else {
+            let code = errno
+            close(copy)
+            throw Errno(code, call: "fdopendir", path: path)
+        }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            let first = entry.pointee.d_name.0
+            if first >= 0x30 && first <= 0x39 { count += 1 }
+        }
+        return count
     }
 
     /// The owner uid of /proc/<pid> (the process's effective uid), one fstatat.

@@ -3,7 +3,9 @@ import Glibc
 
 /// OwnerIndex finds the processes holding sampled socket inodes, tick after tick, without a
 /// full /proc/*/fd walk each time. It remembers every (pid, fd) -> inode link it found and
-/// re-reads just those links (one readlinkat each) on later ticks; it searches only for
+/// keeps those whose socket is still in CLOSE_WAIT without reading them again (a socket in
+/// CLOSE_WAIT is still held by someone), opening each holder's fd directory once a tick for
+/// its open-fd count; it searches only for
 /// inodes it has not seen, in the likeliest owners first (processes started since it last
 /// looked, then processes already holding sampled sockets, then processes of the socket's
 /// uid, then the rest), stopping once each new inode has an owner;
@@ -12,7 +14,7 @@ import Glibc
 /// stays unseen until then. Inodes no process held at the last full walk are not searched
 /// for again until the next one.
 public final class OwnerIndex {
-    public let scanner: FdScanner
+    public var scanner: FdScanner
     public var reader: ProcessReader
     /// 0: every call is a full walk (what `snapshot` does).
     public var fullScanInterval: Double
@@ -36,7 +38,8 @@ public final class OwnerIndex {
     public struct TickReport: Sendable {
         public enum Kind: String, Sendable { case idle, incremental, full }
         public var kind = Kind.idle
-        public var linksVerified = 0
+        /// Known links kept without a read because their socket is still sampled.
+        public var linksKept = 0
         public var processesSearched = 0
         public var newInodes = 0
     }
@@ -96,7 +99,7 @@ public final class OwnerIndex {
         unownedAtFullScan = wanted.subtracting(found)
         unreadableAtFullScan = stats.permissionDenied
         details.removeAll(keepingCapacity: true)  // re-read: exec may have changed comm or exe
-        lastReport = TickReport(kind: .full, linksVerified: 0, processesSearched: stats.processesScanned, newInodes: wanted.count)
+        lastReport = TickReport(kind: .full, linksKept: 0, processesSearched: stats.processesScanned, newInodes: wanted.count)
         return finish(fdCounts: fdCounts, stats: stats, verified: [])
     }
 
@@ -106,28 +109,34 @@ public final class OwnerIndex {
         var report = TickReport(kind: .incremental)
         var newLinks = [Int32: [(fd: Int32, inode: UInt64)]]()
         var fdCounts = [Int32: Int]()
-        // Pids whose known links still point at the same sockets: the same process as before
-        // (a reused pid cannot hold the dead process's sockets).
+        // Pids whose known sockets are still sampled: the same process as before (a reused
+        // pid cannot hold the dead process's sockets).
         var verifiedPids = Set<Int32>()
-        // Re-read every known link (the arrays are shared with `links`, not copied); links to
-        // sockets no longer in CLOSE_WAIT are dropped after.
-        let toVerify = links.map { (pid: $0.key, links: $0.value) }
+        // Known links to sockets still in CLOSE_WAIT are kept without reading them again: a
+        // socket in CLOSE_WAIT with the same inode is still held by someone, and the full walk
+        // every `fullScanInterval` catches one that moved (fd passing, a fork then a close).
+        // Each holder's fd directory is opened once, for its open-fd count and to see that it
+        // is still there; links of holders that are gone are dropped and their sockets searched.
+        var toCount = [(pid: Int32, links: [(fd: Int32, inode: UInt64)])]()
+        toCount.reserveCapacity(links.count)
+        for (pid, pidLinks) in links {
+            let alive = pidLinks.filter { wanted.contains($0.inode) }
+            if !alive.isEmpty { toCount.append((pid, alive)) }
+        }
         let scanner = scanner
-        let verified = ParallelScan.map(toVerify, weight: { $0.links.count }, minimumPerWorker: 1000) { item in
-            Result { () throws(Errno) in try scanner.verify(pid: item.pid, links: item.links) }
+        let counted = ParallelScan.map(toCount.map(\.pid), minimumPerWorker: 256) { pid in
+            Result { () throws(Errno) in try scanner.fdCount(pid: pid) }
         }
         var foundSorted = [UInt64]()
         foundSorted.reserveCapacity(wanted.count)
-        for (item, result) in zip(toVerify, verified) {
-            report.linksVerified += item.links.count
+        for (item, result) in zip(toCount, counted) {
+            report.linksKept += item.links.count
             switch result {
-            case let .success(v):
-                let alive = v.alive.filter { wanted.contains($0.inode) }
-                guard !alive.isEmpty else { continue }
-                newLinks[item.pid] = alive
-                fdCounts[item.pid] = v.fdCount
+            case let .success(count):
+                newLinks[item.pid] = item.links
+                fdCounts[item.pid] = count
                 verifiedPids.insert(item.pid)
-                for link in alive { foundSorted.append(link.inode) }
+                for link in item.links { foundSorted.append(link.inode) }
             case let .failure(error):
                 stats.count(error)
             }

@@ -32,11 +32,11 @@ import Testing
         #expect(index.lastReport.kind == .full)
         #expect(first == (try Self.expected([a])))
 
-        // Plateau: nothing new; only the known links are re-read, no process is searched.
+        // Plateau: nothing new; the known links are kept, no process is searched.
         let second = try Self.owners(index, now: 1, ports: [a.port4])
         #expect(index.lastReport.kind == .incremental)
         #expect(index.lastReport.processesSearched == 0)
-        #expect(index.lastReport.linksVerified == 9)  // 3 + 3 + the sharer's 3
+        #expect(index.lastReport.linksKept == 9)  // 3 + 3 + the sharer's 3
         #expect(second == first)
 
         // A new leaker appears: found by a search that stops once every new inode has an owner.
@@ -47,7 +47,7 @@ import Testing
         #expect(index.lastReport.newInodes == 4)
         #expect(third == (try Self.expected([a, b])))
 
-        // The leaker exits: its links fail to verify and it is gone.
+        // The leaker exits: its sockets leave CLOSE_WAIT and it is gone.
         b.stop()
         let fourth = try Self.owners(index, now: 3, ports: [a.port4, b.port4])
         #expect(fourth == first)
