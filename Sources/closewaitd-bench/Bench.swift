@@ -54,7 +54,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Comma-separated sizes: small, medium, large.") var sizes = "small,medium"
     @Option(help: "Whole-process runs of ss and snapshot per size.") var runs = 7
     @Option(help: "In-process sampler ticks per regime.") var ticks = 20
-    @Option(help: "Seconds to run the daemon for RSS and CPU.") var daemonSeconds = 30.0
+    @Option(help: "Seconds to run the daemon for RSS and CPU (65: one full walk included).") var daemonSeconds = 65.0
+    @Option(help: "Fd-count paths to measure: size (Linux 6.2+), readdir (older kernels), comma-separated.") var fdCount = "size,readdir"
     @Option(help: "Directory holding closewaitd and closewaitd-workload (default: next to this binary).") var binDir: String?
     @Flag(help: "A quick run that checks the benchmark still works (CI): small size, few runs.") var smoke = false
     @Option(help: "Also write the results as Markdown to this file.") var markdown: String?
@@ -80,13 +81,21 @@ struct Bench: ParsableCommand {
         report.header = machineDescription()
         print(report.header)
         var failures = 0
+        let methods = try fdCount.split(separator: ",").map { item in
+            guard let method = FdScanner.FdCountMethod(rawValue: String(item)) else { throw ValidationError("unknown fd count \(item)") }
+            return method
+        }
         for name in names {
             guard let size = WorkloadSize.all[name] else { throw ValidationError("unknown size \(name)") }
-            var bench = BenchRun(size: size, config: config)
-            let result = try bench.run()
-            print(result.text)
-            report.sections.append(result.text)
-            failures += result.correctnessFailures
+            for method in methods {
+                var sizeConfig = config
+                sizeConfig.fdCount = method
+                var bench = BenchRun(size: size, config: sizeConfig)
+                let result = try bench.run()
+                print(result.text)
+                report.sections.append(result.text)
+                failures += result.correctnessFailures
+            }
         }
         if let markdown { try report.markdown.write(toFile: markdown, atomically: true, encoding: .utf8) }
         print("correctness: \(failures == 0 ? "every tick matched the manifest" : "\(failures) mismatches")")
@@ -99,6 +108,7 @@ struct BenchConfig {
     var runs: Int
     var ticks: Int
     var daemonSeconds: Double
+    var fdCount = FdScanner.FdCountMethod.size
 }
 
 struct Report {

@@ -43,6 +43,7 @@ struct BenchRun {
             defer { w.stop() }
             ssIdle = try timeCommand(ssPath, ["-tnp", "state", "close-wait"])
             var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
+            collector.owners.scanner.fdCountMethod = config.fdCount
             let first = try collector.collect(states: [.closeWait], now: monotonicNow())
             idleHost = "\(first.snapshot.total) CLOSE_WAIT"
             idleTick = try ticks(&collector, count: config.ticks, spacing: 0, workload: nil)
@@ -50,14 +51,15 @@ struct BenchRun {
 
         log("\(size.name): plateau")
         let w = try startWorkload(closeWait: true, extra: [])
-        var ss = Timings(), cold = Timings(), plateau = Timings(), full = Timings(), dump = Timings()
+        var ss = Timings(), ssCPU = Timings(), cold = Timings(), plateau = Timings(), full = Timings(), dump = Timings()
         var hostLine = ""
         var rss = 0.0, cpuPerMinute = 0.0
         do {
             defer { w.stop() }
-            ss = try timeCommand(ssPath, ["-tnp", "state", "close-wait"])
+            (ss, ssCPU) = try timeCommandWithCPU(ssPath, ["-tnp", "state", "close-wait"])
             cold = try timeCommand(closewaitd, ["snapshot", "--json"])
             var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
+            collector.owners.scanner.fdCountMethod = config.fdCount
             let start = monotonicNow()
             let first = try collector.collect(states: [.closeWait], now: monotonicNow())
             full.samples.append(monotonicNow() - start)
@@ -82,6 +84,7 @@ struct BenchRun {
             let g = try startWorkload(closeWait: true, extra: ["--grow-per-second", String(perHolder)])
             defer { g.stop() }
             var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
+            collector.owners.scanner.fdCountMethod = config.fdCount
             _ = try collector.collect(states: [.closeWait], now: monotonicNow())
             growth = try ticks(&collector, count: config.ticks, spacing: 1, workload: g)
         }
@@ -91,12 +94,13 @@ struct BenchRun {
             let c = try startWorkload(closeWait: true, extra: ["--churn-per-second", "1"])
             defer { c.stop() }
             var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
+            collector.owners.scanner.fdCountMethod = config.fdCount
             _ = try collector.collect(states: [.closeWait], now: monotonicNow())
             churn = try ticks(&collector, count: config.ticks, spacing: 1, workload: c)
         }
 
         let ssMedian = ss.median, ssIdleMedian = ssIdle.median
-        var text = "\n### \(size.name): \(hostLine)\n\n"
+        var text = "\n### \(size.name), fd count by \(config.fdCount.rawValue): \(hostLine)\n\n"
         text += "| measure | median | min–max | ratio to ss | goal |\n|---|---|---|---|---|\n"
         func row(_ name: String, _ t: Timings, _ reference: Double?, _ goal: String) {
             let ratio = reference.map { String(format: "%.3f×", t.median / $0) } ?? "—"
@@ -111,8 +115,13 @@ struct BenchRun {
         row("churn tick (1 holder replaced/s)", churn, ssMedian, "")
         row("full-walk tick (every full_scan_interval, 1 min)", full, ssMedian, "")
         row("netlink dump alone (IPv4 + IPv6, decoded)", dump, ssMedian, "")
+        text += String(format: "| plateau tick / netlink dump alone | %.2f× | | | ≤ 2× |\n", plateau.median / dump.median)
         text += "| daemon peak RSS (VmHWM) | \(String(format: "%.1f MiB", rss)) | | | ≤ 25 MiB |\n"
-        text += "| daemon CPU per minute at interval 5s | \(String(format: "%.2f s", cpuPerMinute)) | | | |\n"
+        text += String(format: "| daemon CPU per minute at interval 5s, full walks included (%.0f s run) | %.2f s (%.1f%% of a core) | | | ≤ 3%% (large) |\n",
+                       config.daemonSeconds, cpuPerMinute, cpuPerMinute / 60 * 100)
+        let cpuPerTick = cpuPerMinute / 12
+        text += String(format: "| daemon CPU per tick (minute average) vs CPU of one `ss -tnp` (%@) | %@ | | %.3f× | ≤ 0.08× (medium) |\n",
+                       ms(ssCPU.median), ms(cpuPerTick), cpuPerTick / ssCPU.median)
         text += "\ncorrectness: \(checkedTicks) ticks, \(checkedSockets) socket attributions checked against the manifest, "
             + "\(correctnessFailures) mismatches\n"
         return (text, correctnessFailures)
@@ -134,18 +143,27 @@ struct BenchRun {
     /// Runs a command `config.runs` times (after one warm-up), timing each whole run from
     /// posix_spawn to waitpid, output to /dev/null (what a script calling it would pay).
     func timeCommand(_ executable: String, _ arguments: [String]) throws -> Timings {
-        var t = Timings()
+        try timeCommandWithCPU(executable, arguments).wall
+    }
+
+    /// The same, also returning the CPU (user + system) each run used.
+    func timeCommandWithCPU(_ executable: String, _ arguments: [String]) throws -> (wall: Timings, cpu: Timings) {
+        var t = Timings(), cpu = Timings()
         for i in 0...config.runs {
             let start = monotonicNow()
-            let status = try spawnAndWait(executable, arguments)
+            let (status, used) = try spawnAndWaitCPU(executable, arguments)
             let elapsed = monotonicNow() - start
             guard status == 0 else { throw TimedOut(description: "\(executable) \(arguments) exited \(status)") }
-            if i > 0 { t.samples.append(elapsed) }
+            if i > 0 { t.samples.append(elapsed); cpu.samples.append(used) }
         }
-        return t
+        return (t, cpu)
     }
 
     func spawnAndWait(_ executable: String, _ arguments: [String]) throws -> Int32 {
+        try spawnAndWaitCPU(executable, arguments).status
+    }
+
+    func spawnAndWaitCPU(_ executable: String, _ arguments: [String]) throws -> (status: Int32, cpu: Double) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -157,8 +175,10 @@ struct BenchRun {
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
         guard rc == 0 else { throw TimedOut(description: "posix_spawn \(executable): \(rc)") }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status >> 8) & 0xff
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        return ((status >> 8) & 0xff, cpu)
     }
 
     /// Times `count` daemon sampler ticks (sample + attribute + join); `spacing` seconds apart
@@ -228,6 +248,9 @@ struct BenchRun {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: closewaitd)
         process.arguments = ["run", "--config", configPath, "--log", "stderr", "--state-file", ""]
+        var environment = ProcessInfo.processInfo.environment
+        environment["CLOSEWAITD_FD_COUNT"] = config.fdCount.rawValue
+        process.environment = environment
         process.standardError = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         try process.run()
