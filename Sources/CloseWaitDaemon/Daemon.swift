@@ -58,7 +58,7 @@ public final class Daemon {
         self.logger = logger
         collector = SnapshotCollector(source: SourceChoice(rawValue: settings.source) ?? .auto, procRoot: options.procRoot,
                                       fullScanInterval: settings.fullScanInterval)
-        collector.owners.reader.readsCmdline = false  // never shown by the daemon; can block (D state)
+        collector.fdTables.reader.readsCmdline = false  // never shown by the daemon; can block (D state)
         tracker = Tracker(window: settings.window)
         policy = AlertPolicy(settings: settings)
     }

@@ -8,10 +8,17 @@ public struct SnapshotCollector {
     /// Finds owners; with `fullScanInterval` 0 (the default) every collect walks every fd.
     public let owners: OwnerIndex
 
+    /// The /proc reader the owner index uses (settings such as the fd-count method and
+    /// whether cmdline is read live here).
+    public var fdTables: ProcFdTableSource {
+        get { owners.source as! ProcFdTableSource }
+        nonmutating set { owners.source = newValue }
+    }
+
     public init(source: SourceChoice = .auto, procRoot: String = "/proc", fullScanInterval: Double = 0) {
         let proc = ProcFS(root: procRoot)
         sampler = KernelSampler(choice: source, proc: proc)
-        owners = OwnerIndex(proc: proc, fullScanInterval: fullScanInterval)
+        owners = OwnerIndex(source: ProcFdTableSource(proc: proc), fullScanInterval: fullScanInterval)
     }
 
     public struct Result: Sendable {
@@ -32,13 +39,4 @@ public struct SnapshotCollector {
     }
 }
 
-extension ScanStatistics {
-    /// Counts a per-process failure by kind instead of throwing it.
-    mutating func count(_ error: any Error) {
-        if let error = error as? Errno {
-            if error.isVanished { vanished += 1; return }
-            if error.isPermission { permissionDenied += 1; return }
-        }
-        otherErrors += 1
-    }
-}
+

@@ -43,7 +43,7 @@ struct BenchRun {
             defer { w.stop() }
             ssIdle = try timeCommand(ssPath, ["-tnp", "state", "close-wait"])
             var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
-            collector.owners.scanner.fdCountMethod = config.fdCount
+            collector.fdTables.scanner.fdCountMethod = config.fdCount
             let first = try collector.collect(states: [.closeWait], now: monotonicNow())
             idleHost = "\(first.snapshot.total) CLOSE_WAIT"
             idleTick = try ticks(&collector, count: config.ticks, spacing: 0, workload: nil)
@@ -59,7 +59,7 @@ struct BenchRun {
             (ss, ssCPU) = try timeCommandWithCPU(ssPath, ["-tnp", "state", "close-wait"])
             cold = try timeCommand(closewaitd, ["snapshot", "--json"])
             var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
-            collector.owners.scanner.fdCountMethod = config.fdCount
+            collector.fdTables.scanner.fdCountMethod = config.fdCount
             let start = monotonicNow()
             let first = try collector.collect(states: [.closeWait], now: monotonicNow())
             full.samples.append(monotonicNow() - start)
@@ -84,7 +84,7 @@ struct BenchRun {
             let g = try startWorkload(closeWait: true, extra: ["--grow-per-second", String(perHolder)])
             defer { g.stop() }
             var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
-            collector.owners.scanner.fdCountMethod = config.fdCount
+            collector.fdTables.scanner.fdCountMethod = config.fdCount
             _ = try collector.collect(states: [.closeWait], now: monotonicNow())
             growth = try ticks(&collector, count: config.ticks, spacing: 1, workload: g)
         }
@@ -94,7 +94,7 @@ struct BenchRun {
             let c = try startWorkload(closeWait: true, extra: ["--churn-per-second", "1"])
             defer { c.stop() }
             var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
-            collector.owners.scanner.fdCountMethod = config.fdCount
+            collector.fdTables.scanner.fdCountMethod = config.fdCount
             _ = try collector.collect(states: [.closeWait], now: monotonicNow())
             churn = try ticks(&collector, count: config.ticks, spacing: 1, workload: c)
         }

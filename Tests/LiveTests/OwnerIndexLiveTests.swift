@@ -27,7 +27,7 @@ import Testing
     @Test func incrementalTicksVerifyKnownLinksAndFindNewSockets() throws {
         let a = try Workload(["--processes", "2", "--v4", "3", "--shared", "1", "--filler", "50"])
         defer { a.stop() }
-        let index = OwnerIndex(fullScanInterval: 3600)
+        let index = OwnerIndex(source: ProcFdTableSource(), fullScanInterval: 3600)
         let first = try Self.owners(index, now: 0, ports: [a.port4])
         #expect(index.lastReport.kind == .full)
         #expect(first == (try Self.expected([a])))
@@ -58,7 +58,7 @@ import Testing
     }
 
     @Test func idleTickReadsNothing() throws {
-        let index = OwnerIndex(fullScanInterval: 60)
+        let index = OwnerIndex(source: ProcFdTableSource(), fullScanInterval: 60)
         let result = try index.attribute(records: [], now: 0)
         #expect(result.owners.isEmpty)
         #expect(result.statistics.processesScanned == 0)

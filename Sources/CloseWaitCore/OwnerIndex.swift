@@ -1,25 +1,28 @@
-import CloseWaitCore
-import Glibc
-
 /// OwnerIndex finds the processes holding sampled socket inodes, tick after tick, without a
-/// full /proc/*/fd walk each time. It remembers every (pid, fd) -> inode link it found and
-/// keeps those whose socket is still in CLOSE_WAIT without reading them again (a socket in
-/// CLOSE_WAIT is still held by someone), opening each holder's fd directory once a tick for
-/// its open-fd count; it searches only for
-/// inodes it has not seen, in the likeliest owners first (processes started since it last
-/// looked, then processes already holding sampled sockets, then processes of the socket's
-/// uid, then the rest), stopping once each new inode has an owner;
-/// and it walks every process in full every `fullScanInterval` seconds to find what the
-/// shortcuts miss: a second owner of an already attributed socket (a fork or fd passing)
-/// stays unseen until then. Inodes no process held at the last full walk are not searched
-/// for again until the next one.
+/// full /proc/*/fd walk each time. Its decisions are pure; what it reads comes from an
+/// `FdTableSource` (the Linux layer's /proc reader, or a table of values in tests).
+///
+/// - A **full walk** every `fullScanInterval` scans every process for every sampled inode.
+/// - Between walks, links to inodes still sampled are **kept without reading them again**: a
+///   socket still in CLOSE_WAIT with the same inode is still held by someone; the full walk
+///   bounds how long a socket that moved (fd passing, a fork then a close) keeps its old
+///   owner. Each holder is asked only its open-fd count, which also shows it is still there.
+/// - **New inodes** are searched in the likeliest owners first: processes started since the
+///   index last looked, then current holders (those that gained sockets most recently
+///   first, their known fds skipped), then processes of the sockets' uid, then the rest;
+///   the search stops once every new inode has an owner. Inodes no process held at the last
+///   full walk are not searched for again until the next one.
+/// - **Identity** is (pid, start time): cached details are reused only for holders whose
+///   known sockets are still sampled; any other holder's start time is read again, and a
+///   different one (a reused pid) drops the cache.
 public final class OwnerIndex {
-    public var scanner: FdScanner
-    public var reader: ProcessReader
+    public var source: any FdTableSource
     /// 0: every call is a full walk (what `snapshot` does).
     public var fullScanInterval: Double
+    /// Processes scanned per batch of a search (the source may read a batch in parallel).
+    public var searchBatch = 32
 
-    private var links: [Int32: [(fd: Int32, inode: UInt64)]] = [:]
+    private var links: [Int32: [FdLinkEntry]] = [:]
     private var unownedAtFullScan = Set<UInt64>()
     /// Processes the last full walk could not read: until the next one, the sockets it found
     /// no owner for may be theirs (attribution stays "degraded" between walks).
@@ -34,14 +37,18 @@ public final class OwnerIndex {
     private var lastGain = [Int32: Int]()
     private var tick = 0
 
-    /// What the last call did, for benchmarks and the status line.
-    public struct TickReport: Sendable {
+    /// What the last call did, for benchmarks, tests and the status line.
+    public struct TickReport: Sendable, Equatable {
         public enum Kind: String, Sendable { case idle, incremental, full }
         public var kind = Kind.idle
         /// Known links kept without a read because their socket is still sampled.
         public var linksKept = 0
+        /// Processes scanned (a full walk: all of them).
         public var processesSearched = 0
+        /// Inodes that had no known owner at the start of the tick.
         public var newInodes = 0
+        /// The pids scanned, in order (tests check the search order).
+        public var searched: [Int32] = []
     }
     public private(set) var lastReport = TickReport()
 
@@ -51,18 +58,17 @@ public final class OwnerIndex {
         public var statistics = ScanStatistics()
     }
 
-    public init(proc: ProcFS = ProcFS(), fullScanInterval: Double = 0) {
-        scanner = FdScanner(proc: proc)
-        reader = ProcessReader(proc: proc)
+    public init(source: any FdTableSource, fullScanInterval: Double = 0) {
+        self.source = source
         self.fullScanInterval = fullScanInterval
     }
 
     /// Forces the next call to walk every process.
     public func invalidate() { lastFullScan = nil }
 
-    /// Throws only when /proc itself cannot be listed: then nothing can be attributed and the
-    /// tick must fail rather than report "no owners".
-    public func attribute(records: [SocketRecord], now: Double) throws(Errno) -> Attribution {
+    /// Throws only when the processes cannot be listed at all: then nothing can be
+    /// attributed and the tick must fail rather than report "no owners".
+    public func attribute(records: [SocketRecord], now: Double) throws -> Attribution {
         var wanted = Set<UInt64>()
         wanted.reserveCapacity(records.count)
         for record in records where record.inode != 0 { wanted.insert(record.inode) }
@@ -74,6 +80,7 @@ public final class OwnerIndex {
             lastGain.removeAll()
             lastFullScan = nil
             unownedAtFullScan.removeAll()
+            unreadableAtFullScan = 0
             lastReport = TickReport(kind: .idle)
             return Attribution()
         }
@@ -85,51 +92,43 @@ public final class OwnerIndex {
         return attribution
     }
 
-    func fullScan(wanted: Set<UInt64>) throws(Errno) -> Attribution {
+    func fullScan(wanted: Set<UInt64>) throws -> Attribution {
         var stats = ScanStatistics()
-        var newLinks = [Int32: [(fd: Int32, inode: UInt64)]]()
+        var newLinks = [Int32: [FdLinkEntry]]()
         var fdCounts = [Int32: Int]()
         var found = Set<UInt64>()
-        let pids = try scanner.proc.pids()
+        let pids = try source.listProcesses()
         knownPids = Set(pids)
-        for (pid, result) in zip(pids, ParallelScan.scan(scanner, pids: pids, wanted: wanted)) {
+        let results = source.scan(pids.map { FdScanRequest(pid: $0, wanted: wanted) })
+        for (pid, result) in zip(pids, results) {
             for link in absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats) { found.insert(link.inode) }
         }
         links = newLinks
         unownedAtFullScan = wanted.subtracting(found)
         unreadableAtFullScan = stats.permissionDenied
         details.removeAll(keepingCapacity: true)  // re-read: exec may have changed comm or exe
-        lastReport = TickReport(kind: .full, linksKept: 0, processesSearched: stats.processesScanned, newInodes: wanted.count)
+        lastReport = TickReport(kind: .full, linksKept: 0, processesSearched: stats.processesScanned, newInodes: wanted.count, searched: pids)
         return finish(fdCounts: fdCounts, stats: stats, verified: [])
     }
 
-    func incremental(wanted: Set<UInt64>, records: [SocketRecord]) throws(Errno) -> Attribution {
+    func incremental(wanted: Set<UInt64>, records: [SocketRecord]) throws -> Attribution {
         tick += 1
         var stats = ScanStatistics()
         var report = TickReport(kind: .incremental)
-        var newLinks = [Int32: [(fd: Int32, inode: UInt64)]]()
+        var newLinks = [Int32: [FdLinkEntry]]()
         var fdCounts = [Int32: Int]()
-        // Pids whose known sockets are still sampled: the same process as before (a reused
+        // Holders whose known sockets are still sampled: the same process as before (a reused
         // pid cannot hold the dead process's sockets).
         var verifiedPids = Set<Int32>()
-        // Known links to sockets still in CLOSE_WAIT are kept without reading them again: a
-        // socket in CLOSE_WAIT with the same inode is still held by someone, and the full walk
-        // every `fullScanInterval` catches one that moved (fd passing, a fork then a close).
-        // Each holder's fd directory is opened once, for its open-fd count and to see that it
-        // is still there; links of holders that are gone are dropped and their sockets searched.
-        var toCount = [(pid: Int32, links: [(fd: Int32, inode: UInt64)])]()
+        var toCount = [(pid: Int32, links: [FdLinkEntry])]()
         toCount.reserveCapacity(links.count)
         for (pid, pidLinks) in links {
             let alive = pidLinks.filter { wanted.contains($0.inode) }
             if !alive.isEmpty { toCount.append((pid, alive)) }
         }
-        let scanner = scanner
-        let counted = ParallelScan.map(toCount.map(\.pid), minimumPerWorker: 256) { pid in
-            Result { () throws(Errno) in try scanner.fdCount(pid: pid) }
-        }
         var foundSorted = [UInt64]()
         foundSorted.reserveCapacity(wanted.count)
-        for (item, result) in zip(toCount, counted) {
+        for (item, result) in zip(toCount, source.fdCounts(toCount.map(\.pid))) {
             report.linksKept += item.links.count
             switch result {
             case let .success(count):
@@ -138,6 +137,7 @@ public final class OwnerIndex {
                 verifiedPids.insert(item.pid)
                 for link in item.links { foundSorted.append(link.inode) }
             case let .failure(error):
+                // Gone (its sockets, if still sampled, are searched below) or unreadable.
                 stats.count(error)
             }
         }
@@ -158,42 +158,38 @@ public final class OwnerIndex {
         report.newInodes = missing.count
         if !missing.isEmpty {
             var searched = Set<Int32>()
-            // Searches the given processes, in parallel batches, until every new inode has an
-            // owner; known links of a process are skipped, not read again.
+            // Searches the given processes, in batches, until every new inode has an owner;
+            // known links of a process are skipped, not read again.
             func search(_ candidates: [Int32]) {
                 let pending = candidates.filter { !searched.contains($0) }
                 var start = 0
                 while start < pending.count && !missing.isEmpty {
-                    let batch = Array(pending[start..<min(pending.count, start + 32)])
+                    let batch = Array(pending[start..<min(pending.count, start + searchBatch)])
                     start += batch.count
                     searched.formUnion(batch)
-                    let wanted = missing
-                    let skips = batch.map { Set((newLinks[$0] ?? []).map(\.fd)) }
-                    let scanner = scanner
-                    let results = ParallelScan.map(Array(zip(batch, skips)).map(SearchItem.init), minimumPerWorker: 4) { item in
-                        Result { () throws(Errno) in try scanner.scan(pid: item.pid, wanted: wanted, skip: item.skip) }
-                    }
-                    for (pid, result) in zip(batch, results) {
+                    report.searched += batch
+                    let requests = batch.map { FdScanRequest(pid: $0, wanted: missing, skip: Set((newLinks[$0] ?? []).map(\.fd))) }
+                    for (pid, result) in zip(batch, source.scan(requests)) {
                         let gained = absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats)
                         if !gained.isEmpty { lastGain[pid] = tick }
                         for link in gained { missing.remove(link.inode) }
                     }
                 }
             }
-            let all = try scanner.proc.pids()
+            let all = try source.listProcesses()
             // 1. Processes started since we last looked (a new leaker, or a replaced worker).
             search(all.filter { !knownPids.contains($0) })
             knownPids.formUnion(all)
             // 2. Processes already holding sampled sockets: those that gained some most
             //    recently first, then the biggest.
             search(newLinks.keys.sorted {
-                (lastGain[$0] ?? 0, newLinks[$0]!.count) > (lastGain[$1] ?? 0, newLinks[$1]!.count)
+                (lastGain[$0] ?? 0, newLinks[$0]!.count, $1) > (lastGain[$1] ?? 0, newLinks[$1]!.count, $0)
             })
             if !missing.isEmpty {
                 // 3. Processes of the uid that created the sockets, 4. everyone else.
                 let uids = Set(records.lazy.filter { missing.contains($0.inode) }.map(\.uid))
                 let rest = all.filter { !searched.contains($0) }
-                let sameUID = rest.filter { scanner.uid(pid: $0).map(uids.contains) ?? false }
+                let sameUID = rest.filter { source.uid(of: $0).map(uids.contains) ?? false }
                 search(sameUID)
                 search(rest)
                 // Searched everywhere and still no owner: do not search again until the next full walk.
@@ -210,17 +206,16 @@ public final class OwnerIndex {
 
     /// Adds one process's scan to the tick's links, fd counts and statistics; returns the
     /// wanted sockets it held.
-    private func absorb(_ pid: Int32, _ result: Result<FdScanner.ProcessFds, Errno>,
-                        into links: inout [Int32: [(fd: Int32, inode: UInt64)]], fdCounts: inout [Int32: Int],
-                        stats: inout ScanStatistics) -> [(fd: Int32, inode: UInt64)] {
+    private func absorb(_ pid: Int32, _ result: Result<FdTable, FdTableError>, into links: inout [Int32: [FdLinkEntry]],
+                        fdCounts: inout [Int32: Int], stats: inout ScanStatistics) -> [FdLinkEntry] {
         stats.processesScanned += 1
         switch result {
-        case let .success(fds):
-            stats.fdsRead += fds.fdCount
-            guard !fds.sockets.isEmpty else { return [] }
-            links[pid, default: []].append(contentsOf: fds.sockets)
-            fdCounts[pid] = fds.fdCount
-            return fds.sockets
+        case let .success(table):
+            stats.fdsRead += table.fdCount
+            guard !table.links.isEmpty else { return [] }
+            links[pid, default: []].append(contentsOf: table.links)
+            fdCounts[pid] = table.fdCount
+            return table.links
         case let .failure(error):
             stats.count(error)
             return []
@@ -237,23 +232,23 @@ public final class OwnerIndex {
         result.statistics = stats
         var kept = [Int32: ProcessDetails]()
         for (pid, pidLinks) in links {
-            var info: ProcessDetails
             var cached = details[pid]
             if let known = cached, !verified.contains(pid) {
-                switch Result(catching: { try reader.stat(pid: pid) }) {
-                case let .success(stat):
-                    if stat.startTime != known.identity.startTime { cached = nil }
+                switch source.startTime(of: pid) {
+                case let .success(start):
+                    if start != known.identity.startTime { cached = nil }
                 case let .failure(error):
                     result.statistics.count(error)
                     continue
                 }
             }
+            var info: ProcessDetails
             if let cached {
                 info = cached
             } else {
-                do {
-                    info = try reader.details(pid: pid, fdOpen: 0)
-                } catch {
+                switch source.details(of: pid, fdOpen: 0) {
+                case let .success(read): info = read
+                case let .failure(error):
                     result.statistics.count(error)
                     continue
                 }
@@ -266,10 +261,4 @@ public final class OwnerIndex {
         result.details = kept
         return result
     }
-}
-
-/// A process to search and the fds already known there, Sendable for the parallel search.
-struct SearchItem: Sendable {
-    var pid: Int32
-    var skip: Set<Int32>
 }

@@ -1,0 +1,238 @@
+@testable import CloseWaitCore
+import Testing
+
+/// The owner index's decisions with processes as values (FakeFdTables): what it reads, in
+/// what order, what it keeps and what it drops.
+@Suite struct OwnerIndexTests {
+    /// A host of processes as values, recording what the index asked.
+    final class FakeFdTables: FdTableSource {
+        struct Process {
+            var start: UInt64
+            var comm: String
+            var uid: UInt32 = 1000
+            /// fd -> socket inode.
+            var sockets: [Int32: UInt64] = [:]
+            var otherFds = 10
+            var unreadable = false
+        }
+        var processes: [Int32: Process] = [:]
+        var listFails = false
+        var scanned: [Int32] = []
+        var counted: [Int32] = []
+        var startTimesRead: [Int32] = []
+        var detailsRead: [Int32] = []
+
+        func listProcesses() throws -> [Int32] {
+            if listFails { throw FdTableError.other("opendir /proc: Permission denied") }
+            return processes.keys.sorted()
+        }
+
+        func read(_ pid: Int32) -> Result<Process, FdTableError> {
+            guard let p = processes[pid] else { return .failure(.vanished) }
+            return p.unreadable ? .failure(.permissionDenied) : .success(p)
+        }
+
+        func scan(_ requests: [FdScanRequest]) -> [Result<FdTable, FdTableError>] {
+            requests.map { request in
+                scanned.append(request.pid)
+                return read(request.pid).map { p in
+                    let links = p.sockets.filter { !request.skip.contains($0.key) && (request.wanted?.contains($0.value) ?? true) }
+                        .map { FdLinkEntry(fd: $0.key, inode: $0.value) }.sorted { $0.fd < $1.fd }
+                    return FdTable(fdCount: p.sockets.count + p.otherFds, links: links)
+                }
+            }
+        }
+
+        func fdCounts(_ pids: [Int32]) -> [Result<Int, FdTableError>] {
+            pids.map { pid in
+                counted.append(pid)
+                return read(pid).map { $0.sockets.count + $0.otherFds }
+            }
+        }
+
+        func startTime(of pid: Int32) -> Result<UInt64, FdTableError> {
+            startTimesRead.append(pid)
+            return processes[pid].map { .success($0.start) } ?? .failure(.vanished)
+        }
+
+        func details(of pid: Int32, fdOpen: Int) -> Result<ProcessDetails, FdTableError> {
+            detailsRead.append(pid)
+            guard let p = processes[pid] else { return .failure(.vanished) }
+            return .success(ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: p.start), comm: ByteString(p.comm),
+                                           uid: p.uid, fdOpen: fdOpen))
+        }
+
+        func uid(of pid: Int32) -> UInt32? { processes[pid]?.uid }
+
+        func resetLog() { scanned = []; counted = []; startTimesRead = []; detailsRead = [] }
+
+        /// The CLOSE_WAIT records for every socket any process holds, plus `extra` inodes.
+        func records(extra: [UInt64] = [], uid: UInt32 = 1000) -> [SocketRecord] {
+            let inodes = Set(processes.values.flatMap { $0.sockets.values }).union(extra)
+            return inodes.sorted().map { inode in
+                SocketRecord(family: .inet, state: .closeWait, local: Endpoint(address: .v4(127, 0, 0, 1), port: 40000),
+                             remote: Endpoint(address: .v4(127, 0, 0, 1), port: 8080), inode: inode, uid: uid, recvQ: 0, sendQ: 0)
+            }
+        }
+    }
+
+    func host() -> FakeFdTables {
+        let host = FakeFdTables()
+        host.processes[100] = .init(start: 1000, comm: "java", sockets: [5: 501, 6: 502])
+        host.processes[200] = .init(start: 2000, comm: "nginx", sockets: [7: 601])
+        host.processes[300] = .init(start: 3000, comm: "idle")
+        return host
+    }
+
+    @Test func fullWalkThenPlateauReadsNoLinks() throws {
+        let host = host()
+        let index = OwnerIndex(source: host, fullScanInterval: 60)
+        let first = try index.attribute(records: host.records(), now: 0)
+        #expect(index.lastReport.kind == .full)
+        #expect(Set(host.scanned) == [100, 200, 300])
+        #expect(first.owners[501] == [100] && first.owners[601] == [200])
+        #expect(first.details[100]?.comm == "java" && first.details[100]?.fdOpen == 12)
+
+        host.resetLog()
+        let second = try index.attribute(records: host.records(), now: 5)
+        #expect(index.lastReport.kind == .incremental)
+        #expect(index.lastReport.linksKept == 3)
+        #expect(host.scanned.isEmpty, "a plateau tick scans no fd table")
+        #expect(Set(host.counted) == [100, 200], "only the holders' fd counts")
+        #expect(host.startTimesRead.isEmpty && host.detailsRead.isEmpty)
+        #expect(second.owners[502] == [100])
+
+        // The full walk comes back on schedule.
+        _ = try index.attribute(records: host.records(), now: 61)
+        #expect(index.lastReport.kind == .full)
+    }
+
+    @Test func aNewLeakerIsSearchedFirstAndTheSearchStopsWhenFound() throws {
+        let host = host()
+        let index = OwnerIndex(source: host, fullScanInterval: 60)
+        _ = try index.attribute(records: host.records(), now: 0)
+        host.processes[400] = .init(start: 4000, comm: "leaker", sockets: [3: 701, 4: 702])
+        host.resetLog()
+        let next = try index.attribute(records: host.records(), now: 5)
+        #expect(index.lastReport.newInodes == 2)
+        #expect(index.lastReport.searched == [400], "processes started since are searched first, and nobody else")
+        #expect(next.owners[701] == [400] && next.details[400]?.comm == "leaker")
+    }
+
+    @Test func aHolderGainingSocketsIsFoundAmongHoldersWithKnownFdsSkipped() throws {
+        let host = host()
+        let index = OwnerIndex(source: host, fullScanInterval: 60)
+        _ = try index.attribute(records: host.records(), now: 0)
+        host.processes[200]!.sockets[8] = 602
+        host.resetLog()
+        let next = try index.attribute(records: host.records(), now: 5)
+        #expect(index.lastReport.searched.first == 100 || index.lastReport.searched.first == 200)
+        #expect(!index.lastReport.searched.contains(300), "holders are searched before the rest")
+        #expect(next.owners[602] == [200])
+        #expect(next.owners[601] == [200])
+    }
+
+    /// A reused pid: the holder exits and a new process gets its pid before the next tick.
+    @Test func aReusedPidIsANewProcess() throws {
+        let host = host()
+        let index = OwnerIndex(source: host, fullScanInterval: 3600)
+        _ = try index.attribute(records: host.records(), now: 0)
+        host.processes[100] = .init(start: 1500, comm: "bravo", sockets: [5: 801, 9: 802])
+        host.resetLog()
+        let next = try index.attribute(records: host.records(), now: 5)
+        #expect(next.details[100]?.comm == "bravo")
+        #expect(next.details[100]?.identity == ProcessIdentity(pid: 100, startTime: 1500))
+        #expect(host.startTimesRead == [100], "the start time of a holder found by search is checked")
+        #expect(next.owners[801] == [100] && next.owners[501].isEmpty)
+    }
+
+    /// The same process gaining sockets keeps its cached details (one stat read, no re-read).
+    @Test func aSearchedHolderWithTheSameStartTimeKeepsItsDetails() throws {
+        let host = host()
+        let index = OwnerIndex(source: host, fullScanInterval: 3600)
+        _ = try index.attribute(records: host.records(), now: 0)
+        host.processes[100]!.sockets = [9: 901]  // closed the old ones, opened a new one
+        host.resetLog()
+        let next = try index.attribute(records: host.records(), now: 5)
+        #expect(next.owners[901] == [100])
+        #expect(host.startTimesRead == [100])
+        #expect(host.detailsRead.isEmpty)
+    }
+
+    @Test func forkSharedAndPassedSocketsAppearAtTheNextFullWalk() throws {
+        let host = host()
+        let index = OwnerIndex(source: host, fullScanInterval: 60)
+        // A parent and its forked child both hold 501 from the start: both found.
+        host.processes[101] = .init(start: 1001, comm: "java-child", sockets: [5: 501])
+        let first = try index.attribute(records: host.records(), now: 0)
+        #expect(first.owners[501] == [100, 101])
+        // 601 is passed to 300 (SCM_RIGHTS) and nginx closes it: still attributed to 200
+        // until the full walk (the socket never left CLOSE_WAIT), then to 300.
+        host.processes[300]!.sockets[12] = 601
+        host.processes[200]!.sockets = [:]
+        let between = try index.attribute(records: host.records(), now: 5)
+        #expect(between.owners[601] == [200])
+        let walked = try index.attribute(records: host.records(), now: 61)
+        #expect(walked.owners[601] == [300])
+    }
+
+    @Test func aHolderExitingMidTickIsVanishedAndItsSharedSocketsFollowTheSurvivor() throws {
+        let host = host()
+        host.processes[101] = .init(start: 1001, comm: "java-child", sockets: [5: 501])
+        let index = OwnerIndex(source: host, fullScanInterval: 3600)
+        _ = try index.attribute(records: host.records(), now: 0)
+        host.processes[100] = nil  // exits; 501 stays in CLOSE_WAIT through the child
+        let next = try index.attribute(records: host.records(extra: []), now: 5)
+        #expect(next.statistics.vanished == 1)
+        #expect(next.statistics.permissionDenied == 0)
+        #expect(next.owners[501] == [101])
+        #expect(next.details[100] == nil)
+    }
+
+    @Test func churnReplacesHoldersTickAfterTick() throws {
+        let host = host()
+        let index = OwnerIndex(source: host, fullScanInterval: 3600)
+        _ = try index.attribute(records: host.records(), now: 0)
+        for round in 0..<5 {
+            let old = Int32(1000 + round), new = Int32(1001 + round)
+            host.processes[old] = nil
+            host.processes[new] = .init(start: UInt64(new), comm: "worker", sockets: [3: UInt64(9000 + round)])
+            let result = try index.attribute(records: host.records(), now: Double(round + 1))
+            #expect(result.owners[UInt64(9000 + round)] == [new])
+            #expect(result.details[old] == nil)
+        }
+    }
+
+    @Test func unreadableProcessesKeepAttributionDegradedUntilTheNextWalk() throws {
+        let host = host()
+        host.processes[500] = .init(start: 5000, comm: "secret", sockets: [3: 999], unreadable: true)
+        let index = OwnerIndex(source: host, fullScanInterval: 60)
+        let first = try index.attribute(records: host.records(), now: 0)
+        #expect(first.statistics.permissionDenied == 1)
+        #expect(first.owners[999].isEmpty)
+        host.resetLog()
+        let plateau = try index.attribute(records: host.records(), now: 5)
+        #expect(plateau.statistics.permissionDenied == 1, "still unknown owner, still degraded")
+        #expect(host.scanned.isEmpty, "not searched again before the next full walk")
+        let snapshot = Snapshot.join(records: host.records(), owners: plateau.owners, details: plateau.details,
+                                     statistics: plateau.statistics, source: .netlink, states: [.closeWait], keepSockets: false)
+        #expect(AttributionHealth(snapshot).degraded)
+    }
+
+    @Test func anUnlistableProcFailsTheTick() {
+        let host = host()
+        host.listFails = true
+        let index = OwnerIndex(source: host, fullScanInterval: 60)
+        #expect(throws: FdTableError.self) { try index.attribute(records: host.records(extra: [1]), now: 0) }
+    }
+
+    @Test func anEmptySampleForgetsEverythingAndReadsNothing() throws {
+        let host = host()
+        let index = OwnerIndex(source: host, fullScanInterval: 60)
+        _ = try index.attribute(records: host.records(), now: 0)
+        host.resetLog()
+        let idle = try index.attribute(records: [], now: 5)
+        #expect(index.lastReport.kind == .idle)
+        #expect(idle.owners.isEmpty && host.scanned.isEmpty && host.counted.isEmpty)
+    }
+}
