@@ -7,6 +7,7 @@
 #   make bench          the performance benchmark against ss -tnp
 #   make fuzz           libFuzzer on every parser of untrusted bytes, FUZZ_SECONDS each (600)
 #   make soak           the release daemon for SOAK_SECONDS (1800) against a pool, a leak and churn
+#   make sanitize       every test under ThreadSanitizer, then AddressSanitizer (binaries included)
 
 VERSION := 0.1.0
 PREFIX ?= /usr
@@ -33,7 +34,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 SOAK_SECONDS ?= 1800
 SOAK_SMOKE_SECONDS ?= 120
 
-.PHONY: fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+.PHONY: sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -73,6 +74,15 @@ bench: test-deps
 bench-smoke:
 	$(SWIFT) build --product closewaitd-bench $(SWIFT_FLAGS)
 	$$($(SWIFT) build --show-bin-path)/closewaitd-bench --smoke
+
+# The whole test suite, the daemon and workload binaries it starts included, built with
+# ThreadSanitizer and then AddressSanitizer; any report fails the run (halt_on_error). Leak
+# detection is off: the Swift runtime keeps metadata caches for the life of a process.
+sanitize: test-deps
+	$(SWIFT) build --build-tests --sanitize=thread --scratch-path .build-tsan $(SWIFT_FLAGS)
+	TSAN_OPTIONS="halt_on_error=1 exitcode=66" $(SWIFT) test --skip-build --sanitize=thread --scratch-path .build-tsan $(SWIFT_FLAGS)
+	$(SWIFT) build --build-tests --sanitize=address --scratch-path .build-asan $(SWIFT_FLAGS)
+	ASAN_OPTIONS="halt_on_error=1 detect_leaks=0" $(SWIFT) test --skip-build --sanitize=address --scratch-path .build-asan $(SWIFT_FLAGS)
 
 # libFuzzer (coverage + AddressSanitizer) on each target for FUZZ_SECONDS; crashes are kept in
 # .build-fuzz/crashes/TARGET and fail the run (Tests/fuzz/run-fuzz.sh, README "Testing").
@@ -142,4 +152,4 @@ lint-deb: deb
 	./packaging/apt-ensure lintian
 	lintian --info $(DEB) || true
 clean:
-	rm -rf .build .build-fuzz dist
+	rm -rf .build .build-fuzz .build-tsan .build-asan dist

@@ -156,9 +156,20 @@ public struct FdScanner: Sendable {
 /// ParallelScan runs per-process /proc work on several threads: reading fd links is
 /// kernel-bound and splits cleanly by process.
 enum ParallelScan {
+    /// One result slot per chunk, each written by exactly one thread and read after all have
+    /// finished: separate memory, no shared Array (whose copy-on-write check would itself be
+    /// a data race).
     final class Slots<T>: @unchecked Sendable {
-        var values: [T?]
-        init(count: Int) { values = Array(repeating: nil, count: count) }
+        let buffer: UnsafeMutableBufferPointer<T>
+        init(count: Int, empty: T) {
+            buffer = .allocate(capacity: count)
+            buffer.initialize(repeating: empty)
+        }
+        func store(_ value: T, at index: Int) { (buffer.baseAddress! + index).pointee = value }
+        deinit {
+            buffer.deinitialize()
+            buffer.deallocate()
+        }
     }
 
     /// `body` applied to every item, in order, on up to `workers` threads; one thread when
@@ -178,18 +189,11 @@ enum ParallelScan {
         }
         bounds.append(items.count)
         let edges = bounds
-        let slots = Slots<[R]>(count: edges.count - 1)
+        let slots = Slots<[R]>(count: edges.count - 1, empty: [])
         DispatchQueue.concurrentPerform(iterations: edges.count - 1) { chunk in
-            slots.values[chunk] = items[edges[chunk]..<edges[chunk + 1]].map(body)
+            slots.store(items[edges[chunk]..<edges[chunk + 1]].map(body), at: chunk)
         }
-        return slots.values.flatMap { $0 ?? [] }
-    }
-
-    /// Scans every pid; the results come back in the order of `pids`.
-    static func scan(_ scanner: FdScanner, pids: [Int32], wanted: Set<UInt64>) -> [Result<FdScanner.ProcessFds, Errno>] {
-        map(pids, minimumPerWorker: 64) { pid in
-            Result { () throws(Errno) in try scanner.scan(pid: pid, wanted: wanted) }
-        }
+        return Array(slots.buffer.joined())
     }
 }
 
