@@ -1,6 +1,5 @@
 import CLinuxShim
 import CloseWaitCore
-import Dispatch
 import Glibc
 
 /// FdScanner maps socket inodes to the processes holding them by reading the links in
@@ -190,10 +189,47 @@ enum ParallelScan {
         bounds.append(items.count)
         let edges = bounds
         let slots = Slots<[R]>(count: edges.count - 1, empty: [])
-        DispatchQueue.concurrentPerform(iterations: edges.count - 1) { chunk in
-            slots.store(items[edges[chunk]..<edges[chunk + 1]].map(body), at: chunk)
+        // Threads.run joins every thread before it returns, so `body` does not escape.
+        withoutActuallyEscaping(body) { body in
+            Threads.run(count: edges.count - 1) { chunk in
+                slots.store(items[edges[chunk]..<edges[chunk + 1]].map(body), at: chunk)
+            }
         }
         return Array(slots.buffer.joined())
+    }
+}
+
+/// Threads runs work on threads of its own, not libdispatch's pool: when thread creation
+/// fails (a unit's TasksMax, a cgroup's pids.max), libdispatch retries forever and the tick
+/// never ends; here the work then simply runs on the calling thread.
+enum Threads {
+    final class Job: @unchecked Sendable {
+        let work: @Sendable () -> Void
+        init(_ work: @escaping @Sendable () -> Void) { self.work = work }
+    }
+
+    /// Calls `body(i)` for every i in 0..<count, on up to `count` threads (this one included),
+    /// and returns when all are done.
+    static func run(count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        var started = [pthread_t]()
+        var inline = [0]
+        for i in 1..<max(1, count) {
+            let job = Unmanaged.passRetained(Job { body(i) })
+            var thread = pthread_t()
+            let rc = pthread_create(&thread, nil, { context in
+                let job = Unmanaged<Job>.fromOpaque(context!).takeRetainedValue()
+                job.work()
+                return nil
+            }, job.toOpaque())
+            if rc == 0 {
+                started.append(thread)
+            } else {
+                job.release()
+                inline.append(i)
+            }
+        }
+        for i in inline where i < count { body(i) }
+        for thread in started { pthread_join(thread, nil) }
     }
 }
 

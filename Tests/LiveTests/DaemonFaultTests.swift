@@ -244,4 +244,33 @@ import Testing
         #expect(result.status == 1)
         #expect(result.stderr.contains("is a character device, not a regular file"))
     }
+
+    /// Issue 9: a cgroup whose pids.max leaves no room for worker threads (a unit's TasksMax
+    /// on a big host) does not stop sampling: the walk runs on the threads it could get.
+    @Test func aTinyPidsMaxStillSamples() throws {
+        let v1 = "/sys/fs/cgroup/pids"
+        let base = FileManager.default.fileExists(atPath: v1 + "/cgroup.procs") ? v1 : "/sys/fs/cgroup"
+        try #require(FileManager.default.isWritableFile(atPath: base), "no writable pids cgroup hierarchy")
+        let cgroup = base + "/closewaitd-test-\(getpid())"
+        try #require(mkdir(cgroup, 0o755) == 0 && FileManager.default.fileExists(atPath: cgroup + "/pids.max"),
+                     "cannot make a pids cgroup")
+        defer { rmdir(cgroup) }
+        try "3\n".write(toFile: cgroup + "/pids.max", atomically: false, encoding: .utf8)
+        // Enough processes that the full walk wants several threads.
+        let leak = try Workload(["--processes", "1", "--v4", "4", "--noise", "200"])
+        defer { leak.stop() }
+        let daemon = try DaemonProcess(
+            config: testConfig(thresholds: "count_warning = 3").replacingOccurrences(of: "window = \"10s\"", with: "window = \"10s\"\nfull_scan_interval = \"1s\""),
+            launcher: ["/bin/sh", "-c", "echo $$ > \(cgroup)/cgroup.procs && exec \"$0\" \"$@\""])
+        defer { daemon.stop() }
+        try daemon.notify.await("READY=1") { $0.contains("READY=1") }
+        try daemon.awaitLine("alert") { $0.contains("CLOSEWAIT_PID=\(leak.holders[0]) ") }
+        // Several full walks (one a second) later, still ticking.
+        let mark = daemon.notify.messages.count
+        try daemon.notify.await("ticks after 2 s of full walks", timeout: 20, after: mark + 20) { $0.hasPrefix("STATUS=") }
+        let events = (try? String(contentsOfFile: cgroup + "/pids.events", encoding: .utf8)) ?? ""
+        print("pids.events under pids.max=3: \(events.trimmingCharacters(in: .whitespacesAndNewlines))")
+        daemon.signal(SIGTERM)
+        #expect(try daemon.awaitExit() == 0)
+    }
 }
