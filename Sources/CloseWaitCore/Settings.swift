@@ -53,10 +53,16 @@ public struct Rule: Equatable, Sendable {
     }
 }
 
+/// SourceChoice is where sockets are sampled from (`daemon.source`, `--source`): netlink
+/// sock_diag, /proc/net/tcp{,6}, or netlink falling back to /proc.
+public enum SourceChoice: String, Sendable, CaseIterable {
+    case netlink, proc, auto
+}
+
 /// Settings is the validated configuration of the daemon.
 public struct Settings: Equatable, Sendable {
     public var interval = 5.0
-    public var source = "auto"
+    public var source = SourceChoice.auto
     public var window = 300.0
     /// The fd walk runs in full at least this often; between, cached owners are verified.
     public var fullScanInterval = 60.0

@@ -40,7 +40,7 @@ public struct SettingsParser {
             settings.window = duration(daemon, "daemon", "window", min: 1, max: 86400) ?? settings.window
             settings.fullScanInterval = duration(daemon, "daemon", "full_scan_interval", min: 0, max: 86400) ?? settings.fullScanInterval
             if let source = string(daemon, "daemon", "source") {
-                if ["auto", "netlink", "proc"].contains(source) { settings.source = source } else {
+                if let choice = SourceChoice(rawValue: source) { settings.source = choice } else {
                     problem("daemon.source", "must be auto, netlink or proc, not \"\(Escape.line(source))\"")
                 }
             }

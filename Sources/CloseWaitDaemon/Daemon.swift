@@ -56,7 +56,7 @@ public final class Daemon {
         var logger = Logger(label: "closewaitd") { _ in JournalLogHandler(writer: writer) }
         logger.logLevel = .info
         self.logger = logger
-        collector = SnapshotCollector(source: SourceChoice(rawValue: settings.source) ?? .auto, procRoot: options.procRoot,
+        collector = SnapshotCollector(source: settings.source, procRoot: options.procRoot,
                                       fullScanInterval: settings.fullScanInterval)
         collector.fdTables.reader.readsCmdline = false  // never shown by the daemon; can block (D state)
         tracker = Tracker(window: settings.window)
@@ -206,7 +206,7 @@ public final class Daemon {
             settings = new
             policy.settings = new
             tracker.window = new.window
-            collector.sampler.choice = SourceChoice(rawValue: new.source) ?? .auto
+            collector.sampler.choice = new.source
             collector.owners.fullScanInterval = new.fullScanInterval
             collector.owners.invalidate()
             if intervalChanged { scheduleTimer() }

@@ -1,11 +1,6 @@
 import CloseWaitCore
 import Glibc
 
-/// SourceChoice is what `--source` asks for.
-public enum SourceChoice: String, Sendable, CaseIterable {
-    case netlink, proc, auto
-}
-
 /// KernelSampler lists the TCP sockets in the wanted states, from netlink sock_diag or from
 /// /proc/net/tcp{,6}. With `.auto` a netlink failure falls back to /proc and says why.
 public struct KernelSampler {

@@ -101,7 +101,7 @@ struct CheckConfigCommand: ParsableCommand {
             guard !quiet else { return }
             let t = s.thresholds
             print("\(path): OK")
-            print("  interval \(TimeSpan.format(s.interval)), window \(TimeSpan.format(s.window)), source \(s.source)")
+            print("  interval \(TimeSpan.format(s.interval)), window \(TimeSpan.format(s.window)), source \(s.source.rawValue)")
             print("  thresholds: count \(t.countWarning)/\(t.countCritical), growth \(t.growthWarning)/\(t.growthCritical) per min, "
                 + "age \(TimeSpan.format(t.ageWarning))/\(TimeSpan.format(t.ageCritical)), "
                 + "exhaustion \(TimeSpan.format(t.exhaustionWarning))/\(TimeSpan.format(t.exhaustionCritical)), "

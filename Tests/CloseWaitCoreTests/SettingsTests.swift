@@ -50,7 +50,7 @@ import Testing
             "rule": .array([.table(["name": .string("r"), "match_exe": .string("/usr/bin/*"), "count_warning": .int(7)])]),
         ])
         let settings = try SettingsParser.parse(node, file: "f", text: "").get()
-        #expect(settings.interval == 2 && settings.window == 60 && settings.source == "proc")
+        #expect(settings.interval == 2 && settings.window == 60 && settings.source == .proc)
         #expect(settings.hold == .duration(30))
         #expect(settings.reminder == 0 && settings.clearRatio == 0.5)
         #expect(settings.thresholds.ageWarning == 5400 && settings.thresholds.growthWarning == 2)

@@ -1,0 +1,115 @@
+/// AlertMessage renders an alert event as a journal entry a person can act on at 3 a.m.
+public enum AlertMessage {
+    public static func entry(_ e: AlertEvent) -> JournalEntry {
+        let priority: JournalPriority = e.kind == .recovered ? .notice : (e.level == .critical ? .critical : .warning)
+        var fields: [(String, ByteString)] = [
+            ("CLOSEWAIT_REASON", ByteString(e.reason.rawValue)),
+            ("CLOSEWAIT_LEVEL", ByteString(e.kind == .recovered ? "recovered" : e.level.name)),
+            ("CLOSEWAIT_KIND", ByteString(e.kind.rawValue)),
+            ("CLOSEWAIT_RULE", ByteString(e.rule)),
+            ("CLOSEWAIT_THRESHOLD", ByteString(number(e.threshold, reason: e.reason))),
+            ("CLOSEWAIT_TOTAL", ByteString(String(e.total))),
+        ]
+        guard let p = e.process else {
+            let message: String
+            switch e.kind {
+            case .recovered:
+                message = "Host-wide CLOSE_WAIT sockets back to \(e.total) (below \(Int(saturating: e.threshold))); recovered from \(e.level.name)."
+            default:
+                let prefix = e.kind == .escalated ? "escalated to critical: " : (e.kind == .reminder ? "still: " : "")
+                message = "\(prefix)the host holds \(e.total) CLOSE_WAIT sockets (\(e.level.name) at \(Int(saturating: e.threshold))): "
+                    + "peers closed these connections and their processes never closed their side. "
+                    + "Run `closewaitd snapshot` to see which processes hold them."
+            }
+            fields.append(("CLOSEWAIT_COUNT", ByteString(String(e.total))))
+            return JournalEntry(message: message, priority: priority, messageID: MessageID.of(e.kind), fields: fields)
+        }
+        let d = p.details
+        let unit = d.unit.map { " (\($0.escaped))" } ?? ""
+        let text: [(String, String)] = [
+            ("CLOSEWAIT_PID", String(d.pid)),
+            ("CLOSEWAIT_START_TIME", String(d.identity.startTime)),
+        ]
+        fields += text.map { ($0.0, ByteString($0.1)) }
+        fields += [
+            ("CLOSEWAIT_COMM", d.comm),
+            ("CLOSEWAIT_EXE", d.exe ?? ""),
+            ("CLOSEWAIT_UNIT", d.unit ?? ""),
+        ]
+        let figures: [(String, String)] = [
+            ("CLOSEWAIT_COUNT", String(e.gone ? 0 : p.count)),
+            ("CLOSEWAIT_GROWTH_PER_MIN", p.growthPerMinute.map { fixed($0, 1) } ?? ""),
+            ("CLOSEWAIT_OLDEST_AGE_SEC", String(Int(saturating: p.oldestAge))),
+            ("CLOSEWAIT_TOP_PEER", p.topPeer?.endpoint.description ?? ""),
+            ("CLOSEWAIT_FD_OPEN", String(d.fdOpen)),
+            ("CLOSEWAIT_FD_LIMIT", d.fdLimit.map(String.init) ?? "unlimited"),
+        ]
+        fields += figures.map { ($0.0, ByteString($0.1)) }
+        if let exhaustion = p.predictedExhaustion { fields.append(("CLOSEWAIT_EXHAUSTION_SEC", ByteString(String(Int(saturating: exhaustion))))) }
+        let message: String
+        if e.kind == .recovered {
+            if let rule = e.ignoredByRule {
+                message = "\(d.label)\(unit) is now ignored by rule \(rule); it still holds \(p.count) CLOSE_WAIT sockets; "
+                    + "its \(e.reason.rawValue) \(e.level.name) alert is withdrawn, not resolved."
+            } else if e.gone {
+                message = "\(d.label)\(unit) no longer holds CLOSE_WAIT sockets (it closed them or exited); \(e.reason.rawValue) \(e.level.name) recovered."
+            } else {
+                let bound = e.reason == .fdExhaustion ? "beyond" : "below"
+                message = "\(d.label)\(unit) \(e.reason.rawValue) back to \(describe(e.reason, e.value)) (\(bound) \(describe(e.reason, e.threshold))); "
+                    + "holds \(p.count) CLOSE_WAIT sockets; \(e.reason.rawValue) \(e.level.name) recovered."
+            }
+        } else {
+            let prefix = switch e.kind {
+            case .escalated: "escalated to critical: "
+            case .reminder: "still: "
+            default: ""
+            }
+            var parts = ["\(prefix)\(d.label)\(unit) holds \(p.count) CLOSE_WAIT sockets (\(trend(p)))"]
+            if let peer = p.topPeer { parts.append("\(peer.count) to \(peer.endpoint.description)") }
+            var fds = "fds \(d.fdOpen)/\(d.fdLimit.map(String.init) ?? "unlimited")"
+            if let exhaustion = p.predictedExhaustion { fds += ", exhausted in ~\(TimeSpan.format(exhaustion))" }
+            parts.append(fds)
+            message = parts.joined(separator: "; ")
+                + " — \(e.level.name): \(e.reason.rawValue) \(describe(e.reason, e.value)) past \(describe(e.reason, e.threshold))"
+                + " (rule \(e.rule)). The peers closed these connections and \(d.comm.escaped) never closed its side."
+        }
+        return JournalEntry(message: message, priority: priority, messageID: MessageID.of(e.kind), fields: fields)
+    }
+
+    static func trend(_ p: ProcessStatus) -> String {
+        let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + fixed($0, $0.magnitude < 10 ? 1 : 0) + "/min" } ?? "growth not known yet"
+        return "\(growth), oldest \(TimeSpan.format(p.oldestAge))"
+    }
+
+    static func describe(_ reason: AlertReason, _ value: Double?) -> String {
+        guard let value else { return "-" }
+        switch reason {
+        case .count, .total: return String(Int(saturating: value))
+        case .growth: return fixed(value, 1) + "/min"
+        case .age: return TimeSpan.format(value)
+        case .fdExhaustion: return "in " + TimeSpan.format(value)
+        }
+    }
+
+    static func number(_ value: Double, reason: AlertReason) -> String {
+        switch reason {
+        case .growth: fixed(value, 1)
+        default: String(Int(saturating: value))
+        }
+    }
+
+    /// A decimal with `digits` fraction digits, without Foundation. Values too large for exact
+    /// digits (beyond 1e15) are printed in Swift's shortest form; NaN and infinities by name.
+    public static func fixed(_ value: Double, _ digits: Int) -> String {
+        guard value.isFinite else { return value.isNaN ? "nan" : (value < 0 ? "-inf" : "inf") }
+        guard value.magnitude < 1e15 else { return String(value) }
+        var scale = 1
+        for _ in 0..<digits { scale *= 10 }
+        let scaled = (value * Double(scale)).rounded()
+        if digits == 0 { return String(Int(scaled)) }
+        let sign = scaled < 0 ? "-" : ""
+        let magnitude = Int(scaled.magnitude)
+        let fraction = String(magnitude % scale)
+        return sign + String(magnitude / scale) + "." + String(repeating: "0", count: digits - fraction.count) + fraction
+    }
+}
