@@ -25,7 +25,7 @@ public enum AlertMessage {
             return JournalEntry(message: message, priority: priority, messageID: MessageID.of(e.kind), fields: fields)
         }
         let d = p.details
-        let unit = d.unit.map { " (\($0.escaped))" } ?? ""
+        let unit = d.whereItRuns + (d.unit.map { " (\($0.escaped))" } ?? "")
         let text: [(String, String)] = [
             ("CLOSEWAIT_PID", String(d.pid)),
             ("CLOSEWAIT_START_TIME", String(d.identity.startTime)),
@@ -36,6 +36,13 @@ public enum AlertMessage {
             ("CLOSEWAIT_EXE", d.exe ?? ""),
             ("CLOSEWAIT_UNIT", d.unit ?? ""),
         ]
+        if let c = d.container {
+            fields.append(("CLOSEWAIT_CONTAINER_RUNTIME", ByteString(c.runtime.rawValue)))
+            fields.append(("CLOSEWAIT_CONTAINER_ID", c.id))
+            if let name = c.name { fields.append(("CLOSEWAIT_CONTAINER_NAME", name)) }
+            if let pod = c.podUID { fields.append(("CLOSEWAIT_POD_UID", pod)) }
+        }
+        if let inner = d.innerPID { fields.append(("CLOSEWAIT_NSPID", ByteString(String(inner)))) }
         let figures: [(String, String)] = [
             ("CLOSEWAIT_COUNT", String(e.gone ? 0 : p.count)),
             ("CLOSEWAIT_GROWTH_PER_MIN", p.growthPerMinute.map { fixed($0, 1) } ?? ""),

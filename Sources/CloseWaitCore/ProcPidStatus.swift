@@ -18,4 +18,15 @@ public enum ProcPidStatus {
     public static func parseUID(_ text: String) throws(ProcFileError) -> UInt32 {
         try parseUID(Array(text.utf8))
     }
+
+    /// The pid inside the process's innermost pid namespace (the last `NSpid:` value), when it
+    /// lives in a nested one (a container); nil on the host's own namespace or when absent.
+    public static func innerPID(_ bytes: some Collection<UInt8>) -> Int32? {
+        for line in Array(bytes).asciiLines where line.hasASCIIPrefix("NSpid:") {
+            let values = line.dropFirst(6).split(whereSeparator: { $0 == 0x09 || $0 == 0x20 })
+            guard values.count > 1, let last = values.last else { return nil }
+            return ASCIIDecimal.parse(last, as: Int32.self)
+        }
+        return nil
+    }
 }

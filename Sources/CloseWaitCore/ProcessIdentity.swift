@@ -27,6 +27,10 @@ public struct ProcessDetails: Hashable, Sendable {
     public var fdOpen: Int
     /// The soft RLIMIT_NOFILE; nil when unlimited or unreadable.
     public var fdLimit: UInt64?
+    /// The container it runs in (from its cgroup), nil on the host.
+    public var container: ContainerIdentity?
+    /// Its pid inside its own pid namespace (`NSpid`), when that is not the host's.
+    public var innerPID: Int32?
 
     public init(identity: ProcessIdentity, comm: ByteString, exe: ByteString? = nil, cmdline: [ByteString] = [],
                 uid: UInt32? = nil, unit: ByteString? = nil, fdOpen: Int = 0, fdLimit: UInt64? = nil) {
@@ -43,4 +47,10 @@ public struct ProcessDetails: Hashable, Sendable {
     public var pid: Int32 { identity.pid }
     /// `comm[pid]`, the way the journal and `ps` readers name a process; comm escaped.
     public var label: String { "\(comm.escaped)[\(identity.pid)]" }
+
+    /// ` (container podman:3f2a1b4c5d6e, pid 7 inside)`, or "" on the host.
+    public var whereItRuns: String {
+        guard let container else { return innerPID.map { " (pid \($0) in its namespace)" } ?? "" }
+        return " (container \(container.label)" + (innerPID.map { ", pid \($0) inside" } ?? "") + ")"
+    }
 }

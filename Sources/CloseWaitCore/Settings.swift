@@ -31,15 +31,18 @@ public struct Rule: Equatable, Sendable {
     public var matchUnit: String?
     public var matchComm: String?
     public var matchExe: String?
+    /// Glob on `runtime:id` (`podman:3f2a*`) or the container's name.
+    public var matchContainer: String?
     public var ignore = false
     public var thresholds: Thresholds
 
     public init(name: String, matchUnit: String? = nil, matchComm: String? = nil, matchExe: String? = nil,
-                ignore: Bool = false, thresholds: Thresholds = Thresholds()) {
+                matchContainer: String? = nil, ignore: Bool = false, thresholds: Thresholds = Thresholds()) {
         self.name = name
         self.matchUnit = matchUnit
         self.matchComm = matchComm
         self.matchExe = matchExe
+        self.matchContainer = matchContainer
         self.ignore = ignore
         self.thresholds = thresholds
     }
@@ -49,6 +52,9 @@ public struct Rule: Equatable, Sendable {
         if let matchUnit, !Glob.matches(matchUnit, process.unit ?? "") { return false }
         if let matchComm, !Glob.matches(matchComm, process.comm) { return false }
         if let matchExe, !Glob.matches(matchExe, process.exe ?? "") { return false }
+        if let matchContainer {
+            guard let keys = process.container?.matchKeys, keys.contains(where: { Glob.matches(matchContainer, $0) }) else { return false }
+        }
         return true
     }
 }

@@ -14,7 +14,7 @@ public struct SettingsParser {
                                 "age_warning", "age_critical", "exhaustion_warning", "exhaustion_critical", "min_count"]
     /// A comm is at most 15 bytes (TASK_COMM_LEN 16 with the NUL).
     public static let commMaxBytes = 15
-    static let ruleKeys = ["name", "match_unit", "match_comm", "match_exe", "ignore"] + thresholdKeys
+    static let ruleKeys = ["name", "match_unit", "match_comm", "match_exe", "match_container", "ignore"] + thresholdKeys
 
     public init(file: String, text: String) {
         self.file = file
@@ -97,8 +97,9 @@ public struct SettingsParser {
                         + "at most \(Self.commMaxBytes) bytes of a comm (TASK_COMM_LEN), so it never matches; use match_exe for longer names")
                 }
                 rule.matchExe = string(table, path, "match_exe")
-                if table["match_unit"] == nil && table["match_comm"] == nil && table["match_exe"] == nil {
-                    problem(path, "needs at least one of match_unit, match_comm, match_exe")
+                rule.matchContainer = string(table, path, "match_container")
+                if table["match_unit"] == nil && table["match_comm"] == nil && table["match_exe"] == nil && table["match_container"] == nil {
+                    problem(path, "needs at least one of match_unit, match_comm, match_exe, match_container")
                 }
                 rule.ignore = bool(table, path, "ignore") ?? false
                 rule.thresholds = readThresholds(table, path, base: settings.thresholds)

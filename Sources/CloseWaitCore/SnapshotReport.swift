@@ -28,6 +28,8 @@ public enum SnapshotReport {
             ("exe", .optional(d.exe?.lossy)),
             ("cmdline", .array(d.cmdline.map { .string($0.lossy) })),
             ("unit", .optional(d.unit?.lossy)),
+            ("container", d.container.map(containerJSON) ?? .null),
+            ("innerPid", .optional(d.innerPID)),
             ("uid", .optional(d.uid)),
             ("closeWait", .number(p.socketCount)),
             ("fdOpen", .number(d.fdOpen)),
@@ -40,6 +42,15 @@ public enum SnapshotReport {
                 ])
             })),
             ("inodes", .array(p.inodes.map { .number(Int64(clamping: $0)) })),
+        ])
+    }
+
+    public static func containerJSON(_ c: ContainerIdentity) -> JSONValue {
+        .object([
+            ("runtime", .string(c.runtime.rawValue)),
+            ("id", .string(c.id.lossy)),
+            ("name", .optional(c.name?.lossy)),
+            ("podUid", .optional(c.podUID?.lossy)),
         ])
     }
 
@@ -64,15 +75,19 @@ public enum SnapshotReport {
     /// sockets and a total. `topPeers` limits the peers shown per row.
     public static func table(_ s: Snapshot, topPeers: Int = 3) -> String {
         let stateTitle = s.states == [.closeWait] ? "CLOSE-WAIT" : "SOCKETS"
-        var rows: [[String]] = [["PID", "UNIT", "COMM", stateTitle, "FDS/LIMIT", "TOP PEERS"]]
+        // A CONTAINER column only when some process runs in one.
+        let containers = s.processes.contains { $0.details.container != nil }
+        var rows: [[String]] = [["PID"] + (containers ? ["CONTAINER"] : []) + ["UNIT", "COMM", stateTitle, "FDS/LIMIT", "TOP PEERS"]]
         for p in s.processes {
             let d = p.details
             let limit = d.fdLimit.map(String.init) ?? "unlimited"
             var peers = p.peers.prefix(topPeers).map(\.description).joined(separator: " ")
             if p.peers.count > topPeers { peers += " (+\(p.peers.count - topPeers) more)" }
-            rows.append([String(d.pid), d.unit?.escaped ?? "-", d.comm.escaped, String(p.socketCount), "\(d.fdOpen)/\(limit)", peers])
+            let container = d.container.map { $0.label + (d.innerPID.map { " pid \($0)" } ?? "") } ?? "-"
+            rows.append([String(d.pid)] + (containers ? [container] : [])
+                + [d.unit?.escaped ?? "-", d.comm.escaped, String(p.socketCount), "\(d.fdOpen)/\(limit)", peers])
         }
-        var out = alignedColumns(rows, rightAligned: [0, 3])
+        var out = alignedColumns(rows, rightAligned: containers ? [0, 4] : [0, 3])
         let unowned = s.sockets.filter { $0.owners.isEmpty }
         if !unowned.isEmpty {
             var byReason = [UnownedReason: Int]()

@@ -14,6 +14,9 @@ public struct StateDocument: Equatable, Sendable {
         public var comm: String
         public var exe: String?
         public var unit: String?
+        /// `runtime:id` of its container, nil on the host.
+        public var container: String?
+        public var innerPid: Int32?
         public var closeWait: Int
         public var growthPerMinute: Double?
         public var oldestAgeSeconds: Int64
@@ -64,7 +67,8 @@ public struct StateDocument: Equatable, Sendable {
             let d = p.details
             let level = levels[d.identity]
             return Process(pid: d.pid, startTime: Int64(clamping: d.identity.startTime), comm: d.comm.lossy, exe: d.exe?.lossy,
-                           unit: d.unit?.lossy, closeWait: p.count, growthPerMinute: p.growthPerMinute,
+                           unit: d.unit?.lossy, container: d.container.map { $0.runtime.rawValue + ":" + $0.id.lossy },
+                           innerPid: d.innerPID, closeWait: p.count, growthPerMinute: p.growthPerMinute,
                            oldestAgeSeconds: Int64(saturating: p.oldestAge), fdOpen: d.fdOpen,
                            fdLimit: d.fdLimit.map { Int64(clamping: $0) },
                            exhaustionSeconds: p.predictedExhaustion.map { Int64(saturating: $0) },
@@ -91,6 +95,8 @@ public struct StateDocument: Equatable, Sendable {
                     ("comm", .string(p.comm)),
                     ("exe", .optional(p.exe)),
                     ("unit", .optional(p.unit)),
+                    ("container", .optional(p.container)),
+                    ("innerPid", .optional(p.innerPid)),
                     ("closeWait", .number(p.closeWait)),
                     ("growthPerMinute", p.growthPerMinute.map(JSONValue.double) ?? .null),
                     ("oldestAgeSeconds", .number(p.oldestAgeSeconds)),
@@ -133,6 +139,8 @@ public struct StateDocument: Equatable, Sendable {
                 pid: Int32(try p.int(item, "pid", 1...Int(Int32.max))),
                 startTime: Int64(try p.int(item, "startTime", 0...Int.max)),
                 comm: try p.string(item, "comm"), exe: try p.optionalString(item, "exe"), unit: try p.optionalString(item, "unit"),
+                container: try p.optionalString(item, "container"),
+                innerPid: try p.optionalInt(item, "innerPid", 1...Int(Int32.max)).map { Int32($0) },
                 closeWait: try p.int(item, "closeWait", 0...Int.max),
                 growthPerMinute: try p.optionalDouble(item, "growthPerMinute"),
                 oldestAgeSeconds: Int64(try p.int(item, "oldestAgeSeconds", 0...Int.max)),
@@ -177,16 +185,23 @@ public struct StateDocument: Equatable, Sendable {
             out += "warning: \(health.summary); run the daemon with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE\n"
         }
         guard !doc.processes.isEmpty else { return out + "no process holds CLOSE_WAIT sockets" }
-        var rows = [["PID", "UNIT", "COMM", "CLOSE-WAIT", "GROWTH/MIN", "OLDEST", "FDS/LIMIT", "LEVEL", "TOP PEER"]]
+        let containers = doc.processes.contains { $0.container != nil }
+        var rows = [["PID"] + (containers ? ["CONTAINER"] : []) + ["UNIT", "COMM", "CLOSE-WAIT", "GROWTH/MIN", "OLDEST", "FDS/LIMIT", "LEVEL", "TOP PEER"]]
         for p in doc.processes {
             let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + AlertMessage.fixed($0, 1) } ?? "-"
             var level = p.level
             if !p.reasons.isEmpty { level += " (" + p.reasons.joined(separator: ",") + ")" }
-            rows.append([String(p.pid), p.unit.map { Escape.bytes(Array($0.utf8)) } ?? "-", Escape.bytes(Array(p.comm.utf8)),
+            let container = p.container.map { text -> String in
+                let escaped = Escape.bytes(Array(text.utf8))
+                let (runtime, id) = (escaped.prefix { $0 != ":" }, escaped.drop { $0 != ":" }.dropFirst())
+                let short = runtime == "nspawn" || runtime == "lxc" ? String(id) : String(id.prefix(12))
+                return "\(runtime):\(short)" + (p.innerPid.map { " pid \($0)" } ?? "")
+            } ?? "-"
+            rows.append([String(p.pid)] + (containers ? [container] : []) + [p.unit.map { Escape.bytes(Array($0.utf8)) } ?? "-", Escape.bytes(Array(p.comm.utf8)),
                          String(p.closeWait), growth, TimeSpan.format(Double(p.oldestAgeSeconds)),
                          "\(p.fdOpen)/\(p.fdLimit.map(String.init) ?? "unlimited")", level, p.topPeer ?? "-"])
         }
-        return out + SnapshotReport.alignedColumns(rows, rightAligned: [0, 3, 4, 5]).dropLast(1)
+        return out + SnapshotReport.alignedColumns(rows, rightAligned: containers ? [0, 4, 5, 6] : [0, 3, 4, 5]).dropLast(1)
     }
 }
 

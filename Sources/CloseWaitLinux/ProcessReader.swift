@@ -32,8 +32,14 @@ public struct ProcessReader: Sendable {
             if parts.last?.isEmpty == true { parts.removeLast() }
             details.cmdline = parts
         }
-        details.uid = try? ProcPidStatus.parseUID(proc.read(base + "status", limit: 16384))
-        details.unit = (try? proc.read(base + "cgroup", limit: 65536)).flatMap { ProcPidCgroup.unit($0) }
+        if let status = try? proc.read(base + "status", limit: 16384) {
+            details.uid = try? ProcPidStatus.parseUID(status)
+            details.innerPID = ProcPidStatus.innerPID(status)
+        }
+        if let cgroup = try? proc.read(base + "cgroup", limit: 65536) {
+            details.unit = ProcPidCgroup.unit(cgroup)
+            details.container = ContainerIdentity.fromCgroup(cgroup)
+        }
         details.fdLimit = (try? ProcPidLimits.softOpenFiles(proc.read(base + "limits", limit: 8192))) ?? nil
         return details
     }

@@ -107,7 +107,7 @@ struct CheckConfigCommand: ParsableCommand {
                 + "exhaustion \(TimeSpan.format(t.exhaustionWarning))/\(TimeSpan.format(t.exhaustionCritical)), "
                 + "total \(s.totalWarning)/\(s.totalCritical)")
             for rule in s.rules {
-                let match = [("unit", rule.matchUnit), ("comm", rule.matchComm), ("exe", rule.matchExe)]
+                let match = [("unit", rule.matchUnit), ("comm", rule.matchComm), ("exe", rule.matchExe), ("container", rule.matchContainer)]
                     .compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
                 print("  rule \(rule.name): \(match)\(rule.ignore ? " (ignored)" : "")")
             }

@@ -53,3 +53,56 @@ import Testing
         #expect(ContainerIdentity(runtime: .lxc, id: ByteString("a\u{1b}b")).label == "lxc:a\\x1bb")
     }
 }
+
+/// Where a process runs shows in every output, and rules can match it.
+@Suite struct ContainerOutputTests {
+    static func inPodman() -> ProcessDetails {
+        var d = ProcessDetails(identity: ProcessIdentity(pid: 4242, startTime: 9), comm: "java", unit: "libpod-x.scope",
+                               fdOpen: 50, fdLimit: 1024)
+        d.container = ContainerIdentity(runtime: .podman, id: ByteString(ContainerIdentityTests.id))
+        d.innerPID = 7
+        return d
+    }
+
+    @Test func alertsNameTheContainerAndThePidInside() {
+        let d = Self.inPodman()
+        let peer = PeerCount(endpoint: Endpoint(address: .v4(10, 0, 0, 5), port: 80), count: 60)
+        let status = ProcessStatus(details: d, count: 60, peers: [peer], growthPerMinute: nil, oldestAge: 30, since: 0,
+                                   predictedExhaustion: nil)
+        let entry = AlertMessage.entry(AlertEvent(kind: .crossed, reason: .count, level: .warning, process: status, total: 60,
+                                                  value: 60, threshold: 50, rule: "default"))
+        #expect(entry.message.hasPrefix("java[4242] (container podman:3f2a1b4c5d6e, pid 7 inside) (libpod-x.scope) holds 60"))
+        #expect(entry.field("CLOSEWAIT_CONTAINER_RUNTIME") == "podman")
+        #expect(entry.field("CLOSEWAIT_CONTAINER_ID") == ContainerIdentityTests.id)
+        #expect(entry.field("CLOSEWAIT_NSPID") == "7")
+        #expect(entry.field("CLOSEWAIT_POD_UID") == nil)
+    }
+
+    @Test func rulesMatchContainersByRuntimeIdOrName() {
+        let d = Self.inPodman()
+        #expect(Rule(name: "r", matchContainer: "podman:3f2a*").matches(d))
+        #expect(!Rule(name: "r", matchContainer: "docker:*").matches(d))
+        var host = d
+        host.container = nil
+        #expect(!Rule(name: "r", matchContainer: "*").matches(host))
+        var machine = d
+        machine.container = ContainerIdentity(runtime: .nspawn, id: "web-01", name: "web-01")
+        #expect(Rule(name: "r", matchContainer: "web-*").matches(machine))
+    }
+
+    @Test func tablesAndTheStateShowTheContainer() throws {
+        let d = Self.inPodman()
+        let snapshot = Snapshot(source: .netlink, states: [.closeWait], sockets: [],
+                                processes: [ProcessEntry(details: d, inodes: [1], peers: [])], statistics: ScanStatistics())
+        let table = SnapshotReport.table(snapshot)
+        #expect(table.contains("CONTAINER"))
+        #expect(table.contains("podman:3f2a1b4c5d6e pid 7"))
+        #expect(SnapshotReport.json(snapshot).rendered().contains("\"container\":{\"runtime\":\"podman\""))
+        let status = ProcessStatus(details: d, count: 1, peers: [], growthPerMinute: nil, oldestAge: 0, since: 0, predictedExhaustion: nil)
+        let doc = StateDocument(statuses: [status], firing: [], total: 1, status: "x", daemonPID: 1, ticks: 1, wallTime: 0, interval: 5)
+        let decoded = try StateDocument.decode(doc.json().renderedBytes())
+        #expect(decoded.processes[0].container == "podman:" + ContainerIdentityTests.id)
+        #expect(decoded.processes[0].innerPid == 7)
+        #expect(StateDocument.table(decoded, age: 0).contains("podman:3f2a1b4c5d6e pid 7"))
+    }
+}

@@ -39,7 +39,7 @@ import Testing
          ["bad.toml:2: alerts.hold: samples must be between 1 and 1000",
           "bad.toml:3: alerts.reminder: must be a time span like \"30s\", not a boolean"]),
         ("[[rule]]\nname = \"x\"\n\n[[rule]]\nname = \"y\"\nmatch_comm = \"java\"\nignore = \"yes\"\n",
-         ["bad.toml:1: rule[1]: needs at least one of match_unit, match_comm, match_exe",
+         ["bad.toml:1: rule[1]: needs at least one of match_unit, match_comm, match_exe, match_container",
           "bad.toml:7: rule[2].ignore: must be true or false, not a string"]),
         ("[daemon\ninterval = \"5s\"\n",
          ["bad.toml:1: TOML syntax error at column 8: Error while parsing table header: expected ']', saw '\\n'"]),
