@@ -43,6 +43,7 @@ public enum AlertMessage {
             if let pod = c.podUID { fields.append(("CLOSEWAIT_POD_UID", pod)) }
         }
         if let inner = d.innerPID { fields.append(("CLOSEWAIT_NSPID", ByteString(String(inner)))) }
+        if let netns = d.netns { fields.append(("CLOSEWAIT_NETNS", ByteString(String(netns)))) }
         let figures: [(String, String)] = [
             ("CLOSEWAIT_COUNT", String(e.gone ? 0 : p.count)),
             ("CLOSEWAIT_GROWTH_PER_MIN", p.growthPerMinute.map { fixed($0, 1) } ?? ""),

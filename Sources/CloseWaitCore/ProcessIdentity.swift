@@ -31,6 +31,8 @@ public struct ProcessDetails: Hashable, Sendable {
     public var container: ContainerIdentity?
     /// Its pid inside its own pid namespace (`NSpid`), when that is not the host's.
     public var innerPID: Int32?
+    /// Its network namespace (the inode of /proc/<pid>/ns/net), when not the daemon's own.
+    public var netns: UInt64?
 
     public init(identity: ProcessIdentity, comm: ByteString, exe: ByteString? = nil, cmdline: [ByteString] = [],
                 uid: UInt32? = nil, unit: ByteString? = nil, fdOpen: Int = 0, fdLimit: UInt64? = nil) {
@@ -50,7 +52,10 @@ public struct ProcessDetails: Hashable, Sendable {
 
     /// ` (container podman:3f2a1b4c5d6e, pid 7 inside)`, or "" on the host.
     public var whereItRuns: String {
-        guard let container else { return innerPID.map { " (pid \($0) in its namespace)" } ?? "" }
-        return " (container \(container.label)" + (innerPID.map { ", pid \($0) inside" } ?? "") + ")"
+        var parts = [String]()
+        if let container { parts.append("container \(container.label)") }
+        if let innerPID { parts.append(container == nil ? "pid \(innerPID) in its namespace" : "pid \(innerPID) inside") }
+        if let netns { parts.append("netns \(netns)") }
+        return parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")"
     }
 }

@@ -69,6 +69,8 @@ public enum SourceChoice: String, Sendable, CaseIterable {
 public struct Settings: Equatable, Sendable {
     public var interval = 5.0
     public var source = SourceChoice.auto
+    /// Sample every network namespace on the host (`all`) or only the daemon's (`own`).
+    public var namespaces = NamespaceChoice.all
     public var window = 300.0
     /// The fd walk runs in full at least this often; between, cached owners are verified.
     public var fullScanInterval = 60.0

@@ -6,7 +6,7 @@ public struct SettingsParser {
     public private(set) var problems: [ConfigProblem] = []
 
     public static let sections: [String: [String]] = [
-        "daemon": ["interval", "source", "window", "full_scan_interval"],
+        "daemon": ["interval", "source", "window", "full_scan_interval", "namespaces"],
         "alerts": ["hold", "reminder", "cooldown", "clear_ratio"],
         "thresholds": thresholdKeys + ["total_warning", "total_critical"],
     ]
@@ -42,6 +42,11 @@ public struct SettingsParser {
             if let source = string(daemon, "daemon", "source") {
                 if let choice = SourceChoice(rawValue: source) { settings.source = choice } else {
                     problem("daemon.source", "must be auto, netlink or proc, not \"\(Escape.line(source))\"")
+                }
+            }
+            if let namespaces = string(daemon, "daemon", "namespaces") {
+                if let choice = NamespaceChoice(rawValue: namespaces) { settings.namespaces = choice } else {
+                    problem("daemon.namespaces", "must be all or own, not \"\(Escape.line(namespaces))\"")
                 }
             }
             if settings.window < settings.interval * 2 {

@@ -15,6 +15,9 @@ public struct SnapshotSocket: Hashable, Sendable {
     public var record: SocketRecord
     public var owners: [Int32]
     public var unownedReason: UnownedReason?
+    /// The network namespace it lives in, when not the sampler's own (its addresses are
+    /// only meaningful there).
+    public var netns: UInt64?
 }
 
 /// PeerCount is how many of a process's sockets lead to one remote endpoint.
@@ -76,7 +79,7 @@ public struct Snapshot: Sendable {
     ///   - keepSockets: false to build only the per-process view and the counts.
     public static func join(records: [SocketRecord], owners: OwnerMap, details: [Int32: ProcessDetails],
                             statistics: ScanStatistics, source: SocketSource, states: Set<TCPState>,
-                            keepSockets: Bool = true) -> Snapshot {
+                            keepSockets: Bool = true, foreign: [UInt64: UInt64] = [:]) -> Snapshot {
         var sockets = [SnapshotSocket]()
         if keepSockets { sockets.reserveCapacity(records.count) }
         var inodesByPid = [Int32: [UInt64]]()
@@ -104,7 +107,8 @@ public struct Snapshot: Sendable {
             if !owned {
                 reason = record.inode == 0 ? .listenBacklog : (statistics.permissionDenied > 0 ? .ownerUnreadable : .noOwnerFound)
             }
-            sockets.append(SnapshotSocket(record: record, owners: socketOwners.sorted(), unownedReason: reason))
+            sockets.append(SnapshotSocket(record: record, owners: socketOwners.sorted(), unownedReason: reason,
+                                          netns: record.inode == 0 ? nil : foreign[record.inode]))
         }
         // By inode (unique but for the inode-0 backlog sockets), then by endpoints.
         sockets.sort {

@@ -30,6 +30,7 @@ public enum SnapshotReport {
             ("unit", .optional(d.unit?.lossy)),
             ("container", d.container.map(containerJSON) ?? .null),
             ("innerPid", .optional(d.innerPID)),
+            ("netns", .optional(d.netns.map { Int64(clamping: $0) })),
             ("uid", .optional(d.uid)),
             ("closeWait", .number(p.socketCount)),
             ("fdOpen", .number(d.fdOpen)),
@@ -68,6 +69,7 @@ public enum SnapshotReport {
             ("cookie", .optional(r.cookie.map { Int64(bitPattern: $0) })),
             ("owners", .array(s.owners.map { .number($0) })),
             ("unownedReason", .optional(s.unownedReason?.rawValue)),
+            ("netns", .optional(s.netns.map { Int64(clamping: $0) })),
         ])
     }
 
@@ -76,14 +78,15 @@ public enum SnapshotReport {
     public static func table(_ s: Snapshot, topPeers: Int = 3) -> String {
         let stateTitle = s.states == [.closeWait] ? "CLOSE-WAIT" : "SOCKETS"
         // A CONTAINER column only when some process runs in one.
-        let containers = s.processes.contains { $0.details.container != nil }
+        let containers = s.processes.contains { $0.details.container != nil || $0.details.netns != nil }
         var rows: [[String]] = [["PID"] + (containers ? ["CONTAINER"] : []) + ["UNIT", "COMM", stateTitle, "FDS/LIMIT", "TOP PEERS"]]
         for p in s.processes {
             let d = p.details
             let limit = d.fdLimit.map(String.init) ?? "unlimited"
             var peers = p.peers.prefix(topPeers).map(\.description).joined(separator: " ")
             if p.peers.count > topPeers { peers += " (+\(p.peers.count - topPeers) more)" }
-            let container = d.container.map { $0.label + (d.innerPID.map { " pid \($0)" } ?? "") } ?? "-"
+            let container = d.container.map { $0.label + (d.innerPID.map { " pid \($0)" } ?? "") }
+                ?? d.netns.map { "netns \($0)" } ?? "-"
             rows.append([String(d.pid)] + (containers ? [container] : [])
                 + [d.unit?.escaped ?? "-", d.comm.escaped, String(p.socketCount), "\(d.fdOpen)/\(limit)", peers])
         }

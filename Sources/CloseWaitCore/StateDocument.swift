@@ -17,6 +17,7 @@ public struct StateDocument: Equatable, Sendable {
         /// `runtime:id` of its container, nil on the host.
         public var container: String?
         public var innerPid: Int32?
+        public var netns: Int64?
         public var closeWait: Int
         public var growthPerMinute: Double?
         public var oldestAgeSeconds: Int64
@@ -68,7 +69,7 @@ public struct StateDocument: Equatable, Sendable {
             let level = levels[d.identity]
             return Process(pid: d.pid, startTime: Int64(clamping: d.identity.startTime), comm: d.comm.lossy, exe: d.exe?.lossy,
                            unit: d.unit?.lossy, container: d.container.map { $0.runtime.rawValue + ":" + $0.id.lossy },
-                           innerPid: d.innerPID, closeWait: p.count, growthPerMinute: p.growthPerMinute,
+                           innerPid: d.innerPID, netns: d.netns.map { Int64(clamping: $0) }, closeWait: p.count, growthPerMinute: p.growthPerMinute,
                            oldestAgeSeconds: Int64(saturating: p.oldestAge), fdOpen: d.fdOpen,
                            fdLimit: d.fdLimit.map { Int64(clamping: $0) },
                            exhaustionSeconds: p.predictedExhaustion.map { Int64(saturating: $0) },
@@ -97,6 +98,7 @@ public struct StateDocument: Equatable, Sendable {
                     ("unit", .optional(p.unit)),
                     ("container", .optional(p.container)),
                     ("innerPid", .optional(p.innerPid)),
+                    ("netns", .optional(p.netns)),
                     ("closeWait", .number(p.closeWait)),
                     ("growthPerMinute", p.growthPerMinute.map(JSONValue.double) ?? .null),
                     ("oldestAgeSeconds", .number(p.oldestAgeSeconds)),
@@ -141,6 +143,7 @@ public struct StateDocument: Equatable, Sendable {
                 comm: try p.string(item, "comm"), exe: try p.optionalString(item, "exe"), unit: try p.optionalString(item, "unit"),
                 container: try p.optionalString(item, "container"),
                 innerPid: try p.optionalInt(item, "innerPid", 1...Int(Int32.max)).map { Int32($0) },
+                netns: try p.optionalInt(item, "netns", 0...Int.max).map { Int64($0) },
                 closeWait: try p.int(item, "closeWait", 0...Int.max),
                 growthPerMinute: try p.optionalDouble(item, "growthPerMinute"),
                 oldestAgeSeconds: Int64(try p.int(item, "oldestAgeSeconds", 0...Int.max)),
@@ -185,7 +188,7 @@ public struct StateDocument: Equatable, Sendable {
             out += "warning: \(health.summary); run the daemon with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE\n"
         }
         guard !doc.processes.isEmpty else { return out + "no process holds CLOSE_WAIT sockets" }
-        let containers = doc.processes.contains { $0.container != nil }
+        let containers = doc.processes.contains { $0.container != nil || $0.netns != nil }
         var rows = [["PID"] + (containers ? ["CONTAINER"] : []) + ["UNIT", "COMM", "CLOSE-WAIT", "GROWTH/MIN", "OLDEST", "FDS/LIMIT", "LEVEL", "TOP PEER"]]
         for p in doc.processes {
             let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + AlertMessage.fixed($0, 1) } ?? "-"
@@ -196,7 +199,7 @@ public struct StateDocument: Equatable, Sendable {
                 let (runtime, id) = (escaped.prefix { $0 != ":" }, escaped.drop { $0 != ":" }.dropFirst())
                 let short = runtime == "nspawn" || runtime == "lxc" ? String(id) : String(id.prefix(12))
                 return "\(runtime):\(short)" + (p.innerPid.map { " pid \($0)" } ?? "")
-            } ?? "-"
+            } ?? p.netns.map { "netns \($0)" } ?? "-"
             rows.append([String(p.pid)] + (containers ? [container] : []) + [p.unit.map { Escape.bytes(Array($0.utf8)) } ?? "-", Escape.bytes(Array(p.comm.utf8)),
                          String(p.closeWait), growth, TimeSpan.format(Double(p.oldestAgeSeconds)),
                          "\(p.fdOpen)/\(p.fdLimit.map(String.init) ?? "unlimited")", level, p.topPeer ?? "-"])

@@ -59,6 +59,7 @@ public final class Daemon {
         collector = SnapshotCollector(source: settings.source, procRoot: options.procRoot,
                                       fullScanInterval: settings.fullScanInterval)
         collector.fdTables.reader.readsCmdline = false  // never shown by the daemon; can block (D state)
+        collector.sampler.namespaces = settings.namespaces == .all ? NetNamespaces(proc: ProcFS(root: options.procRoot)) : nil
         tracker = Tracker(window: settings.window)
         policy = AlertPolicy(settings: settings)
     }
@@ -207,6 +208,9 @@ public final class Daemon {
             policy.settings = new
             tracker.window = new.window
             collector.sampler.choice = new.source
+            if new.namespaces != (collector.sampler.namespaces == nil ? .own : .all) {
+                collector.sampler.namespaces = new.namespaces == .all ? NetNamespaces(proc: ProcFS(root: options.procRoot)) : nil
+            }
             collector.owners.fullScanInterval = new.fullScanInterval
             collector.owners.invalidate()
             if intervalChanged { scheduleTimer() }

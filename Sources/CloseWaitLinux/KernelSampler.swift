@@ -7,6 +7,9 @@ public struct KernelSampler {
     public var choice: SourceChoice
     public var proc: ProcFS
     public var netlink = NetlinkSockDiag()
+    /// Other network namespaces to sample through a member's /proc/<pid>/net/tcp{,6}; nil:
+    /// only our own (`daemon.namespaces = "own"`).
+    public var namespaces: NetNamespaces?
 
     public init(choice: SourceChoice = .auto, proc: ProcFS = ProcFS()) {
         self.choice = choice
@@ -15,12 +18,32 @@ public struct KernelSampler {
 
     public struct Sample: Sendable {
         public var records: [SocketRecord]
+        /// Socket inode -> network namespace, for sockets of namespaces other than ours.
+        public var foreign: [UInt64: UInt64] = [:]
+        /// Foreign namespaces that could not be read, and why.
+        public var namespaceErrors: [UInt64: String] = [:]
         public var source: SocketSource
         /// Set when `.auto` fell back to /proc: the netlink error.
         public var fallbackReason: String?
     }
 
-    public mutating func sample(states: Set<TCPState>) throws -> Sample {
+    public mutating func sample(states: Set<TCPState>, now: Double = 0) throws -> Sample {
+        var sample = try sampleOwn(states: states)
+        guard let namespaces else { return sample }
+        for (ns, member) in namespaces.current(now: now).sorted(by: { $0.key < $1.key }) {
+            do {
+                let records = try sampleProc(states, proc: ProcFS(root: proc.root + "/" + String(member)))
+                for record in records where record.inode != 0 { sample.foreign[record.inode] = ns }
+                sample.records += records
+            } catch {
+                // The member left between discovery and this read: found again next tick.
+                sample.namespaceErrors[ns] = "\(error)"
+            }
+        }
+        return sample
+    }
+
+    mutating func sampleOwn(states: Set<TCPState>) throws -> Sample {
         switch choice {
         case .netlink:
             return Sample(records: try sampleNetlink(states), source: .netlink)
@@ -65,7 +88,8 @@ public struct KernelSampler {
         return records
     }
 
-    func sampleProc(_ states: Set<TCPState>) throws -> [SocketRecord] {
+    func sampleProc(_ states: Set<TCPState>, proc: ProcFS? = nil) throws -> [SocketRecord] {
+        let proc = proc ?? self.proc
         var records = [SocketRecord]()
         for (file, family) in [("net/tcp", AddressFamily.inet), ("net/tcp6", .inet6)] {
             let text: String

@@ -13,8 +13,12 @@ public struct ProcessReader: Sendable {
     /// cmdline can be megabytes (ARG_MAX); what a person needs to recognise a process fits here.
     public static let cmdlineLimit = 4096
 
+    /// The reader's own network namespace: a process in another one gets `netns` set.
+    public let ownNetns: UInt64?
+
     public init(proc: ProcFS = ProcFS()) {
         self.proc = proc
+        ownNetns = (try? proc.readLink("self/ns/net")).flatMap { NamespaceLink.inode($0, type: "net") }
     }
 
     /// The identity from /proc/<pid>/stat: what the daemon keys its history by.
@@ -35,6 +39,9 @@ public struct ProcessReader: Sendable {
         if let status = try? proc.read(base + "status", limit: 16384) {
             details.uid = try? ProcPidStatus.parseUID(status)
             details.innerPID = ProcPidStatus.innerPID(status)
+        }
+        if let link = try? proc.readLink(base + "ns/net"), let ns = NamespaceLink.inode(link, type: "net"), ns != ownNetns {
+            details.netns = ns
         }
         if let cgroup = try? proc.read(base + "cgroup", limit: 65536) {
             details.unit = ProcPidCgroup.unit(cgroup)

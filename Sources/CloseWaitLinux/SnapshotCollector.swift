@@ -30,11 +30,11 @@ public struct SnapshotCollector {
     /// - Parameter now: monotonic seconds, for the owner index's full-walk schedule.
     /// - Parameter keepSockets: false for the per-process view only (the daemon).
     public mutating func collect(states: Set<TCPState>, now: Double = monotonicNow(), keepSockets: Bool = true) throws -> Result {
-        let sample = try sampler.sample(states: states)
+        let sample = try sampler.sample(states: states, now: now)
         let found = try owners.attribute(records: sample.records, now: now)
         let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
                                      statistics: found.statistics, source: sample.source, states: states,
-                                     keepSockets: keepSockets)
+                                     keepSockets: keepSockets, foreign: sample.foreign)
         return Result(snapshot: snapshot, fallbackReason: sample.fallbackReason)
     }
 }

@@ -79,11 +79,20 @@ public final class Workload {
     public var port6: Int { ready["port6"] as? Int ?? 0 }
     public var backlogPort: Int { ready["backlogPort"] as? Int ?? 0 }
 
-    public init(_ arguments: [String], timeout: Double = 30, duration: Int = 300) throws {
+    /// - Parameter launcher: a command that execs the workload (e.g. `unshare --net` and a
+    ///   shell that brings `lo` up), so it runs in another namespace; it must exec, so the
+    ///   process started here is the workload's coordinator.
+    public init(_ arguments: [String], timeout: Double = 30, duration: Int = 300, launcher: [String] = []) throws {
         manifestPath = FileManager.default.temporaryDirectory
             .appendingPathComponent("closewaitd-manifest-\(UUID().uuidString)").path
-        process.executableURL = URL(fileURLWithPath: Build.path("closewaitd-workload"))
-        process.arguments = arguments + ["--manifest", manifestPath, "--duration", String(duration)]
+        let workloadArguments = arguments + ["--manifest", manifestPath, "--duration", String(duration)]
+        if let first = launcher.first {
+            process.executableURL = URL(fileURLWithPath: first)
+            process.arguments = Array(launcher.dropFirst()) + [Build.path("closewaitd-workload")] + workloadArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Build.path("closewaitd-workload"))
+            process.arguments = workloadArguments
+        }
         let out = Pipe()
         process.standardOutput = out
         try process.run()

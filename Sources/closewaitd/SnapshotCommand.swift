@@ -4,6 +4,7 @@ import CloseWaitLinux
 @preconcurrency import Glibc
 
 extension SourceChoice: ExpressibleByArgument {}
+extension NamespaceChoice: ExpressibleByArgument {}
 
 struct SnapshotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -25,6 +26,9 @@ struct SnapshotCommand: ParsableCommand {
 
     @Option(name: .long, help: "Where to read sockets: netlink, proc (/proc/net/tcp{,6}) or auto (netlink, falling back to proc).")
     var source: SourceChoice = .auto
+
+    @Option(name: .long, help: "Network namespaces to sample: all (every namespace on the host: containers, ip netns) or own.")
+    var namespaces: NamespaceChoice = .all
 
     @Option(name: .long, help: ArgumentHelp("Only these processes (repeatable).", valueName: "pid"))
     var pid: [Int32] = []
@@ -65,6 +69,7 @@ struct SnapshotCommand: ParsableCommand {
         let states = try parsedStates()
         if let dumpNetlink { try captureNetlink(states: states, directory: dumpNetlink); return }
         var collector = SnapshotCollector(source: source, procRoot: procRoot)
+        if namespaces == .all { collector.sampler.namespaces = NetNamespaces(proc: ProcFS(root: procRoot)) }
         let result: SnapshotCollector.Result
         do {
             result = try collector.collect(states: states)
