@@ -7,8 +7,9 @@ public protocol FdTableSource {
     /// For each request, the wanted socket links of the process's fd table (fds in `skip` not
     /// read) and its open-fd count.
     func scan(_ requests: [FdScanRequest]) -> [Result<FdTable, FdTableError>]
-    /// Each process's open-fd count; fails when the process is gone or unreadable.
-    func fdCounts(_ pids: [Int32]) -> [Result<Int, FdTableError>]
+    /// Each process's open-fd count, or nil when it is there but counting would cost a walk
+    /// of its fd table (kernels before 6.2); fails when the process is gone or unreadable.
+    func fdCounts(_ pids: [Int32]) -> [Result<Int?, FdTableError>]
     /// The start time (clock ticks since boot, /proc/<pid>/stat field 22).
     func startTime(of pid: Int32) -> Result<UInt64, FdTableError>
     /// What a person needs to recognise the process.

@@ -36,6 +36,11 @@ public final class OwnerIndex {
     /// (a growing leak, a worker still filling its pool) is searched before the others.
     private var lastGain = [Int32: Int]()
     private var tick = 0
+    /// Each holder's open-fd count when it was last counted exactly (a scan), and how many
+    /// sampled sockets it held then: where the source cannot count cheaply, the count moves
+    /// with the sampled sockets between scans (the leak is what we watch) and is exact again
+    /// at the next full walk.
+    private var counted = [Int32: (fds: Int, links: Int)]()
 
     /// What the last call did, for benchmarks, tests and the status line.
     public struct TickReport: Sendable, Equatable {
@@ -104,6 +109,8 @@ public final class OwnerIndex {
             for link in absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats) { found.insert(link.inode) }
         }
         links = newLinks
+        counted = [:]
+        for (pid, count) in fdCounts { counted[pid] = (count, newLinks[pid]?.count ?? 0) }
         unownedAtFullScan = wanted.subtracting(found)
         unreadableAtFullScan = stats.permissionDenied
         details.removeAll(keepingCapacity: true)  // re-read: exec may have changed comm or exe
@@ -133,7 +140,11 @@ public final class OwnerIndex {
             switch result {
             case let .success(count):
                 newLinks[item.pid] = item.links
-                fdCounts[item.pid] = count
+                if let count {
+                    fdCounts[item.pid] = count
+                } else if let last = counted[item.pid] {
+                    fdCounts[item.pid] = max(item.links.count, last.fds + item.links.count - last.links)
+                }
                 verifiedPids.insert(item.pid)
                 for link in item.links { foundSorted.append(link.inode) }
             case let .failure(error):
@@ -171,6 +182,9 @@ public final class OwnerIndex {
                     let requests = batch.map { FdScanRequest(pid: $0, wanted: missing, skip: Set((newLinks[$0] ?? []).map(\.fd))) }
                     for (pid, result) in zip(batch, source.scan(requests)) {
                         let gained = absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats)
+                        if case let .success(table) = result, !gained.isEmpty {
+                            counted[pid] = (table.fdCount, newLinks[pid]?.count ?? 0)
+                        }
                         if !gained.isEmpty { lastGain[pid] = tick }
                         for link in gained { missing.remove(link.inode) }
                     }
@@ -199,6 +213,7 @@ public final class OwnerIndex {
         }
         links = newLinks
         lastGain = lastGain.filter { newLinks[$0.key] != nil }
+        counted = counted.filter { newLinks[$0.key] != nil }
         lastReport = report
         stats.permissionDenied = max(stats.permissionDenied, unreadableAtFullScan)
         return finish(fdCounts: fdCounts, stats: stats, verified: verifiedPids)

@@ -95,23 +95,27 @@ public struct FdScanner: Sendable {
         }
     }
 
-    /// The number of open fds of a process (one open and one fstat on Linux 6.2+); throws
-    /// when the process is gone or unreadable.
-    public func fdCount(pid: Int32) throws(Errno) -> Int {
+    /// The open-fd count when the kernel reports it as the fd directory's size (Linux 6.2+,
+    /// and the `size` method), else nil; throws when the process is gone or unreadable.
+    public func fdCountIfCheap(pid: Int32) throws(Errno) -> Int? {
         let path = proc.root + "/" + String(pid) + "/fd"
         do {
             let dirfd = try retryingEINTR("open", path: path) { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
             defer { close(dirfd) }
-            return try countFds(dirfd, path: path)
+            guard fdCountMethod == .size else { return nil }
+            var info = stat()
+            return fstat(dirfd, &info) == 0 && info.st_size > 0 ? Int(info.st_size) : nil
         } catch {
             throw classify(error, pid: pid)
         }
     }
 
-    /// How open fds are counted: `size` reads the size of /proc/<pid>/fd (Linux 6.2+ reports
-    /// the number of open fds there, one fstat), `readdir` counts its entries without reading
-    /// any link (what older kernels need). CLOSEWAITD_FD_COUNT=readdir forces the older path
-    /// on any kernel (to measure it, or if a kernel reports a wrong size).
+    /// How open fds are counted between full walks: `size` reads the size of /proc/<pid>/fd
+    /// (Linux 6.2+ reports the number of open fds there, one fstat); `readdir` is what older
+    /// kernels leave: a count costs a readdir of the fd table (the kernel builds an entry per
+    /// fd), so the count comes from the scans (full walks, searches) and moves with the
+    /// sampled sockets in between. CLOSEWAITD_FD_COUNT=readdir forces the older path on any
+    /// kernel (to measure it, or if a kernel reports a wrong size).
     public enum FdCountMethod: String, Sendable {
         case size, readdir
     }
@@ -120,29 +124,6 @@ public struct FdScanner: Sendable {
     public static let defaultFdCountMethod: FdCountMethod = {
         getenv("CLOSEWAITD_FD_COUNT").flatMap { FdCountMethod(rawValue: String(cString: $0)) } ?? .size
     }()
-
-    /// The number of open fds of the process whose /proc/<pid>/fd is open at `dirfd`.
-    func countFds(_ dirfd: Int32, path: String) throws(Errno) -> Int {
-        if fdCountMethod == .size {
-            var info = stat()
-            if fstat(dirfd, &info) == 0, info.st_size > 0 { return Int(info.st_size) }
-        }
-        // Count the entries; a directory stream of its own (readdir moves the file offset).
-        let copy = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard copy >= 0 else { throw Errno(errno, call: "openat", path: path) }
-        guard let dir = fdopendir(copy) else {
-            let code = errno
-            close(copy)
-            throw Errno(code, call: "fdopendir", path: path)
-        }
-        defer { closedir(dir) }
-        var count = 0
-        while let entry = readdir(dir) {
-            let first = entry.pointee.d_name.0
-            if first >= 0x30 && first <= 0x39 { count += 1 }
-        }
-        return count
-    }
 
     /// The owner uid of /proc/<pid> (the process's effective uid), one fstatat.
     public func uid(pid: Int32) -> UInt32? {

@@ -28,10 +28,13 @@ public struct ProcFdTableSource: FdTableSource, Sendable {
         }
     }
 
-    public func fdCounts(_ pids: [Int32]) -> [Result<Int, FdTableError>] {
+    /// One open (and on Linux 6.2+ one fstat) per process: the fd directory's size is its
+    /// count; before 6.2 (or with CLOSEWAITD_FD_COUNT=readdir) the count is left to the index,
+    /// because a readdir of /proc/<pid>/fd makes the kernel build an entry per fd.
+    public func fdCounts(_ pids: [Int32]) -> [Result<Int?, FdTableError>] {
         let scanner = scanner
         return ParallelScan.map(pids, minimumPerWorker: 256) { pid in
-            Result { () throws(Errno) in try scanner.fdCount(pid: pid) }.mapError(Self.tableError)
+            Result { () throws(Errno) in try scanner.fdCountIfCheap(pid: pid) }.mapError(Self.tableError)
         }
     }
 

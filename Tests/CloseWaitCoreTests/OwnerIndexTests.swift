@@ -43,10 +43,13 @@ import Testing
             }
         }
 
-        func fdCounts(_ pids: [Int32]) -> [Result<Int, FdTableError>] {
+        /// false: like a kernel before 6.2, fd counts are not cheap.
+        var countsAreCheap = true
+
+        func fdCounts(_ pids: [Int32]) -> [Result<Int?, FdTableError>] {
             pids.map { pid in
                 counted.append(pid)
-                return read(pid).map { $0.sockets.count + $0.otherFds }
+                return read(pid).map { countsAreCheap ? $0.sockets.count + $0.otherFds : nil }
             }
         }
 
@@ -234,5 +237,28 @@ import Testing
         let idle = try index.attribute(records: [], now: 5)
         #expect(index.lastReport.kind == .idle)
         #expect(idle.owners.isEmpty && host.scanned.isEmpty && host.counted.isEmpty)
+    }
+}
+
+/// Before Linux 6.2 an fd count costs a walk of the fd table: between full walks the index
+/// moves the last exact count with the sampled sockets.
+@Suite struct OwnerIndexFdCountTests {
+    @Test func withoutCheapCountsTheLeakStillMovesTheFdCount() throws {
+        let host = OwnerIndexTests.FakeFdTables()
+        host.countsAreCheap = false
+        host.processes[100] = .init(start: 1, comm: "java", sockets: [5: 501, 6: 502], otherFds: 40)
+        let index = OwnerIndex(source: host, fullScanInterval: 60)
+        let first = try index.attribute(records: host.records(), now: 0)
+        #expect(first.details[100]?.fdOpen == 42)  // exact: the full walk counted
+        host.processes[100]!.sockets[7] = 503
+        host.processes[100]!.sockets[8] = 504
+        let grown = try index.attribute(records: host.records(), now: 5)
+        #expect(grown.details[100]?.fdOpen == 44)  // exact again: the search counted it
+        host.processes[100]!.sockets[5] = nil  // closed one
+        host.processes[100]!.otherFds = 60     // and opened 20 files: not seen until the walk
+        let plateau = try index.attribute(records: host.records(), now: 10)
+        #expect(plateau.details[100]?.fdOpen == 43)
+        let walked = try index.attribute(records: host.records(), now: 61)
+        #expect(walked.details[100]?.fdOpen == 63)
     }
 }
