@@ -44,7 +44,7 @@ final class NotifySocket: @unchecked Sendable {
 
     /// Waits until a message satisfies `match`, and returns it.
     @discardableResult
-    func await(_ what: String, timeout: Double = 20, after index: Int = 0, _ match: (String) -> Bool) throws -> String {
+    func await(_ what: String, timeout: Double = 60, after index: Int = 0, _ match: (String) -> Bool) throws -> String {
         var found: String?
         try waitFor(what, timeout: timeout) {
             found = messages.dropFirst(index).first(where: match)
@@ -106,7 +106,7 @@ final class DaemonProcess {
 
     /// Waits for a stderr line satisfying `match` and returns it.
     @discardableResult
-    func awaitLine(_ what: String, timeout: Double = 20, _ match: (Substring) -> Bool) throws -> String {
+    func awaitLine(_ what: String, timeout: Double = 60, _ match: (Substring) -> Bool) throws -> String {
         var found: Substring?
         do {
             try waitFor(what, timeout: timeout) {
