@@ -100,8 +100,16 @@ public enum ConfigLoader {
     static func nulEscapeLine(_ text: String) -> Int? {
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             if line.drop(while: { $0 == " " || $0 == "\t" }).hasPrefix("#") { continue }
-            let lower = line.lowercased()
-            if lower.contains("\\u0000") || lower.contains("\\u00000000") { return index + 1 }
+            // A byte search: String.contains(String) would bind to Foundation's (TOMLKit
+            // imports it) and link all of Foundation and ICU into the daemon (+50 MB, +4 MiB RSS).
+            let bytes = Array(line.utf8)
+            let needle = Array("\\u0000".utf8)
+            if bytes.count >= needle.count, (0...(bytes.count - needle.count)).contains(where: { start in
+                (0..<needle.count).allSatisfy { i in
+                    let b = bytes[start + i]
+                    return (b >= 0x41 && b <= 0x5a ? b + 0x20 : b) == needle[i]
+                }
+            }) { return index + 1 }
         }
         return nil
     }
