@@ -17,7 +17,7 @@ public struct FdScanner: Sendable {
     public struct ProcessFds {
         public var fdCount = 0
         /// (fd number, socket inode) for the wanted inodes only.
-        public var sockets: [(fd: Int32, inode: UInt64)] = []
+        public var sockets: [FdLinkEntry] = []
     }
 
     /// Reads /proc/<pid>/fd and returns the wanted socket links it holds.
@@ -82,7 +82,7 @@ public struct FdScanner: Sendable {
             }
             let inode = link.withUnsafeBytes { FdLink.socketInode(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
             guard let inode, wanted?.contains(inode) ?? true else { continue }
-            result.sockets.append((Self.fdNumber(entry), inode))
+            result.sockets.append(FdLinkEntry(fd: Self.fdNumber(entry), inode: inode))
         }
         return result
     }

@@ -23,7 +23,7 @@ public struct ProcFdTableSource: FdTableSource, Sendable {
         return ParallelScan.map(requests, minimumPerWorker: requests.count > 64 ? 64 : 4) { request in
             Result { () throws(Errno) in
                 let fds = try scanner.scan(pid: request.pid, wanted: request.wanted, skip: request.skip)
-                return FdTable(fdCount: fds.fdCount, links: fds.sockets.map { FdLinkEntry(fd: $0.fd, inode: $0.inode) })
+                return FdTable(fdCount: fds.fdCount, links: fds.sockets)
             }.mapError(Self.tableError)
         }
     }
