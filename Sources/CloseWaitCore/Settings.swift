@@ -73,7 +73,7 @@ public struct Settings: Equatable, Sendable {
     public var namespaces = NamespaceChoice.all
     public var window = 300.0
     /// The fd walk runs in full at least this often; between, cached owners are verified.
-    public var fullScanInterval = 60.0
+    public var fullScanInterval = 300.0
     public var hold = Hold.samples(3)
     public var reminder = 1800.0
     public var cooldown = 60.0

@@ -54,7 +54,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Comma-separated sizes: small, medium, large.") var sizes = "small,medium"
     @Option(help: "Whole-process runs of ss and snapshot per size.") var runs = 7
     @Option(help: "In-process sampler ticks per regime.") var ticks = 20
-    @Option(help: "Seconds to run the daemon for RSS and CPU (65: one full walk included).") var daemonSeconds = 65.0
+    @Option(help: "Seconds to count the daemon's CPU after a 10 s warm-up (305: one periodic full walk included).") var daemonSeconds = 305.0
     @Option(help: "Fd-count paths to measure: size (Linux 6.2+), readdir (older kernels), comma-separated.") var fdCount = "size,readdir"
     @Option(help: "Directory holding closewaitd and closewaitd-workload (default: next to this binary).") var binDir: String?
     @Flag(help: "A quick run that checks the benchmark still works (CI): small size, few runs.") var smoke = false
