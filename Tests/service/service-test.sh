@@ -18,6 +18,10 @@ MACHINE="cwtest-$$"
 TIMEOUT_PID=""
 PID1=""
 LEAK_NSENTER=""
+# The second container (its own network namespace) and what runs in it and beside it.
+TIMEOUT2_PID=""
+LEAK2_NSENTER=""
+HOST_DAEMON=""
 passed=0
 failed=0
 
@@ -26,25 +30,36 @@ pass() { passed=$((passed + 1)); log "ok   - $*"; }
 fail() { failed=$((failed + 1)); log "FAIL - $*"; }
 check() { local what=$1; shift; if "$@"; then pass "$what"; else fail "$what"; fi; }
 
-cleanup() {
-    # The leaker runs inside the container through nsenter; end it (and nsenter) by pid.
-    if [ -n "$LEAK_NSENTER" ]; then
-        kill -TERM "$LEAK_NSENTER" 2>/dev/null
-        for _ in $(seq 1 25); do kill -0 "$LEAK_NSENTER" 2>/dev/null || break; sleep 0.2; done
-        kill -KILL "$LEAK_NSENTER" 2>/dev/null
-        wait "$LEAK_NSENTER" 2>/dev/null
-    fi
-    # `timeout` (TIMEOUT_PID) bounds the container's life; nspawn is its child. SIGTERM to
-    # nspawn makes it shut the container down; SIGKILL if that takes more than 20 s.
+# end_pid PID: SIGTERM, up to 5 s, then SIGKILL.
+end_pid() {
+    [ -n "$1" ] || return 0
+    kill -TERM "$1" 2>/dev/null
+    for _ in $(seq 1 25); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
+# end_container TIMEOUT_PID: `timeout` bounds the container's life; nspawn is its child.
+# SIGTERM to nspawn makes it shut the container down; SIGKILL if that takes more than 20 s.
+end_container() {
     local nspawn
-    if [ -n "$TIMEOUT_PID" ] && kill -0 "$TIMEOUT_PID" 2>/dev/null; then
-        nspawn=$(pgrep -P "$TIMEOUT_PID" -x systemd-nspawn)
-        kill -TERM ${nspawn:-} "$TIMEOUT_PID" 2>/dev/null
-        for _ in $(seq 1 100); do kill -0 "$TIMEOUT_PID" 2>/dev/null || break; sleep 0.2; done
+    if [ -n "$1" ] && kill -0 "$1" 2>/dev/null; then
+        nspawn=$(pgrep -P "$1" -x systemd-nspawn)
+        kill -TERM ${nspawn:-} "$1" 2>/dev/null
+        for _ in $(seq 1 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.2; done
         [ -n "$nspawn" ] && kill -KILL "$nspawn" 2>/dev/null
-        kill -KILL "$TIMEOUT_PID" 2>/dev/null
-        wait "$TIMEOUT_PID" 2>/dev/null
+        kill -KILL "$1" 2>/dev/null
+        wait "$1" 2>/dev/null
     fi
+}
+
+cleanup() {
+    # Leakers run inside the containers through nsenter; end them (and nsenter) by pid.
+    end_pid "$LEAK_NSENTER"
+    end_pid "$LEAK2_NSENTER"
+    end_pid "$HOST_DAEMON"
+    end_container "$TIMEOUT_PID"
+    end_container "$TIMEOUT2_PID"
     [ "${KEEP_WORK:-}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -79,18 +94,20 @@ timeout 900 systemd-nspawn --keep-unit --register=no -D / --volatile=yes \
     -M "$MACHINE" -b </dev/null >"$WORK/console.log" 2>&1 &
 TIMEOUT_PID=$!
 
-find_pid1() {
+# find_init TIMEOUT_PID: prints the host pid of the container's init below that nspawn.
+find_init() {
     local p
     for p in $(pgrep -x systemd); do
         [ "$p" = 1 ] && continue
         # The container's init: PID 1 in its own pid namespace, below our nspawn.
         if awk '/^NSpid:/ { exit !($NF == 1) }' "/proc/$p/status" 2>/dev/null \
-            && pstree -p "$TIMEOUT_PID" 2>/dev/null | grep -q "($p)"; then
-            PID1=$p; return 0
+            && pstree -p "$1" 2>/dev/null | grep -q "($p)"; then
+            echo "$p"; return 0
         fi
     done
     return 1
 }
+find_pid1() { PID1=$(find_init "$TIMEOUT_PID") && [ -n "$PID1" ]; }
 wait_for 60 "the container's systemd" find_pid1 || { cat "$WORK/console.log"; exit 1; }
 wait_for 120 "system running" C systemctl is-system-running --wait
 state=$(C systemctl is-system-running 2>/dev/null)
@@ -254,6 +271,61 @@ log "systemd-analyze security: exposure ${score:-unknown}"
 grep -E '^✗' "$WORK/security.txt" | sed 's/^/service-test: security: /' | head -40
 awk -v s="${score:-99}" 'BEGIN { exit !(s <= 2.5) }' && pass "exposure $score <= 2.5" || fail "exposure ${score:-unknown} > 2.5"
 [ -n "${SECURITY_REPORT:-}" ] && cp "$WORK/security.txt" "$SECURITY_REPORT"
+
+# --- a leak in a container with its own network namespace, watched from the host --------
+# sock_diag from the host cannot see that namespace's sockets: closewaitd reads them through
+# the member's /proc/<pid>/net/tcp and names the process with its pid inside.
+log "booting a second container with --private-network"
+timeout 600 systemd-nspawn --keep-unit --register=no -D / --volatile=yes \
+    --overlay=/usr::/usr --overlay=/etc::/etc --overlay=/var::/var \
+    --bind-ro="$WORK/pkg:/mnt/pkg" --bind-ro=/opt/swift --private-network \
+    -M "cwnet-$$" -b </dev/null >"$WORK/console2.log" 2>&1 &
+TIMEOUT2_PID=$!
+PID2=""
+find_pid2() { PID2=$(find_init "$TIMEOUT2_PID") && [ -n "$PID2" ]; }
+if wait_for 60 "the second container's systemd" find_pid2 \
+    && wait_for 120 "second container running" nsenter -t "$PID2" -a systemctl is-system-running --wait; then
+    nsenter -t "$PID2" -a ip link set lo up
+    nsenter -t "$PID2" -a /mnt/pkg/closewaitd-workload --processes 1 --v4 6 --duration 300 >"$WORK/leak2.out" 2>"$WORK/leak2.err" &
+    LEAK2_NSENTER=$!
+    wait_for 30 "namespaced leaker ready" grep -q '"ready":true' "$WORK/leak2.out"
+    INNER=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["holders"][0])' "$WORK/leak2.out")
+    NETNS=$(readlink "/proc/$PID2/ns/net" | tr -dc 0-9)
+    HOSTPID=""
+    for p in $(pgrep -f 'closewaitd-workload --processes 1 --v4 6'); do
+        if [ "$(readlink /proc/$p/ns/pid)" = "$(readlink /proc/$PID2/ns/pid)" ] \
+            && awk -v inner="$INNER" '/^NSpid:/ { exit !($NF == inner) }' "/proc/$p/status"; then HOSTPID=$p; fi
+    done
+    log "namespaced leaker: host pid ${HOSTPID:-?}, pid $INNER inside, netns $NETNS"
+    "$BIN_DIR/closewaitd" snapshot --json --pid "${HOSTPID:-0}" >"$WORK/netns-snapshot.json"
+    python3 - "$WORK/netns-snapshot.json" "${HOSTPID:-0}" "$INNER" "$NETNS" <<'PY' && pass "host snapshot attributes the container's sockets: host pid, pid inside, netns" || fail "host snapshot of the container's sockets"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+procs = [p for p in doc["processes"] if p["pid"] == int(sys.argv[2])]
+print("service-test: snapshot:", procs[0] if procs else doc["processes"][:3])
+ok = procs and procs[0]["closeWait"] == 6 and procs[0]["innerPid"] == int(sys.argv[3]) and procs[0]["netns"] == int(sys.argv[4])
+ok = ok and all(s["netns"] == int(sys.argv[4]) for s in doc["sockets"])
+sys.exit(0 if ok else 1)
+PY
+    sed 's/^/service-test: cgroup of the namespaced leaker: /' "/proc/${HOSTPID:-0}/cgroup" 2>/dev/null | head -3
+    printf '[daemon]\ninterval = "1s"\n[alerts]\nhold = 1\n[thresholds]\ncount_warning = 5\n' >"$WORK/host.toml"
+    "$BIN_DIR/closewaitd" run --config "$WORK/host.toml" --log stderr --state-file "" 2>"$WORK/host-daemon.log" &
+    HOST_DAEMON=$!
+    host_alert() { grep "CLOSEWAIT_PID=$HOSTPID " "$WORK/host-daemon.log" | grep -q "MESSAGE_ID=$CROSSED"; }
+    if wait_for 30 "host daemon alert for the namespaced leaker" host_alert; then
+        line=$(grep "CLOSEWAIT_PID=$HOSTPID " "$WORK/host-daemon.log" | grep "MESSAGE_ID=$CROSSED" | head -1)
+        log "host alert: ${line:0:200}"
+        case "$line" in
+            *"pid $INNER "*"netns $NETNS)"*"CLOSEWAIT_NSPID=$INNER "*"CLOSEWAIT_NETNS=$NETNS "*) pass "host alert names the host pid, the pid inside and the netns";;
+            *) fail "host alert text/fields for the namespaced leaker";;
+        esac
+    else
+        fail "host daemon alert for the namespaced leaker"
+    fi
+    end_pid "$HOST_DAEMON"; HOST_DAEMON=""
+else
+    fail "second container did not boot"; sed 's/^/service-test: console2: /' "$WORK/console2.log" | tail -5
+fi
 
 log "$passed passed, $failed failed"
 [ "$failed" = 0 ]
