@@ -136,6 +136,18 @@ public final class Workload {
         return sockets
     }
 
+    /// Every holder pid the manifest ever named, including holders churn has ended since.
+    public func everyHolder() -> Set<Int32> {
+        let text = (try? String(contentsOfFile: manifestPath, encoding: .utf8)) ?? ""
+        var pids = Set<Int32>(holders)
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            if let first = f.first, let pid = Int32(first) { pids.insert(pid) }
+            if f.count >= 2, f[0] == "X" || f[0] == "D", let pid = Int32(f[1]) { pids.insert(pid) }
+        }
+        return pids
+    }
+
     /// The manifest as inode -> holder pids.
     public func owners() throws -> [UInt64: Set<Int32>] {
         var owners = [UInt64: Set<Int32>]()
