@@ -83,9 +83,12 @@ public struct Tracker: Sendable {
                 history.samples.removeFirst(firstInside - 1)
             }
             let count = observation.inodes.count
+            // Growth is the least-squares slope of the counts over the window, not the difference
+            // of its two ends: one sample that missed some sockets (a pool turning over while a
+            // slow walk ran) must not read as a leak, while a steady climb gives its exact rate.
             var growth: Double?
             if let baseline = history.samples.first, now - baseline.time >= window / 2, now > baseline.time {
-                growth = Double(count - baseline.count) / ((now - baseline.time) / 60)
+                growth = Self.slopePerMinute(history.samples)
             }
             var exhaustion: Double?
             if let growth, growth > 0, let limit = observation.details.fdLimit {
@@ -99,6 +102,24 @@ public struct Tracker: Sendable {
         }
         histories = next
         return statuses
+    }
+}
+
+extension Tracker {
+    /// The least-squares slope of count over time, per minute.
+    static func slopePerMinute(_ samples: [(time: Double, count: Int)]) -> Double {
+        let n = Double(samples.count)
+        guard n >= 2 else { return 0 }
+        var sumT = 0.0, sumC = 0.0
+        for sample in samples { sumT += sample.time; sumC += Double(sample.count) }
+        let meanT = sumT / n, meanC = sumC / n
+        var covariance = 0.0, variance = 0.0
+        for sample in samples {
+            let dt = sample.time - meanT
+            covariance += dt * (Double(sample.count) - meanC)
+            variance += dt * dt
+        }
+        return variance > 0 ? covariance / variance * 60 : 0
     }
 }
 

@@ -59,3 +59,24 @@ func observation(pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: I
         #expect(reused[0].oldestAge == 0)
     }
 }
+
+/// Growth is a fitted slope: one undercounted sample is not a leak (seen in the soak: a pool
+/// turning over twice a second while a slow first walk ran read as +15/min).
+@Suite struct TrackerGrowthTests {
+    @Test func oneLowSampleIsNotALeakButASteadyClimbIsMeasuredExactly() {
+        var tracker = Tracker(window: 60)
+        var last: ProcessStatus?
+        for second in 0...40 {
+            let count = second == 0 ? 33 : 40
+            last = tracker.update(now: Double(second), observations: [observation(inodes: (0..<count).map { UInt64($0 + 1 + second * 1000) })]).first
+        }
+        let pool = last?.growthPerMinute ?? .nan
+        #expect(pool < 5, "a plateau with one low first sample reads \(pool)/min")
+
+        var leak = Tracker(window: 60)
+        for second in 0...40 {
+            last = leak.update(now: Double(second), observations: [observation(inodes: (0..<(10 + second)).map { UInt64($0 + 1) })]).first
+        }
+        #expect(abs((last?.growthPerMinute ?? 0) - 60) < 0.001)
+    }
+}
