@@ -7,16 +7,7 @@ public enum FdLink {
         guard bytes.count >= 10, bytes[0] == 0x73, bytes[1] == 0x6f, bytes[2] == 0x63, bytes[3] == 0x6b,
               bytes[4] == 0x65, bytes[5] == 0x74, bytes[6] == 0x3a, bytes[7] == 0x5b,
               bytes[bytes.count - 1] == 0x5d else { return nil }
-        var value: UInt64 = 0
-        for i in 8..<(bytes.count - 1) {
-            let digit = bytes[i] &- 0x30
-            guard digit < 10 else { return nil }
-            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
-            let (sum, o2) = times10.addingReportingOverflow(UInt64(digit))
-            guard !o1, !o2 else { return nil }
-            value = sum
-        }
-        return value
+        return ASCIIDecimal.parse(bytes[8..<(bytes.count - 1)], as: UInt64.self)
     }
 
     public static func socketInode(_ text: String) -> UInt64? {
