@@ -26,7 +26,7 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SWIFT_FLAGS ?=
 # Debian packages the build needs, and the ones the tests drive (ss, setpriv, systemd-nspawn).
 BUILD_DEBS := libsystemd-dev pkg-config
-TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3
+TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 prometheus
 
 BENCH_SIZES ?= small,medium,large
 FUZZ_SECONDS ?= 600
@@ -34,7 +34,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 SOAK_SECONDS ?= 1800
 SOAK_SMOKE_SECONDS ?= 120
 
-.PHONY: sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+.PHONY: prometheus-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -56,6 +56,7 @@ check: test-deps
 	$(MAKE) service-test
 	$(MAKE) bench-smoke
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
+	$(MAKE) prometheus-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) soak-smoke
 
@@ -74,6 +75,13 @@ bench: test-deps
 bench-smoke:
 	$(SWIFT) build --product closewaitd-bench $(SWIFT_FLAGS)
 	$$($(SWIFT) build --show-bin-path)/closewaitd-bench --smoke
+
+# The shipped Prometheus rules: valid, and raising what they must on series as the daemon
+# writes them (promtool test rules); the Grafana dashboard is valid JSON.
+prometheus-test: test-deps
+	promtool check rules packaging/prometheus/closewaitd.rules.yml
+	cd Tests/prometheus && promtool test rules closewaitd.rules.test.yml
+	python3 -m json.tool packaging/prometheus/closewaitd.dashboard.json >/dev/null
 
 # The whole test suite, the daemon and workload binaries it starts included, built with
 # ThreadSanitizer and then AddressSanitizer; any report fails the run (halt_on_error). Leak
@@ -115,6 +123,8 @@ install-files: release
 	install -m 0644 packaging/systemd/closewaitd.catalog $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -D -m 0644 packaging/closewaitd.8 $(DESTDIR)$(MANDIR)/man8/closewaitd.8
+	install -D -m 0644 packaging/prometheus/closewaitd.rules.yml $(DESTDIR)$(PREFIX)/share/closewaitd/prometheus/closewaitd.rules.yml
+	install -D -m 0644 packaging/prometheus/closewaitd.dashboard.json $(DESTDIR)$(PREFIX)/share/closewaitd/prometheus/closewaitd.dashboard.json
 	test -e $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml || \
 	    install -m 0644 config/closewaitd.toml $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml
 
@@ -129,7 +139,7 @@ uninstall:
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now closewaitd.service; fi
 	rm -f $(DESTDIR)$(BINDIR)/closewaitd $(DESTDIR)$(UNITDIR)/closewaitd.service $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog \
 	    $(DESTDIR)$(MANDIR)/man8/closewaitd.8
-	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREFIX)/share/closewaitd
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; journalctl --update-catalog; fi
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml (remove it by hand if you no longer want it)"
 

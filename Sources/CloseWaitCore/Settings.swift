@@ -82,6 +82,10 @@ public struct Settings: Equatable, Sendable {
     public var totalWarning = 1000
     public var totalCritical = 5000
     public var rules: [Rule] = []
+    /// `[metrics] textfile`: a node_exporter textfile-collector file rewritten each tick.
+    public var metricsTextfile: String?
+    /// `[metrics] max_processes`: the cap on per-process series.
+    public var metricsMaxProcesses = Metrics.defaultMaxProcesses
 
     public init() {}
 

@@ -9,6 +9,7 @@ public struct SettingsParser {
         "daemon": ["interval", "source", "window", "full_scan_interval", "namespaces"],
         "alerts": ["hold", "reminder", "cooldown", "clear_ratio"],
         "thresholds": thresholdKeys + ["total_warning", "total_critical"],
+        "metrics": ["textfile", "max_processes"],
     ]
     static let thresholdKeys = ["count_warning", "count_critical", "growth_warning", "growth_critical",
                                 "age_warning", "age_critical", "exhaustion_warning", "exhaustion_critical", "min_count"]
@@ -78,6 +79,14 @@ public struct SettingsParser {
             settings.totalWarning = integer(thresholds, "thresholds", "total_warning", min: 0, max: 10_000_000) ?? settings.totalWarning
             settings.totalCritical = integer(thresholds, "thresholds", "total_critical", min: 0, max: 10_000_000) ?? settings.totalCritical
             ordered("thresholds.total", Double(settings.totalWarning), Double(settings.totalCritical))
+        }
+        if let metrics = section(top, "metrics") {
+            if let path = string(metrics, "metrics", "textfile") {
+                if path.hasPrefix("/") && path.hasSuffix(".prom") { settings.metricsTextfile = path } else {
+                    problem("metrics.textfile", "must be an absolute path ending in .prom (node_exporter's textfile collector reads only those)")
+                }
+            }
+            settings.metricsMaxProcesses = integer(metrics, "metrics", "max_processes", min: 0, max: 100_000) ?? settings.metricsMaxProcesses
         }
         if let node = top["rule"] {
             guard case let .array(items) = node else {

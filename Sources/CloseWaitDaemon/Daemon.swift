@@ -42,6 +42,9 @@ public final class Daemon {
     var fallbackReported = false
     var stateFileFailed = false
     var reportedDrops = 0
+    var health = Metrics.Health()
+    var lastTick: (statuses: [ProcessStatus], total: Int) = ([], 0)
+    var textfileFailed = false
     var attribution = AttributionMonitor()
     public private(set) var ticks = 0
 
@@ -113,6 +116,7 @@ public final class Daemon {
 
     func tick() {
         let now = monotonicNow()
+        defer { writeMetrics(tickStarted: now) }
         let result: SnapshotCollector.Result
         do {
             result = try collector.collect(states: [.closeWait], now: now, keepSockets: false)
@@ -146,9 +150,43 @@ public final class Daemon {
             notifier.status(status)
         }
         writeState(statuses: statuses, total: snapshot.total, status: status, health: health)
+        self.health.lastSuccessfulTick = wallClock()
+        self.health.attribution = health
+        self.health.unowned = snapshot.unowned
+        lastTick = (statuses, snapshot.total)
         if notifier.watchdogInterval != nil { notifier.watchdog() }
         reportDroppedNotifications()
     }
+
+    func wallClock() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
+    /// Rewrites the node_exporter textfile (if configured) from the last good tick and the
+    /// daemon's health; a failure is logged once and never stops the daemon.
+    func writeMetrics(tickStarted: Double) {
+        health.tickDuration = monotonicNow() - tickStarted
+        health.notificationsDropped = notifier.dropped
+        guard let path = settings.metricsTextfile else { return }
+        let text = Metrics.render(statuses: lastTick.statuses, firing: policy.firing, total: lastTick.total, health: health,
+                                  version: Self.version, maxProcesses: settings.metricsMaxProcesses)
+        do {
+            try writeFileAtomically(path, Array(text.utf8))
+            if textfileFailed {
+                textfileFailed = false
+                logger.notice("metrics textfile \(path) written again")
+            }
+        } catch {
+            if !textfileFailed {
+                textfileFailed = true
+                logger.warning("cannot write the metrics textfile: \(error)")
+            }
+        }
+    }
+
+    public static let version = "0.1.0"
 
     /// Says once (then every 1000 drops) that systemd is not reading its notify socket.
     func reportDroppedNotifications() {
@@ -186,6 +224,7 @@ public final class Daemon {
 
     func samplerFailed(_ error: any Error) {
         consecutiveFailures += 1
+        health.samplerFailures += 1
         let text = "\(error)"
         if consecutiveFailures >= Self.failuresBeforeReport {
             notifier.status("Sampling failed \(consecutiveFailures) times in a row: \(text)")
@@ -214,9 +253,11 @@ public final class Daemon {
             collector.owners.fullScanInterval = new.fullScanInterval
             collector.owners.invalidate()
             if intervalChanged { scheduleTimer() }
+            health.reloadsSucceeded += 1
             logger.notice("configuration reloaded from \(options.configPath); history kept",
                           metadata: ["message_id": "\(MessageID.configReloaded)"])
         case let .failure(errors):
+            health.reloadsFailed += 1
             logger.error("configuration \(options.configPath) rejected; still running with the previous one: \(errors.problems.map(\.description).joined(separator: "; "))",
                          metadata: ["message_id": "\(MessageID.configRejected)", "closewait.config_errors": "\(errors.problems.count)"])
         }

@@ -156,4 +156,28 @@ import Testing
         usleep(1_000_000)
         #expect(daemon.log.components(separatedBy: "MESSAGE_ID=\(MessageID.attributionDegraded)").count == 2)
     }
+
+    /// Issue 11: the textfile for node_exporter, written each tick, passes promtool's lint.
+    @Test func metricsTextfilePassesPromtool() throws {
+        let promtool = "/usr/bin/promtool"
+        try #require(FileManager.default.isExecutableFile(atPath: promtool), "promtool (Debian prometheus) not installed")
+        let leak = try Workload(["--processes", "1", "--v4", "4"])
+        defer { leak.stop() }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-metrics-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let textfile = dir + "/closewaitd.prom"
+        let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 3",
+                                                          extra: "[metrics]\ntextfile = \"\(textfile)\"\n"))
+        defer { daemon.stop() }
+        let holder = leak.holders[0]
+        try waitFor("the textfile naming the holder") {
+            ((try? String(contentsOfFile: textfile, encoding: .utf8)) ?? "").contains("closewaitd_alert_firing{pid=\"\(holder)\"")
+        }
+        let text = try String(contentsOfFile: textfile, encoding: .utf8)
+        #expect(text.contains("closewaitd_process_close_wait_sockets{pid=\"\(holder)\",comm=\"closewaitd-work\""))
+        let lint = try run("/bin/sh", ["-c", "\(promtool) check metrics < '\(textfile)'"])
+        #expect(lint.status == 0, "promtool: \(lint.stdout) \(lint.stderr)")
+        #expect(lint.stdout.isEmpty && lint.stderr.isEmpty, "promtool findings: \(lint.stdout) \(lint.stderr)")
+    }
 }

@@ -1,0 +1,138 @@
+/// Metrics renders the last tick's state in the Prometheus text exposition format (0.0.4):
+/// `closewaitd_` names, base units, `_total` counters, identity in `_info`. Pure: the daemon
+/// keeps a `MetricsState` each tick; a scrape or the textfile renders it and never reads /proc.
+public enum Metrics {
+    /// What the daemon's health adds to a tick's statuses.
+    public struct Health: Sendable {
+        public var lastSuccessfulTick: Double?
+        public var tickDuration: Double
+        public var samplerFailures: Int
+        public var reloadsSucceeded: Int
+        public var reloadsFailed: Int
+        public var notificationsDropped: Int
+        public var attribution: AttributionHealth
+        public var unowned: Int
+
+        public init(lastSuccessfulTick: Double? = nil, tickDuration: Double = 0, samplerFailures: Int = 0,
+                    reloadsSucceeded: Int = 0, reloadsFailed: Int = 0, notificationsDropped: Int = 0,
+                    attribution: AttributionHealth = AttributionHealth(), unowned: Int = 0) {
+            self.lastSuccessfulTick = lastSuccessfulTick
+            self.tickDuration = tickDuration
+            self.samplerFailures = samplerFailures
+            self.reloadsSucceeded = reloadsSucceeded
+            self.reloadsFailed = reloadsFailed
+            self.notificationsDropped = notificationsDropped
+            self.attribution = attribution
+            self.unowned = unowned
+        }
+    }
+
+    /// Per-process series are capped: a host with thousands of leaking processes must not
+    /// become thousands of series per metric. The processes with the most sockets are kept.
+    public static let defaultMaxProcesses = 500
+    /// Peers shown per alerting process.
+    public static let peersPerProcess = 3
+
+    public static func render(statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)], total: Int,
+                              health: Health, version: String, maxProcesses: Int = defaultMaxProcesses) -> String {
+        var out = ""
+        func family(_ name: String, _ type: String, _ help: String) {
+            out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
+        }
+        func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
+            let rendered = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(labelValue($0.1))\"" }.joined(separator: ",") + "}"
+            out += "\(name)\(rendered) \(number(value))\n"
+        }
+
+        family("closewaitd_build_info", "gauge", "closewaitd's version; always 1.")
+        sample("closewaitd_build_info", [("version", version)], 1)
+        family("closewaitd_close_wait_sockets", "gauge", "TCP sockets in CLOSE_WAIT on the host, every sampled network namespace included.")
+        sample("closewaitd_close_wait_sockets", [], Double(total))
+        family("closewaitd_unowned_close_wait_sockets", "gauge", "CLOSE_WAIT sockets with no known owning process, by reason.")
+        sample("closewaitd_unowned_close_wait_sockets", [("reason", "owner-unreadable")], Double(health.attribution.unattributed))
+        sample("closewaitd_unowned_close_wait_sockets", [("reason", "other")], Double(max(0, health.unowned - health.attribution.unattributed)))
+
+        let sorted = statuses.sorted { ($1.count, $0.details.pid) < ($0.count, $1.details.pid) }
+        let kept = sorted.prefix(max(0, maxProcesses))
+        let identity = labels
+        family("closewaitd_process_close_wait_sockets", "gauge", "CLOSE_WAIT sockets held by a process.")
+        for p in kept { sample("closewaitd_process_close_wait_sockets", identity(p.details), Double(p.count)) }
+        family("closewaitd_process_close_wait_growth_per_minute", "gauge", "New CLOSE_WAIT sockets per minute over the tracker window (fitted slope), once known.")
+        for p in kept { if let g = p.growthPerMinute { sample("closewaitd_process_close_wait_growth_per_minute", identity(p.details), g) } }
+        family("closewaitd_process_oldest_close_wait_age_seconds", "gauge", "Age of the process's oldest CLOSE_WAIT socket (since first seen).")
+        for p in kept { sample("closewaitd_process_oldest_close_wait_age_seconds", identity(p.details), p.oldestAge) }
+        family("closewaitd_process_open_fds", "gauge", "Open file descriptors of the process.")
+        for p in kept { sample("closewaitd_process_open_fds", identity(p.details), Double(p.details.fdOpen)) }
+        family("closewaitd_process_max_fds", "gauge", "The process's soft RLIMIT_NOFILE (absent when unlimited).")
+        for p in kept { if let limit = p.details.fdLimit { sample("closewaitd_process_max_fds", identity(p.details), Double(limit)) } }
+        family("closewaitd_process_fd_exhaustion_seconds", "gauge", "Predicted seconds until the process's open fds reach its limit at the current growth.")
+        for p in kept { if let e = p.predictedExhaustion { sample("closewaitd_process_fd_exhaustion_seconds", identity(p.details), e) } }
+
+        family("closewaitd_process_series_dropped", "gauge", "Processes holding CLOSE_WAIT sockets left out of the per-process series by the cap (metrics.max_processes).")
+        sample("closewaitd_process_series_dropped", [], Double(sorted.count - kept.count))
+
+        let byIdentity = Dictionary(statuses.map { ($0.details.identity, $0) }, uniquingKeysWith: { a, _ in a })
+        family("closewaitd_alert_firing", "gauge", "1 for each alert firing now, by reason and level; per-process alerts carry the process's labels.")
+        var alerting = [ProcessStatus]()
+        for (identity, reason, level) in firing.sorted(by: { ($0.0?.pid ?? -1, $0.1.rawValue) < ($1.0?.pid ?? -1, $1.1.rawValue) }) {
+            if let identity, let status = byIdentity[identity] {
+                sample("closewaitd_alert_firing", labels(status.details) + [("reason", reason.rawValue), ("level", level.name)], 1)
+                if !alerting.contains(where: { $0.details.identity == identity }) { alerting.append(status) }
+            } else if identity == nil {
+                sample("closewaitd_alert_firing", [("reason", reason.rawValue), ("level", level.name)], 1)
+            }
+        }
+        family("closewaitd_process_peer_close_wait_sockets", "gauge", "CLOSE_WAIT sockets of an alerting process to each of its top peers.")
+        for status in alerting {
+            for peer in status.peers.prefix(peersPerProcess) {
+                sample("closewaitd_process_peer_close_wait_sockets", identity(status.details) + [("peer", peer.endpoint.description)], Double(peer.count))
+            }
+        }
+
+        family("closewaitd_last_successful_tick_timestamp_seconds", "gauge", "When the last successful sample finished (Unix time).")
+        sample("closewaitd_last_successful_tick_timestamp_seconds", [], health.lastSuccessfulTick ?? 0)
+        family("closewaitd_tick_duration_seconds", "gauge", "How long the last tick took.")
+        sample("closewaitd_tick_duration_seconds", [], health.tickDuration)
+        family("closewaitd_sampler_failures_total", "counter", "Ticks whose kernel sample (or /proc listing) failed.")
+        sample("closewaitd_sampler_failures_total", [], Double(health.samplerFailures))
+        family("closewaitd_attribution_problems", "gauge", "Processes the last tick's /proc walk could not read, by kind.")
+        sample("closewaitd_attribution_problems", [("kind", "unreadable")], Double(health.attribution.unreadable))
+        sample("closewaitd_attribution_problems", [("kind", "vanished")], Double(health.attribution.vanished))
+        sample("closewaitd_attribution_problems", [("kind", "other")], Double(health.attribution.otherErrors))
+        family("closewaitd_config_reloads_total", "counter", "Configuration reloads, by outcome.")
+        sample("closewaitd_config_reloads_total", [("outcome", "success")], Double(health.reloadsSucceeded))
+        sample("closewaitd_config_reloads_total", [("outcome", "failure")], Double(health.reloadsFailed))
+        family("closewaitd_notifications_dropped_total", "counter", "sd_notify messages dropped because systemd's socket was full.")
+        sample("closewaitd_notifications_dropped_total", [], Double(health.notificationsDropped))
+        return out
+    }
+
+    /// A process's identity labels; names escaped (they are the process's own choice).
+    static func labels(_ d: ProcessDetails) -> [(String, String)] {
+        [("pid", String(d.pid)), ("comm", d.comm.escaped), ("unit", d.unit?.escaped ?? ""),
+         ("container_runtime", d.container?.runtime.rawValue ?? ""), ("container_id", d.container?.id.escaped ?? "")]
+    }
+
+    /// The text format's label escaping (backslash, double quote, newline) over text that is
+    /// already free of control characters (`Escape.bytes` for process-chosen names).
+    static func labelValue(_ text: String) -> String {
+        var out = ""
+        for c in Escape.line(text).unicodeScalars {
+            switch c {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    /// Integers without a fraction; NaN and infinities by their text-format names.
+    static func number(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value < 0 ? "-Inf" : "+Inf" }
+        if value == value.rounded(), value.magnitude < 1e15 { return String(Int64(value)) }
+        return String(value)
+    }
+}
