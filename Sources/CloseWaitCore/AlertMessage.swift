@@ -85,7 +85,10 @@ public enum AlertMessage {
     }
 
     static func trend(_ p: ProcessStatus) -> String {
-        let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + fixed($0, $0.magnitude < 10 ? 1 : 0) + "/min" } ?? "growth not known yet"
+        func rate(_ v: Double) -> String { (v >= 0 ? "+" : "") + fixed(v, v.magnitude < 10 ? 1 : 0) + "/min" }
+        let growth = p.growthPerMinute.map(rate)
+            ?? p.earlyGrowth.map { "\(rate($0.perMinute)) over \(TimeSpan.format($0.seconds)), early" }
+            ?? "growth not known yet"
         return "\(growth), oldest \(TimeSpan.format(p.oldestAge))"
     }
 

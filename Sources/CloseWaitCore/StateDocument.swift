@@ -27,6 +27,8 @@ public struct StateDocument: Equatable, Sendable {
         public var topPeer: String?
         public var level: String
         public var reasons: [String]
+        /// The rate seen so far, before growth is known (shown, never alerted on).
+        public var earlyGrowthPerMinute: Double? = nil
     }
 
     public static let version = 1
@@ -74,7 +76,7 @@ public struct StateDocument: Equatable, Sendable {
                            fdLimit: d.fdLimit.map { Int64(clamping: $0) },
                            exhaustionSeconds: p.predictedExhaustion.map { Int64(saturating: $0) },
                            topPeer: p.topPeer?.description, level: level?.0.name ?? "ok",
-                           reasons: (level?.1 ?? []).sorted())
+                           reasons: (level?.1 ?? []).sorted(), earlyGrowthPerMinute: p.earlyGrowth?.perMinute)
         }
     }
 
@@ -101,6 +103,7 @@ public struct StateDocument: Equatable, Sendable {
                     ("netns", .optional(p.netns)),
                     ("closeWait", .number(p.closeWait)),
                     ("growthPerMinute", p.growthPerMinute.map(JSONValue.double) ?? .null),
+                    ("earlyGrowthPerMinute", p.earlyGrowthPerMinute.map(JSONValue.double) ?? .null),
                     ("oldestAgeSeconds", .number(p.oldestAgeSeconds)),
                     ("fdOpen", .number(p.fdOpen)),
                     ("fdLimit", .optional(p.fdLimit)),
@@ -151,7 +154,7 @@ public struct StateDocument: Equatable, Sendable {
                 fdLimit: try p.optionalInt(item, "fdLimit", 0...Int.max).map(Int64.init),
                 exhaustionSeconds: try p.optionalInt(item, "exhaustionSeconds", Int.min...Int.max).map(Int64.init),
                 topPeer: try p.optionalString(item, "topPeer"), level: try p.string(item, "level"),
-                reasons: try p.strings(item, "reasons")))
+                reasons: try p.strings(item, "reasons"), earlyGrowthPerMinute: try p.optionalDouble(item, "earlyGrowthPerMinute")))
         }
         var attribution: AttributionHealth?
         if let health = root["attribution"], health != .null {
@@ -191,7 +194,8 @@ public struct StateDocument: Equatable, Sendable {
         let containers = doc.processes.contains { $0.container != nil || $0.netns != nil }
         var rows = [["PID"] + (containers ? ["CONTAINER"] : []) + ["UNIT", "COMM", "CLOSE-WAIT", "GROWTH/MIN", "OLDEST", "FDS/LIMIT", "LEVEL", "TOP PEER"]]
         for p in doc.processes {
-            let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + AlertMessage.fixed($0, 1) } ?? "-"
+            let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + AlertMessage.fixed($0, 1) }
+                ?? p.earlyGrowthPerMinute.map { ($0 >= 0 ? "+" : "") + AlertMessage.fixed($0, 1) + " early" } ?? "-"
             var level = p.level
             if !p.reasons.isEmpty { level += " (" + p.reasons.joined(separator: ",") + ")" }
             let container = p.container.map { text -> String in

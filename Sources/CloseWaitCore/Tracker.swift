@@ -31,6 +31,9 @@ public struct ProcessStatus: Sendable {
     /// Seconds until open fds reach the soft limit at the current growth; nil when not growing
     /// or unlimited.
     public var predictedExhaustion: Double?
+    /// Before growth is known: the rate seen so far and over how many seconds (at least two
+    /// samples), for people to read ("+1200/min over 25 s, early"); alerts never use it.
+    public var earlyGrowth: (perMinute: Double, seconds: Double)? = nil
 
     public var topPeer: PeerCount? { peers.first }
 }
@@ -90,6 +93,10 @@ public struct Tracker: Sendable {
             if let baseline = history.samples.first, now - baseline.time >= window / 2, now > baseline.time {
                 growth = Self.slopePerMinute(history.samples)
             }
+            var early: (perMinute: Double, seconds: Double)?
+            if growth == nil, history.samples.count >= 2, let first = history.samples.first, now > first.time {
+                early = (Self.slopePerMinute(history.samples), now - first.time)
+            }
             var exhaustion: Double?
             if let growth, growth > 0, let limit = observation.details.fdLimit {
                 let headroom = Double(limit) - Double(observation.details.fdOpen)
@@ -97,7 +104,7 @@ public struct Tracker: Sendable {
             }
             statuses.append(ProcessStatus(details: observation.details, count: count, peers: observation.peers,
                                           growthPerMinute: growth, oldestAge: now - oldest, since: history.since,
-                                          predictedExhaustion: exhaustion))
+                                          predictedExhaustion: exhaustion, earlyGrowth: early))
             next[identity] = history
         }
         histories = next

@@ -80,3 +80,23 @@ func observation(pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: I
         #expect(abs((last?.growthPerMinute ?? 0) - 60) < 0.001)
     }
 }
+
+/// Issue 12, item 3: a fast leak shows its rate from the first samples, marked early, while
+/// growth alerts still wait for half a window.
+@Suite struct EarlyGrowthTests {
+    @Test func aFastLeakShowsItsEarlyRateButDoesNotAlertOnIt() {
+        var tracker = Tracker(window: 300)
+        var status: ProcessStatus?
+        for second in stride(from: 0, through: 25, by: 5) {
+            status = tracker.update(now: Double(second), observations: [observation(inodes: (0..<(10 + second * 20)).map { UInt64($0 + 1) })]).first
+        }
+        #expect(status?.growthPerMinute == nil)
+        #expect(abs((status?.earlyGrowth?.perMinute ?? 0) - 1200) < 0.001)
+        #expect(status?.earlyGrowth?.seconds == 25)
+        let event = AlertEvent(kind: .crossed, reason: .count, level: .critical, process: status!, total: 510, value: 510,
+                               threshold: 500, rule: "default")
+        #expect(AlertMessage.entry(event).message.contains("(+1200/min over 25s, early, oldest 25s)"))
+        var policy = AlertPolicy(settings: Settings())
+        #expect(!policy.evaluate(now: 25, statuses: [status!], total: 510).contains { $0.reason == .growth })
+    }
+}
