@@ -16,7 +16,9 @@ public enum FuzzTargets {
         case "inet-diag": inetDiag(data)
         case "proc-net-tcp": procNetTCP(data)
         case "proc-pid-stat": procPidStat(data)
-        case "proc-pid-status": _ = try? ProcPidStatus.parseUID(data)
+        case "proc-pid-status":
+            _ = try? ProcPidStatus.parseUID(data)
+            _ = ProcPidStatus.innerPID(data)
         case "proc-pid-cgroup": procPidCgroup(data)
         case "proc-pid-limits": _ = try? ProcPidLimits.softOpenFiles(data)
         case "fd-link": fdLink(data)
@@ -58,6 +60,10 @@ public enum FuzzTargets {
     static func procPidCgroup(_ data: [UInt8]) {
         if let unit = ProcPidCgroup.unit(data) {
             check(!containsRawControl(unit.escaped), "raw control in an escaped unit")
+        }
+        if let container = ContainerIdentity.fromCgroup(data) {
+            check(!containsRawControl(container.label), "raw control in a container label")
+            check(!container.id.isEmpty, "a container without an id")
         }
     }
 
