@@ -283,8 +283,10 @@ timeout 600 systemd-nspawn --keep-unit --register=no -D / --volatile=yes \
 TIMEOUT2_PID=$!
 PID2=""
 find_pid2() { PID2=$(find_init "$TIMEOUT2_PID") && [ -n "$PID2" ]; }
-if wait_for 60 "the second container's systemd" find_pid2 \
-    && wait_for 120 "second container running" nsenter -t "$PID2" -a systemctl is-system-running --wait; then
+if wait_for 60 "the second container's systemd" find_pid2; then
+    # Booted far enough (running, or degraded on a busy machine) for nsenter and a workload.
+    state2=$(timeout 120 nsenter -t "$PID2" -a systemctl is-system-running --wait 2>/dev/null)
+    log "second container (host pid $PID2) is ${state2:-not up after 120 s}"
     nsenter -t "$PID2" -a ip link set lo up
     nsenter -t "$PID2" -a /mnt/pkg/closewaitd-workload --processes 1 --v4 6 --duration 300 >"$WORK/leak2.out" 2>"$WORK/leak2.err" &
     LEAK2_NSENTER=$!
