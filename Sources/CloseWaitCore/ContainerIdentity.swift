@@ -23,9 +23,13 @@ public struct ContainerIdentity: Hashable, Sendable {
     }
 
     /// `podman:3f2a1b4c5d6e` (ids cut to 12 characters, as `docker ps` shows them).
-    public var label: String {
-        let shown = (runtime == .nspawn || runtime == .lxc) ? id.escaped : String(id.escaped.prefix(12))
-        return "\(runtime.rawValue):\(shown)"
+    public var label: String { Self.shortLabel(runtime: runtime.rawValue, id: id.escaped) }
+
+    /// `runtime:id` with the id cut to 12 characters where ids are hashes (not for nspawn
+    /// and LXC, whose ids are names); `id` already escaped.
+    public static func shortLabel(runtime: String, id: String) -> String {
+        let named = runtime == Runtime.nspawn.rawValue || runtime == Runtime.lxc.rawValue
+        return runtime + ":" + (named ? id : String(id.prefix(12)))
     }
 
     /// `runtime:id` in full, what `match_container` globs against (with the name, if any).

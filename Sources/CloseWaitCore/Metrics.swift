@@ -54,19 +54,18 @@ public enum Metrics {
 
         let sorted = statuses.sorted { ($1.count, $0.details.pid) < ($0.count, $1.details.pid) }
         let kept = sorted.prefix(max(0, maxProcesses))
-        let identity = labels
         family("closewaitd_process_close_wait_sockets", "gauge", "CLOSE_WAIT sockets held by a process.")
-        for p in kept { sample("closewaitd_process_close_wait_sockets", identity(p.details), Double(p.count)) }
+        for p in kept { sample("closewaitd_process_close_wait_sockets", labels(p.details), Double(p.count)) }
         family("closewaitd_process_close_wait_growth_per_minute", "gauge", "New CLOSE_WAIT sockets per minute over the tracker window (fitted slope), once known.")
-        for p in kept { if let g = p.growthPerMinute { sample("closewaitd_process_close_wait_growth_per_minute", identity(p.details), g) } }
+        for p in kept { if let g = p.growthPerMinute { sample("closewaitd_process_close_wait_growth_per_minute", labels(p.details), g) } }
         family("closewaitd_process_oldest_close_wait_age_seconds", "gauge", "Age of the process's oldest CLOSE_WAIT socket (since first seen).")
-        for p in kept { sample("closewaitd_process_oldest_close_wait_age_seconds", identity(p.details), p.oldestAge) }
+        for p in kept { sample("closewaitd_process_oldest_close_wait_age_seconds", labels(p.details), p.oldestAge) }
         family("closewaitd_process_open_fds", "gauge", "Open file descriptors of the process.")
-        for p in kept { sample("closewaitd_process_open_fds", identity(p.details), Double(p.details.fdOpen)) }
+        for p in kept { sample("closewaitd_process_open_fds", labels(p.details), Double(p.details.fdOpen)) }
         family("closewaitd_process_max_fds", "gauge", "The process's soft RLIMIT_NOFILE (absent when unlimited).")
-        for p in kept { if let limit = p.details.fdLimit { sample("closewaitd_process_max_fds", identity(p.details), Double(limit)) } }
+        for p in kept { if let limit = p.details.fdLimit { sample("closewaitd_process_max_fds", labels(p.details), Double(limit)) } }
         family("closewaitd_process_fd_exhaustion_seconds", "gauge", "Predicted seconds until the process's open fds reach its limit at the current growth.")
-        for p in kept { if let e = p.predictedExhaustion { sample("closewaitd_process_fd_exhaustion_seconds", identity(p.details), e) } }
+        for p in kept { if let e = p.predictedExhaustion { sample("closewaitd_process_fd_exhaustion_seconds", labels(p.details), e) } }
 
         family("closewaitd_process_series_dropped", "gauge", "Processes holding CLOSE_WAIT sockets left out of the per-process series by the cap (metrics.max_processes).")
         sample("closewaitd_process_series_dropped", [], Double(sorted.count - kept.count))
@@ -85,7 +84,7 @@ public enum Metrics {
         family("closewaitd_process_peer_close_wait_sockets", "gauge", "CLOSE_WAIT sockets of an alerting process to each of its top peers.")
         for status in alerting {
             for peer in status.peers.prefix(peersPerProcess) {
-                sample("closewaitd_process_peer_close_wait_sockets", identity(status.details) + [("peer", peer.endpoint.description)], Double(peer.count))
+                sample("closewaitd_process_peer_close_wait_sockets", labels(status.details) + [("peer", peer.endpoint.description)], Double(peer.count))
             }
         }
 

@@ -200,9 +200,8 @@ public struct StateDocument: Equatable, Sendable {
             if !p.reasons.isEmpty { level += " (" + p.reasons.joined(separator: ",") + ")" }
             let container = p.container.map { text -> String in
                 let escaped = Escape.bytes(Array(text.utf8))
-                let (runtime, id) = (escaped.prefix { $0 != ":" }, escaped.drop { $0 != ":" }.dropFirst())
-                let short = runtime == "nspawn" || runtime == "lxc" ? String(id) : String(id.prefix(12))
-                return "\(runtime):\(short)" + (p.innerPid.map { " pid \($0)" } ?? "")
+                let runtime = String(escaped.prefix { $0 != ":" }), id = String(escaped.drop { $0 != ":" }.dropFirst())
+                return ContainerIdentity.shortLabel(runtime: runtime, id: id) + (p.innerPid.map { " pid \($0)" } ?? "")
             } ?? p.netns.map { "netns \($0)" } ?? "-"
             rows.append([String(p.pid)] + (containers ? [container] : []) + [p.unit.map { Escape.bytes(Array($0.utf8)) } ?? "-", Escape.bytes(Array(p.comm.utf8)),
                          String(p.closeWait), growth, TimeSpan.format(Double(p.oldestAgeSeconds)),

@@ -172,21 +172,27 @@ public final class Daemon {
         guard let path = settings.metricsTextfile else { return }
         let text = Metrics.render(statuses: lastTick.statuses, firing: policy.firing, total: lastTick.total, health: health,
                                   version: Self.version, maxProcesses: settings.metricsMaxProcesses)
+        rewrite(path, Array(text.utf8), what: "the metrics textfile", failed: &textfileFailed)
+    }
+
+    /// Writes a file the daemon keeps for others atomically; a failure is logged once, the
+    /// first success after it too, and neither stops the daemon.
+    func rewrite(_ path: String, _ bytes: [UInt8], what: String, failed: inout Bool) {
         do {
-            try writeFileAtomically(path, Array(text.utf8))
-            if textfileFailed {
-                textfileFailed = false
-                logger.notice("metrics textfile \(path) written again")
+            try writeFileAtomically(path, bytes)
+            if failed {
+                failed = false
+                logger.notice("\(what) \(path) written again")
             }
         } catch {
-            if !textfileFailed {
-                textfileFailed = true
-                logger.warning("cannot write the metrics textfile: \(error)")
+            if !failed {
+                failed = true
+                logger.warning("cannot write \(what) \(path): \(error)")
             }
         }
     }
 
-    public static let version = "0.1.0"
+    nonisolated public static let version = "0.1.0"
 
     /// Says once (then every 1000 drops) that systemd is not reading its notify socket.
     func reportDroppedNotifications() {
@@ -202,24 +208,11 @@ public final class Daemon {
     /// logged once and never stops the daemon.
     func writeState(statuses: [ProcessStatus], total: Int, status: String, health: AttributionHealth) {
         guard let path = options.stateFile else { return }
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
         let document = StateDocument(statuses: statuses, firing: policy.firing, total: total, status: status,
-                                     daemonPID: getpid(), ticks: ticks,
-                                     wallTime: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, interval: tickInterval,
+                                     daemonPID: getpid(), ticks: ticks, wallTime: wallClock(), interval: tickInterval,
                                      attribution: health).json()
-        do {
-            try writeFileAtomically(path, document.renderedBytes(pretty: true) + [0x0a])
-            if stateFileFailed {
-                stateFileFailed = false
-                logger.notice("state file \(path) written again")
-            }
-        } catch {
-            if !stateFileFailed {
-                stateFileFailed = true
-                logger.warning("cannot write the state file for `closewaitd status`: \(error)")
-            }
-        }
+        rewrite(path, document.renderedBytes(pretty: true) + [0x0a], what: "the state file for `closewaitd status`",
+                failed: &stateFileFailed)
     }
 
     func samplerFailed(_ error: any Error) {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CloseWaitDaemon
 
 @main
 struct Closewaitd: ParsableCommand {
@@ -17,7 +18,7 @@ struct Closewaitd: ParsableCommand {
         and `closewaitd status` to see what it tracks. Thresholds live in \
         /etc/closewaitd/closewaitd.toml; check edits with `closewaitd check-config`.
         """,
-        version: "0.1.0",
+        version: Daemon.version,
         subcommands: [SnapshotCommand.self, RunCommand.self, StatusCommand.self, CheckConfigCommand.self]
     )
 }
