@@ -120,6 +120,8 @@ install-files: release
 	sed -e 's|/usr/bin/closewaitd|$(BINDIR)/closewaitd|g' -e 's|/etc/closewaitd/|$(SYSCONFDIR)/closewaitd/|g' \
 	    -e 's|/usr/share/doc/closewaitd/|$(DOCDIR)/|g' packaging/systemd/closewaitd.service > $(DESTDIR)$(UNITDIR)/closewaitd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/closewaitd.service
+	sed -e 's|/usr/share/doc/closewaitd/|$(DOCDIR)/|g' packaging/systemd/closewaitd-metrics.socket > $(DESTDIR)$(UNITDIR)/closewaitd-metrics.socket
+	chmod 0644 $(DESTDIR)$(UNITDIR)/closewaitd-metrics.socket
 	install -m 0644 packaging/systemd/closewaitd.catalog $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -D -m 0644 packaging/closewaitd.8 $(DESTDIR)$(MANDIR)/man8/closewaitd.8
@@ -136,8 +138,9 @@ install: install-files
 	else echo "installed into $(DESTDIR)$(PREFIX); start it with: systemctl enable --now closewaitd"; fi
 
 uninstall:
-	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now closewaitd.service; fi
-	rm -f $(DESTDIR)$(BINDIR)/closewaitd $(DESTDIR)$(UNITDIR)/closewaitd.service $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog \
+	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now closewaitd-metrics.socket closewaitd.service; fi
+	rm -f $(DESTDIR)$(BINDIR)/closewaitd $(DESTDIR)$(UNITDIR)/closewaitd.service $(DESTDIR)$(UNITDIR)/closewaitd-metrics.socket \
+	    $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog \
 	    $(DESTDIR)$(MANDIR)/man8/closewaitd.8
 	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREFIX)/share/closewaitd
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; journalctl --update-catalog; fi

@@ -106,6 +106,16 @@ public enum Metrics {
         return out
     }
 
+    /// The /metrics endpoint's own counters, appended to a scrape (not to the textfile).
+    public static func render(http: HTTPExchange.Counters) -> String {
+        let name = "closewaitd_http_connections_total"
+        var out = "# HELP \(name) Connections to the /metrics endpoint, by outcome.\n# TYPE \(name) counter\n"
+        for (outcome, value) in [("answered", http.responses), ("rejected", http.rejected), ("timed-out", http.timedOut), ("evicted", http.evicted)] {
+            out += "\(name){outcome=\"\(outcome)\"} \(value)\n"
+        }
+        return out
+    }
+
     /// A process's identity labels; names escaped (they are the process's own choice).
     static func labels(_ d: ProcessDetails) -> [(String, String)] {
         [("pid", String(d.pid)), ("comm", d.comm.escaped), ("unit", d.unit?.escaped ?? ""),

@@ -84,6 +84,9 @@ public struct Settings: Equatable, Sendable {
     public var rules: [Rule] = []
     /// `[metrics] textfile`: a node_exporter textfile-collector file rewritten each tick.
     public var metricsTextfile: String?
+    /// `[metrics] listen`: serve GET /metrics on this address (hosts without systemd's socket
+    /// unit); nil: only an inherited socket (socket activation) serves.
+    public var metricsListen: ListenAddress?
     /// `[metrics] max_processes`: the cap on per-process series.
     public var metricsMaxProcesses = Metrics.defaultMaxProcesses
 

@@ -9,7 +9,7 @@ public struct SettingsParser {
         "daemon": ["interval", "source", "window", "full_scan_interval", "namespaces"],
         "alerts": ["hold", "reminder", "cooldown", "clear_ratio"],
         "thresholds": thresholdKeys + ["total_warning", "total_critical"],
-        "metrics": ["textfile", "max_processes"],
+        "metrics": ["textfile", "max_processes", "listen"],
     ]
     static let thresholdKeys = ["count_warning", "count_critical", "growth_warning", "growth_critical",
                                 "age_warning", "age_critical", "exhaustion_warning", "exhaustion_critical", "min_count"]
@@ -87,6 +87,11 @@ public struct SettingsParser {
                 }
             }
             settings.metricsMaxProcesses = integer(metrics, "metrics", "max_processes", min: 0, max: 100_000) ?? settings.metricsMaxProcesses
+            if let text = string(metrics, "metrics", "listen") {
+                if let address = ListenAddress(text) { settings.metricsListen = address } else {
+                    problem("metrics.listen", "must be a numeric IPv4:PORT or [IPv6]:PORT with a port from 1 to 65535, e.g. \"127.0.0.1:\(ListenAddress.defaultPort)\" (no host names)")
+                }
+            }
         }
         if let node = top["rule"] {
             guard case let .array(items) = node else {

@@ -12,13 +12,16 @@ public struct DaemonOptions: Sendable {
     public var procRoot: String
     /// Rewritten each tick for `closewaitd status`; nil: none.
     public var stateFile: String?
+    /// A listening socket to serve GET /metrics on, and where it came from (for the journal).
+    public var metricsSocket: (fd: Int32, origin: String)?
 
     public init(configPath: String, logTarget: JournalWriter.Target, procRoot: String,
-                stateFile: String? = StateFile.defaultPath) {
+                stateFile: String? = StateFile.defaultPath, metricsSocket: (fd: Int32, origin: String)? = nil) {
         self.configPath = configPath
         self.logTarget = logTarget
         self.procRoot = procRoot
         self.stateFile = stateFile
+        self.metricsSocket = metricsSocket
     }
 }
 
@@ -46,6 +49,8 @@ public final class Daemon {
     var lastTick: (statuses: [ProcessStatus], total: Int) = ([], 0)
     var textfileFailed = false
     var attribution = AttributionMonitor()
+    let metricsFeed = MetricsFeed()
+    var metricsServer: MetricsServer?
     public private(set) var ticks = 0
 
     /// Repeated sampler failures before the journal hears of it (and STATUS says why).
@@ -99,7 +104,22 @@ public final class Daemon {
         }
         logger.info("closewaitd starting: interval \(TimeSpan.format(tickInterval)), config \(options.configPath), \(settings.rules.count) rules",
                     metadata: ["message_id": "\(MessageID.started)"])
+        startMetricsServer()
         scheduleTimer()
+    }
+
+    /// Serves /metrics on the socket `closewaitd run` was given, from its own thread.
+    func startMetricsServer() {
+        guard let (fd, origin) = options.metricsSocket else { return }
+        let feed = metricsFeed
+        let server = MetricsServer(listenFD: fd) { feed.page() }
+        guard server.start() else {
+            logger.error("cannot start the /metrics thread (TasksMax or pids.max reached?); metrics are not served")
+            return
+        }
+        feed.server.withLock { $0 = server }
+        metricsServer = server
+        logger.info("serving Prometheus metrics at http://\(MetricsServer.boundDescription(fd))/metrics (\(origin))")
     }
 
     func scheduleTimer() {
@@ -169,6 +189,10 @@ public final class Daemon {
     func writeMetrics(tickStarted: Double) {
         health.tickDuration = monotonicNow() - tickStarted
         health.notificationsDropped = notifier.dropped
+        if metricsServer != nil {
+            metricsFeed.publish(.init(statuses: lastTick.statuses, firing: policy.firing, total: lastTick.total,
+                                      health: health, maxProcesses: settings.metricsMaxProcesses))
+        }
         guard let path = settings.metricsTextfile else { return }
         let text = Metrics.render(statuses: lastTick.statuses, firing: policy.firing, total: lastTick.total, health: health,
                                   version: Self.version, maxProcesses: settings.metricsMaxProcesses)
@@ -236,6 +260,9 @@ public final class Daemon {
         switch ConfigLoader.load(path: options.configPath) {
         case let .success(new):
             let intervalChanged = new.interval != settings.interval
+            if new.metricsListen != settings.metricsListen {
+                logger.notice("metrics.listen changed; a listening address changes only at restart (systemctl restart closewaitd)")
+            }
             settings = new
             policy.settings = new
             tracker.window = new.window

@@ -27,8 +27,12 @@ struct RunCommand: ParsableCommand {
         STOPPING=1.
 
         Exit status: 0 stopped by a signal; 78 (EX_CONFIG) the config is invalid; 69 \
-        (EX_UNAVAILABLE) --log journal without journald, or too few file descriptors allowed \
-        (RLIMIT_NOFILE) to sample at all.
+        (EX_UNAVAILABLE) --log journal without journald, too few file descriptors allowed \
+        (RLIMIT_NOFILE) to sample at all, or metrics.listen cannot be bound.
+
+        Metrics: with a listening socket from systemd (closewaitd-metrics.socket) or \
+        metrics.listen in the config, it answers GET /metrics in the Prometheus text format \
+        from the last tick's state, on its own thread.
         """
     )
 
@@ -66,8 +70,29 @@ struct RunCommand: ParsableCommand {
             printError("closewaitd: \(problem)")
             throw ExitCode(69)
         }
+        var metricsSocket: (fd: Int32, origin: String)?
+        switch SocketActivation.take() {
+        case let .listening(fd):
+            metricsSocket = (fd, "socket from systemd")
+            if let address = settings.metricsListen {
+                printError("closewaitd: metrics.listen \(address) ignored: systemd passed a listening socket (closewaitd-metrics.socket)")
+            }
+        case let .unusable(why):
+            printError("closewaitd: socket activation: \(why); metrics are served only if metrics.listen is set")
+        case .none:
+            break
+        }
+        if metricsSocket == nil, let address = settings.metricsListen {
+            do {
+                metricsSocket = (try MetricsServer.bind(address), "metrics.listen")
+            } catch {
+                printError("closewaitd: cannot serve metrics on metrics.listen \(address): \(error)."
+                    + (error.code == EAFNOSUPPORT || error.code == EPERM ? " Under the shipped unit (RestrictAddressFamilies=AF_UNIX AF_NETLINK) use closewaitd-metrics.socket instead." : ""))
+                throw ExitCode(69)
+            }
+        }
         let options = DaemonOptions(configPath: path, logTarget: log, procRoot: procRoot,
-                                    stateFile: stateFile.isEmpty ? nil : stateFile)
+                                    stateFile: stateFile.isEmpty ? nil : stateFile, metricsSocket: metricsSocket)
         MainActor.assumeIsolated {
             let daemon = Daemon(options: options, settings: settings)
             daemon.start()

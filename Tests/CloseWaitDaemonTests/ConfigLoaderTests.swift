@@ -65,6 +65,8 @@ import Testing
          ["bad.toml:3: a NUL escape (\\u0000) in a string: no process, path or unit name holds a NUL"]),
         ("[[rule]]\nname = \"bell\"\nmatch_exe = \"/usr/bin/\\u001b[2J\"\n",
          ["bad.toml:3: rule[1].match_exe: must not contain control characters or NUL (\"/usr/bin/\\x1b[2J\")"]),
+        ("[metrics]\nlisten = \"localhost:9838\"\n",
+         ["bad.toml:2: metrics.listen: must be a numeric IPv4:PORT or [IPv6]:PORT with a port from 1 to 65535, e.g. \"127.0.0.1:9838\" (no host names)"]),
     ])
     func badFilesGiveExactMessages(text: String, expected: [String]) {
         guard case let .failure(errors) = ConfigLoader.parse(text, file: "bad.toml") else {

@@ -249,6 +249,26 @@ C systemctl restart closewaitd.service
 wait_for 30 "STATUS naming the leaker again" status_names_leaker && ! status_degraded \
     && pass "with both capabilities back, the leaker is attributed and STATUS is not degraded" || fail "attribution after restoring the capability"
 
+# --- the metrics endpoint through socket activation -----------------------------------
+check "closewaitd-metrics.socket enables and starts" C systemctl enable --now closewaitd-metrics.socket
+check "restarted, the service takes the socket" C systemctl restart closewaitd.service
+scrape_names_leaker() {
+    C curl -sf --max-time 5 -o /tmp/scrape.txt http://127.0.0.1:9838/metrics \
+        && C grep -q "closewaitd_process_close_wait_sockets{pid=\"$LEAKER\"" /tmp/scrape.txt
+}
+wait_for 30 "a scrape naming the leaker" scrape_names_leaker \
+    && pass "curl http://127.0.0.1:9838/metrics (socket from systemd) names the leaker: $(C grep "closewaitd_process_close_wait_sockets{pid=\"$LEAKER\"" /tmp/scrape.txt)" \
+    || fail "a scrape of the socket-activated endpoint naming the leaker"
+check "the service says it serves systemd's socket" sh -c "nsenter -t $PID1 -a journalctl -u closewaitd.service --no-pager -o cat | grep -q 'metrics at http://127.0.0.1:9838/metrics (socket from systemd)'"
+C cat /tmp/scrape.txt > "$WORK/scrape.txt"
+if command -v promtool >/dev/null; then
+    check "promtool check metrics accepts the live scrape" sh -c "promtool check metrics < '$WORK/scrape.txt'"
+fi
+check "the service's own sockets stay AF_UNIX/AF_NETLINK (RestrictAddressFamilies unchanged)" \
+    sh -c "nsenter -t $PID1 -a systemctl show -p RestrictAddressFamilies --value closewaitd.service | grep -v AF_INET | grep -q AF_NETLINK"
+C systemd-analyze verify /usr/lib/systemd/system/closewaitd-metrics.socket >"$WORK/verify-socket.txt" 2>&1
+check "systemd-analyze verify closewaitd-metrics.socket is clean" test $? = 0 -a ! -s "$WORK/verify-socket.txt"
+
 # --- stop ----------------------------------------------------------------------
 check "systemctl stop succeeds" C systemctl stop closewaitd.service
 result=$(C systemctl show -p Result --value closewaitd.service)

@@ -13,6 +13,8 @@
 /* CPUs in this process's affinity mask, or -1 (shim.c: sched_getaffinity is a GNU extension,
    and defining _GNU_SOURCE here would change the system headers' types for every importer). */
 int cw_affinity_cpu_count(void);
+/* accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC): a GNU extension Glibc does not export to Swift. */
+int cw_accept_nonblocking(int fd);
 
 static const int cw_netlink_sock_diag = NETLINK_SOCK_DIAG;
 static const int cw_sock_diag_by_family = SOCK_DIAG_BY_FAMILY;

@@ -1,0 +1,43 @@
+import CloseWaitCore
+import CloseWaitLinux
+import Synchronization
+
+/// MetricsFeed hands the last tick's state from the main queue to the /metrics thread: the
+/// tick publishes a value copy (cheap: copy-on-write arrays), a scrape renders it at most once
+/// per tick. Nothing here reads /proc or the kernel.
+final class MetricsFeed: Sendable {
+    struct Input: Sendable {
+        var statuses: [ProcessStatus]
+        var firing: [(ProcessIdentity?, AlertReason, AlertLevel)]
+        var total: Int
+        var health: Metrics.Health
+        var maxProcesses: Int
+    }
+
+    let state = Mutex<(input: Input?, generation: Int, page: (generation: Int, bytes: [UInt8])?)>((nil, 0, nil))
+    /// The server whose counters each page reports; set once it serves.
+    let server = Mutex<MetricsServer?>(nil)
+
+    func publish(_ input: Input) {
+        state.withLock {
+            $0.input = input
+            $0.generation += 1
+        }
+    }
+
+    /// The page for the last published tick, rendered once per tick (outside the lock), with
+    /// the endpoint's counters appended.
+    func page() -> [UInt8] {
+        let (input, generation, cached) = state.withLock { ($0.input, $0.generation, $0.page) }
+        let http = server.withLock { $0?.counters }.map { Array(Metrics.render(http: $0).utf8) } ?? []
+        if let cached, cached.generation == generation { return cached.bytes + http }
+        guard let input else {
+            return Array("# closewaitd has not finished its first sample yet\n".utf8) + http
+        }
+        let text = Metrics.render(statuses: input.statuses, firing: input.firing, total: input.total, health: input.health,
+                                  version: Daemon.version, maxProcesses: input.maxProcesses)
+        let bytes = Array(text.utf8)
+        state.withLock { if $0.generation == generation { $0.page = (generation, bytes) } }
+        return bytes + http
+    }
+}

@@ -1,0 +1,228 @@
+import CloseWaitCore
+import Foundation
+import Testing
+import WorkloadSupport
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// A plain TCP client on loopback for the /metrics endpoint (no HTTP library: the tests must
+/// also send what no library would).
+struct LoopbackClient {
+    let fd: Int32
+
+    init(port: UInt16) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if rc != 0 { let e = errno; Glibc.close(fd); throw TimedOut(description: "connect 127.0.0.1:\(port): errno \(e)") }
+        var timeout = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    /// Sends as much of `bytes` as the peer takes; the count sent.
+    @discardableResult
+    func send(_ bytes: [UInt8]) -> Int {
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            if n <= 0 { break }
+            sent += n
+        }
+        return sent
+    }
+
+    /// Reads until the peer closes (or reset / 20 s timeout).
+    func readToEnd() -> [UInt8] {
+        var out = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            out += buffer[0..<n]
+        }
+        return out
+    }
+
+    func close() { Glibc.close(fd) }
+
+    /// One request, the whole response as text.
+    static func get(port: UInt16, _ path: String = "/metrics") throws -> String {
+        let client = try LoopbackClient(port: port)
+        defer { client.close() }
+        client.send(Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
+        return String(decoding: client.readToEnd(), as: UTF8.self)
+    }
+}
+
+/// `closewaitd run` started the way systemd starts a socket-activated service: a listening
+/// socket on 127.0.0.1 (an ephemeral port) as fd 3, LISTEN_FDS=1, LISTEN_PID = its pid.
+final class SocketActivatedDaemon {
+    let pid: pid_t
+    let port: UInt16
+    let logPath: String
+    let configPath: String
+
+    init(config: String) throws {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cw-activated-\(UUID().uuidString.prefix(8))").path
+        configPath = base + ".toml"
+        logPath = base + ".log"
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(fd) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &length) == 0
+        } }
+        guard bound else { throw TimedOut(description: "cannot listen on 127.0.0.1: errno \(errno)") }
+        port = UInt16(bigEndian: sa.sin_port)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fd, 3)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        // sh -c 'exec': the daemon keeps the shell's pid, which LISTEN_PID must name.
+        let script = "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""
+        let args = ["/bin/sh", "-c", script, Build.path("closewaitd"), "run", "--config", configPath, "--log", "stderr", "--state-file", ""]
+        let env = ProcessInfo.processInfo.environment.filter { !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"].contains($0.key) }
+            .map { "\($0.key)=\($0.value)" }
+        var argv = args.map { strdup($0) } + [nil]
+        var envp = env.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
+        var child = pid_t()
+        let rc = posix_spawn(&child, "/bin/sh", &actions, nil, &argv, &envp)
+        guard rc == 0 else { throw TimedOut(description: "posix_spawn: \(rc)") }
+        pid = child
+    }
+
+    var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Ends the daemon by pid.
+    func stop() {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        try? FileManager.default.removeItem(atPath: configPath)
+        try? FileManager.default.removeItem(atPath: logPath)
+    }
+}
+
+/// A loopback port nothing listens on now (bound to 0, read, closed).
+func freeLoopbackPort() -> UInt16 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var sa = sockaddr_in()
+    sa.sin_family = sa_family_t(AF_INET)
+    sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+        _ = bind(fd, $0, length)
+        return getsockname(fd, $0, &length)
+    } }
+    return UInt16(bigEndian: sa.sin_port)
+}
+
+func residentKiB(_ pid: Int32) -> Int? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+    return Int(line.split(separator: " ")[1])
+}
+
+/// GET /metrics served by `closewaitd run` from a socket systemd's tools pass in (socket
+/// activation) or from `[metrics] listen`, against real leaking processes and hostile clients.
+@Suite(.serialized) struct MetricsEndpointLiveTests {
+    @Test func servesTheLeakerFromAnInheritedSocket() throws {
+        let leak = try Workload(["--processes", "1", "--v4", "6"])
+        defer { leak.stop() }
+        let holder = leak.holders[0]
+        // What systemd does for a socket unit: bind and listen, pass the socket as fd 3 with
+        // LISTEN_FDS=1 and LISTEN_PID. (Not systemd-socket-activate under Foundation's Process:
+        // it closes every other fd before exec, which Foundation takes for the child's exit.)
+        let daemon = try SocketActivatedDaemon(config: testConfig(thresholds: "count_warning = 5\ncount_critical = 1000"))
+        defer { daemon.stop() }
+        let port = daemon.port
+        var page = ""
+        try waitFor("a scrape naming the leaker", timeout: 60) {
+            page = (try? LoopbackClient.get(port: port)) ?? ""
+            return page.contains("closewaitd_process_close_wait_sockets{pid=\"\(holder)\",comm=\"closewaitd-work\"")
+        }
+        #expect(daemon.log.contains("serving Prometheus metrics at http://127.0.0.1:\(port)/metrics (socket from systemd)"), "\(daemon.log)")
+        #expect(page.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"))
+        let body = String(page[page.range(of: "\r\n\r\n")!.upperBound...])
+        #expect(body.contains("\",container_runtime=\"\",container_id=\"\"} 6\n"))
+        #expect(body.contains("closewaitd_alert_firing{pid=\"\(holder)\""))
+        #expect(body.contains("closewaitd_http_connections_total{outcome=\"answered\"}"))
+        // The exposition is valid for Prometheus's own checker (Debian's prometheus package).
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("cw-scrape-\(port).prom").path
+        try body.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let check = try run("/bin/sh", ["-c", "promtool check metrics < \(file)"])
+        #expect(check.status == 0, "promtool: \(check.stdout) \(check.stderr)")
+    }
+
+    @Test func hostileClientsNeitherStallTicksNorGrowMemory() throws {
+        let port = freeLoopbackPort()
+        let daemon = try DaemonProcess(config: testConfig(interval: "200ms", thresholds: "count_warning = 5\ncount_critical = 1000",
+                                                          extra: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n"))
+        defer { daemon.stop() }
+        try daemon.notify.await("READY=1") { $0.contains("READY=1") }
+        #expect(try LoopbackClient.get(port: port, "/").contains("<a href=\"/metrics\">"))
+        let rssBefore = try #require(residentKiB(daemon.pid))
+
+        // A client that connects and sends nothing, and one that sends 1 MB of headers.
+        let silent = try LoopbackClient(port: port)
+        defer { silent.close() }
+        let flood = try LoopbackClient(port: port)
+        defer { flood.close() }
+        let statusesBefore = daemon.notify.messages.filter { $0.contains("STATUS=") }.count
+        let started = Date()
+        flood.send(Array("GET /metrics HTTP/1.1\r\n".utf8) + Array(repeating: UInt8(ascii: "X"), count: 1 << 20))
+        let floodAnswer = String(decoding: flood.readToEnd(), as: UTF8.self)
+        #expect(floodAnswer.isEmpty || floodAnswer.hasPrefix("HTTP/1.1 431 "), "\(floodAnswer.prefix(80))")
+
+        // 50 concurrent scrapes: every one is answered in full.
+        let clients = try (0..<50).map { _ in try LoopbackClient(port: port) }
+        for c in clients { c.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) }
+        let answers = clients.map { c in defer { c.close() }; return String(decoding: c.readToEnd(), as: UTF8.self) }
+        #expect(answers.filter { $0.hasPrefix("HTTP/1.1 200 OK") && $0.contains("closewaitd_close_wait_sockets ") }.count == 50)
+
+        // The silent client is cut off by the server (408) within its head timeout.
+        let silentAnswer = String(decoding: silent.readToEnd(), as: UTF8.self)
+        #expect(silentAnswer.isEmpty || silentAnswer.hasPrefix("HTTP/1.1 408 "))
+        let waited = Date().timeIntervalSince(started)
+        #expect(waited < 15, "the silent client was held \(waited) s")
+
+        // Meanwhile the 200 ms tick kept going (a STATUS each tick), and memory stayed put.
+        let statuses = daemon.notify.messages.filter { $0.contains("STATUS=") }.count - statusesBefore
+        #expect(Double(statuses) >= waited / 0.2 * 0.5, "\(statuses) STATUS in \(waited) s")
+        let rssAfter = try #require(residentKiB(daemon.pid))
+        #expect(rssAfter - rssBefore < 8 * 1024, "RSS \(rssBefore) → \(rssAfter) KiB")
+        let counters = try LoopbackClient.get(port: port)
+        #expect(counters.contains("closewaitd_http_connections_total{outcome=\"timed-out\"} 1\n"), "\(counters.suffix(400))")
+        #expect(counters.contains("closewaitd_http_connections_total{outcome=\"rejected\"} 1\n"))
+    }
+
+    @Test func aListenAddressInUseRefusesToStart() throws {
+        let port = freeLoopbackPort()
+        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(holder) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        _ = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(holder, 1)
+        let daemon = try DaemonProcess(config: testConfig(thresholds: "", extra: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n"))
+        defer { daemon.stop() }
+        #expect(try daemon.awaitExit() == 69)
+        #expect(daemon.log.contains("cannot serve metrics on metrics.listen 127.0.0.1:\(port): bind 127.0.0.1:\(port): Address already in use"))
+    }
+}
