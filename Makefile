@@ -77,11 +77,14 @@ bench-smoke:
 	$$($(SWIFT) build --show-bin-path)/closewaitd-bench --smoke
 
 # The shipped Prometheus rules: valid, and raising what they must on series as the daemon
-# writes them (promtool test rules); the Grafana dashboard is valid JSON.
+# writes them (promtool test rules); the Grafana dashboard is valid JSON; then a real
+# Prometheus scraping a real daemon fires the shipped alert on a real leak (end to end).
 prometheus-test: test-deps
 	promtool check rules packaging/prometheus/closewaitd.rules.yml
 	cd Tests/prometheus && promtool test rules closewaitd.rules.test.yml
 	python3 -m json.tool packaging/prometheus/closewaitd.dashboard.json >/dev/null
+	$(SWIFT) build --product closewaitd $(SWIFT_FLAGS) && $(SWIFT) build --product closewaitd-workload $(SWIFT_FLAGS)
+	Tests/prometheus/end-to-end.sh $$($(SWIFT) build --show-bin-path)
 
 # The whole test suite, the daemon and workload binaries it starts included, built with
 # ThreadSanitizer and then AddressSanitizer; any report fails the run (halt_on_error). Leak
