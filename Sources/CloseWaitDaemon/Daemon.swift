@@ -85,6 +85,7 @@ public final class Daemon {
 
     public func start() {
         Memory.useOneArena()
+        Memory.mapOnlyTouchedFilePages()
         for (signal, action) in [(SIGTERM, "stop"), (SIGINT, "stop"), (SIGHUP, "reload")] {
             Glibc.signal(signal, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: signal, queue: .main)

@@ -7,7 +7,8 @@ import CloseWaitDaemon
 /// crashing. A violated property stops the fuzzer with a trap.
 public enum FuzzTargets {
     public static let names = ["inet-diag", "proc-net-tcp", "proc-pid-stat", "proc-pid-status", "proc-pid-cgroup",
-                               "proc-pid-limits", "fd-link", "time-span", "config", "state-document", "escape"]
+                               "proc-pid-limits", "fd-link", "time-span", "config", "state-document", "escape",
+                               "http-request", "listen-address"]
 
     /// Runs the named target on one input; false for an unknown name.
     @discardableResult
@@ -26,6 +27,8 @@ public enum FuzzTargets {
         case "config": config(data)
         case "state-document": stateDocument(data)
         case "escape": escape(data)
+        case "http-request": httpRequest(data)
+        case "listen-address": listenAddress(data)
         default: return false
         }
         return true
@@ -33,6 +36,38 @@ public enum FuzzTargets {
 
     static func check(_ condition: Bool, _ what: @autoclosure () -> String) {
         if !condition { fatalError("fuzz property violated: \(what())") }
+    }
+
+    /// Any bytes a client sends: a decision that stays within the limits, a request only for a
+    /// well-formed head, and a response that is one HTTP/1.1 head with a matching length.
+    static func httpRequest(_ data: [UInt8]) {
+        let parsed = HTTPExchange.parse(data)
+        switch parsed {
+        case .incomplete:
+            check(data.count <= HTTPExchange.maxHeadBytes, "incomplete after \(data.count) bytes")
+        case let .request(method, path):
+            check(!method.isEmpty && method.utf8.allSatisfy { (0x41...0x5a).contains($0) }, "method \(method)")
+            check(path.hasPrefix("/") && !path.contains("?") && path.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f }, "path \(path)")
+        case let .reject(status):
+            check([400, 431, 505].contains(status), "status \(status)")
+        }
+        let body: [UInt8] = Array("x 1\n".utf8)
+        let response = HTTPExchange.response(to: parsed, page: { body })
+        guard let end = response.indices.first(where: { response[$0...].starts(with: [13, 10, 13, 10]) }) else {
+            return check(false, "no end of head")
+        }
+        let head = String(decoding: response[..<end], as: UTF8.self)
+        check(head.hasPrefix("HTTP/1.1 ") && head.contains("\r\nConnection: close"), "head \(head)")
+        let rest = response.count - end - 4
+        check(head.contains("Content-Length: \(rest)\r\n") || (rest == 0 && head.contains("Content-Length: ")), "length \(rest) in \(head)")
+    }
+
+    /// A parsed listen address prints as text that parses back to the same address.
+    static func listenAddress(_ data: [UInt8]) {
+        guard let text = String(validating: data, as: UTF8.self), let address = ListenAddress(text) else { return }
+        check(address.address.count == 4 || address.address.count == 16, "\(address.address.count) bytes")
+        check(address.port > 0, "port 0")
+        check(ListenAddress(address.description) == address, "\(text) → \(address) does not parse back")
     }
 
     static func inetDiag(_ data: [UInt8]) {

@@ -250,8 +250,10 @@ wait_for 30 "STATUS naming the leaker again" status_names_leaker && ! status_deg
     && pass "with both capabilities back, the leaker is attributed and STATUS is not degraded" || fail "attribution after restoring the capability"
 
 # --- the metrics endpoint through socket activation -----------------------------------
-check "closewaitd-metrics.socket enables and starts" C systemctl enable --now closewaitd-metrics.socket
-check "restarted, the service takes the socket" C systemctl restart closewaitd.service
+# systemd refuses to start a socket whose service already runs: stop, then start both.
+check "closewaitd-metrics.socket enables" C systemctl enable closewaitd-metrics.socket
+C systemctl stop closewaitd.service
+check "the socket and then the service start" C systemctl start closewaitd-metrics.socket closewaitd.service
 scrape_names_leaker() {
     C curl -sf --max-time 5 -o /tmp/scrape.txt http://127.0.0.1:9838/metrics \
         && C grep -q "closewaitd_process_close_wait_sockets{pid=\"$LEAKER\"" /tmp/scrape.txt
