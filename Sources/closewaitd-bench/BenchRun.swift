@@ -53,7 +53,8 @@ struct BenchRun {
         let w = try startWorkload(closeWait: true, extra: [])
         var ss = Timings(), ssCPU = Timings(), cold = Timings(), plateau = Timings(), full = Timings(), dump = Timings()
         var hostLine = ""
-        var rss = 0.0, cpuPerMinute = 0.0
+        var rss = (peak: 0.0, anon: 0.0, file: 0.0), cpuPerMinute = 0.0
+        var render = Timings(), renderedBytes = 0
         do {
             defer { w.stop() }
             (ss, ssCPU) = try timeCommandWithCPU(ssPath, ["-tnp", "state", "close-wait"])
@@ -69,6 +70,16 @@ struct BenchRun {
             hostLine = "\(first.snapshot.total) CLOSE_WAIT (\(size.holders) holders × \(size.perHolder), "
                 + "\(Int(size.v6Share * 100))% IPv6), \(stats.fdsRead) fds, \(stats.processesScanned) processes"
             plateau = try ticks(&collector, count: config.ticks, spacing: 0, workload: w)
+            // One scrape of /metrics: the pure render of the last tick's statuses (no /proc).
+            let last = try collector.collect(states: [.closeWait], now: monotonicNow(), keepSockets: false)
+            var tracker = Tracker(window: 300)
+            let statuses = tracker.update(now: monotonicNow(), observations: last.snapshot.processes.map(ProcessObservation.init))
+            for _ in 0..<config.ticks {
+                let start = monotonicNow()
+                let page = Metrics.render(statuses: statuses, firing: [], total: last.snapshot.total, health: Metrics.Health(), version: "bench")
+                render.samples.append(monotonicNow() - start)
+                renderedBytes = page.utf8.count
+            }
             var sampler = KernelSampler(choice: .netlink)
             for _ in 0..<config.ticks {
                 let start = monotonicNow()
@@ -116,7 +127,9 @@ struct BenchRun {
         row("full-walk tick (every full_scan_interval, 5 min by default)", full, ssMedian, "")
         row("netlink dump alone (IPv4 + IPv6, decoded)", dump, ssMedian, "")
         text += String(format: "| plateau tick / netlink dump alone | %.2f× | | | ≤ 2× |\n", plateau.median / dump.median)
-        text += "| daemon peak RSS (VmHWM) | \(String(format: "%.1f MiB", rss)) | | | ≤ 25 MiB |\n"
+        text += "| one /metrics scrape: render of \(renderedBytes / 1024) KiB from the last tick (no /proc reads) | \(ms(render.median)) | \(ms(render.min))–\(ms(render.max)) | | ≤ 5 ms (medium) |\n"
+        text += String(format: "| daemon peak RSS (VmHWM), /metrics on and scraped every 15 s | %.1f MiB (at the end: %.1f anonymous, %.1f file-backed) | | | ≤ 25 MiB |\n",
+                       rss.peak, rss.anon, rss.file)
         text += String(format: "| daemon CPU per minute at interval 5s, full walks included (%.0f s run) | %.2f s (%.1f%% of a core) | | | ≤ 3%% (large) |\n",
                        config.daemonSeconds, cpuPerMinute, cpuPerMinute / 60 * 100)
         let cpuPerTick = cpuPerMinute / 12
@@ -241,10 +254,12 @@ struct BenchRun {
 
     /// Runs `closewaitd run` at a 5 s interval with the default config; after a 10 s warm-up
     /// (the first full walk) counts its CPU over `daemonSeconds` (305 by default: one periodic
-    /// full walk included); returns peak RSS (MiB) and CPU seconds per minute.
-    func daemonCost() throws -> (Double, Double) {
+    /// full walk included), with `[metrics] listen` on and a scrape every 15 s; returns peak
+    /// RSS, anonymous and file-backed RSS at the end (MiB) and CPU seconds per minute.
+    func daemonCost() throws -> ((peak: Double, anon: Double, file: Double), Double) {
         let configPath = NSTemporaryDirectory() + "closewaitd-bench-\(getpid()).toml"
-        try "[daemon]\ninterval = \"5s\"\n".write(toFile: configPath, atomically: true, encoding: .utf8)
+        let port = Self.freePort()
+        try "[daemon]\ninterval = \"5s\"\n[metrics]\nlisten = \"127.0.0.1:\(port)\"\n".write(toFile: configPath, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: configPath) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: closewaitd)
@@ -266,13 +281,54 @@ struct BenchRun {
         usleep(UInt32(warmUp * 1e6))
         let cpuAtStart = cpuSeconds()
         let start = monotonicNow()
-        while monotonicNow() - start < config.daemonSeconds && process.isRunning { usleep(100_000) }
+        var nextScrape = start
+        while monotonicNow() - start < config.daemonSeconds && process.isRunning {
+            if monotonicNow() >= nextScrape {
+                Self.scrape(port: port)
+                nextScrape += 15
+            }
+            usleep(100_000)
+        }
         let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        let hwm = status.split(separator: "\n").first { $0.hasPrefix("VmHWM:") }
-            .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Double($0) } ?? 0
+        func kib(_ key: String) -> Double {
+            status.split(separator: "\n").first { $0.hasPrefix(key) }
+                .flatMap { $0.split(separator: " ").dropFirst().first }.flatMap { Double($0) } ?? 0
+        }
         let cpu = cpuSeconds() - cpuAtStart
         kill(pid, SIGTERM)
         process.waitUntilExit()
-        return (hwm / 1024, cpu * 60 / (monotonicNow() - start))
+        return ((kib("VmHWM:") / 1024, kib("RssAnon:") / 1024, kib("RssFile:") / 1024), cpu * 60 / (monotonicNow() - start))
+    }
+
+    static func freePort() -> UInt16 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            _ = bind(fd, $0, length)
+            return getsockname(fd, $0, &length)
+        } }
+        return UInt16(bigEndian: sa.sin_port)
+    }
+
+    /// GET /metrics on loopback, the answer read to its end and dropped.
+    static func scrape(port: UInt16) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var sa = sockaddr_in()
+        sa.sin_family = sa_family_t(AF_INET)
+        sa.sin_port = port.bigEndian
+        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { return }
+        let request = Array("GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while recv(fd, &buffer, buffer.count, 0) > 0 {}
     }
 }
