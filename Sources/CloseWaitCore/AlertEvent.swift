@@ -40,4 +40,6 @@ public struct AlertEvent: Sendable {
     /// For `recovered`: the process still holds its sockets but a rule (after a reload) now
     /// ignores it; the alert is withdrawn, not cleared.
     public var ignoredByRule: String?
+    /// Why the process leaks, when the daemon could look (set before sending).
+    public var diagnosis: (Diagnosis, Evidence)?
 }

@@ -77,9 +77,21 @@ public enum AlertMessage {
             var fds = "fds \(d.fdOpen)/\(d.fdLimit.map(String.init) ?? "unlimited")"
             if let exhaustion = p.predictedExhaustion { fds += ", exhausted in ~\(TimeSpan.format(exhaustion))" }
             parts.append(fds)
-            message = parts.joined(separator: "; ")
+            var text = parts.joined(separator: "; ")
                 + " — \(e.level.name): \(e.reason.rawValue) \(describe(e.reason, e.value)) past \(describe(e.reason, e.threshold))"
                 + " (rule \(e.rule)). The peers closed these connections and \(d.comm.escaped) never closed its side."
+            if let (diagnosis, evidence) = e.diagnosis {
+                fields.append(("CLOSEWAIT_DIAGNOSIS", ByteString(diagnosis.kind.rawValue)))
+                fields.append(("CLOSEWAIT_EVIDENCE", ByteString(evidence.summary)))
+                // A known class leads: the first sentence says what kind of bug, with its evidence.
+                if diagnosis.kind != .unknown {
+                    text = "\(d.label)\(unit): \(diagnosis.sentence) " + text
+                } else {
+                    text += " " + diagnosis.sentence
+                }
+                text += " To fix: " + diagnosis.advice
+            }
+            message = text
         }
         return JournalEntry(message: message, priority: priority, messageID: MessageID.of(e.kind), fields: fields)
     }

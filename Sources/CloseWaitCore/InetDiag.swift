@@ -35,6 +35,60 @@ public enum InetDiag {
         return bytes
     }
 
+    /// The same request with a socket filter the kernel runs on every socket
+    /// (INET_DIAG_REQ_BYTECODE, include/uapi/linux/inet_diag.h): only sockets whose remote
+    /// end is one of `peers` cross into user space.
+    public static func dumpRequest(family: AddressFamily, states: Set<TCPState>, sequence: UInt32, peers: [Endpoint]) -> [UInt8] {
+        var bytes = dumpRequest(family: family, states: states, sequence: sequence)
+        let program = peerFilter(peers)
+        let attributeLength = 4 + program.count
+        bytes.appendHost(UInt16(attributeLength))                  // nla_len
+        bytes.appendHost(UInt16(1))                                // nla_type: INET_DIAG_REQ_BYTECODE
+        bytes.append(contentsOf: program)                          // a multiple of 4: no padding
+        bytes.replaceSubrange(0..<4, with: withUnsafeBytes(of: UInt32(bytes.count)) { Array($0) })
+        return bytes
+    }
+
+    /// inet_diag bytecode accepting a socket whose remote address and port equal one of
+    /// `peers`, laid out as `ss` compiles an OR (the kernel's audit follows the `yes` chain,
+    /// so every jump target must lie on it): `[cond1][jmp][cond2][jmp]…[condN]`. A condition
+    /// that holds goes on to its jump, which leaps to the end (accept); one that fails skips
+    /// its jump to the next condition, the last one past the end (reject).
+    public static func peerFilter(_ peers: [Endpoint]) -> [UInt8] {
+        let conditions: [[UInt8]] = peers.map { peer in
+            let address: [UInt8]
+            let family: UInt8
+            switch peer.address {
+            case let .v4(a, b, c, d): address = [a, b, c, d]; family = AddressFamily.inet.rawValue
+            case let .v6(high, low):
+                address = (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64($0))) }
+                    + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64($0))) }
+                family = AddressFamily.inet6.rawValue
+            }
+            let length = 4 + 8 + address.count                    // op, hostcond, address
+            var c = [UInt8]()
+            c.append(8)                                            // code: INET_DIAG_BC_D_COND
+            c.append(UInt8(length))                                // yes: the next op
+            c.appendHost(UInt16(length + 4))                       // no: skip the jump that follows
+            c.append(family)                                       // hostcond.family
+            c.append(UInt8(address.count * 8))                     // hostcond.prefix_len
+            c.append(contentsOf: [0, 0])                           // padding
+            c.appendHost(Int32(peer.port))                         // hostcond.port (host order)
+            c.append(contentsOf: address)
+            return c
+        }
+        var program = [UInt8]()
+        for (i, condition) in conditions.enumerated() {
+            program += condition
+            guard i < conditions.count - 1 else { break }
+            let remaining = 4 + conditions[(i + 1)...].reduce(0) { $0 + $1.count }
+            program.append(1)                                      // code: INET_DIAG_BC_JMP (always takes `no`)
+            program.append(4)                                      // yes: the next op (for the audit)
+            program.appendHost(UInt16(remaining))                  // no: the end, accept
+        }
+        return program
+    }
+
     /// A dump request in the older TCPDIAG_GETSOCK form (struct inet_diag_req), which the
     /// kernel answers for both families in one walk of the TCP socket table
     /// (inet_diag_dump_compat sets the family to AF_UNSPEC), where SOCK_DIAG_BY_FAMILY takes

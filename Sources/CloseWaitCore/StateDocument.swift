@@ -29,6 +29,16 @@ public struct StateDocument: Equatable, Sendable {
         public var reasons: [String]
         /// The rate seen so far, before growth is known (shown, never alerted on).
         public var earlyGrowthPerMinute: Double? = nil
+        /// How the count moved over the window (GrowthPattern's raw value).
+        public var pattern: String? = nil
+        /// For alerting processes the daemon looked at: the class (Diagnosis.Kind), its
+        /// sentence, what to change, and the evidence in one line.
+        public var diagnosis: String? = nil
+        public var diagnosisText: String? = nil
+        public var advice: String? = nil
+        public var evidence: String? = nil
+        /// Socket counts per `Evidence.ageBuckets`, for diagnosed processes.
+        public var ageHistogram: [Int]? = nil
     }
 
     public static let version = 1
@@ -49,7 +59,7 @@ public struct StateDocument: Equatable, Sendable {
     ///   - wallTime: seconds since the epoch (for "updated N s ago").
     public init(statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)],
                 total: Int, status: String, daemonPID: Int32, ticks: Int, wallTime: Double, interval: Double,
-                attribution: AttributionHealth? = nil) {
+                attribution: AttributionHealth? = nil, diagnoses: [ProcessIdentity: (Diagnosis, Evidence)] = [:]) {
         self.attribution = attribution
         var levels = [ProcessIdentity: (AlertLevel, [String])]()
         var hostLevel: AlertLevel?
@@ -69,6 +79,7 @@ public struct StateDocument: Equatable, Sendable {
         processes = sorted.map { p in
             let d = p.details
             let level = levels[d.identity]
+            let diagnosis = diagnoses[d.identity]
             return Process(pid: d.pid, startTime: Int64(clamping: d.identity.startTime), comm: d.comm.lossy, exe: d.exe?.lossy,
                            unit: d.unit?.lossy, container: d.container.map { $0.runtime.rawValue + ":" + $0.id.lossy },
                            innerPid: d.innerPID, netns: d.netns.map { Int64(clamping: $0) }, closeWait: p.count, growthPerMinute: p.growthPerMinute,
@@ -76,7 +87,9 @@ public struct StateDocument: Equatable, Sendable {
                            fdLimit: d.fdLimit.map { Int64(clamping: $0) },
                            exhaustionSeconds: p.predictedExhaustion.map { Int64(saturating: $0) },
                            topPeer: p.topPeer?.description, level: level?.0.name ?? "ok",
-                           reasons: (level?.1 ?? []).sorted(), earlyGrowthPerMinute: p.earlyGrowth?.perMinute)
+                           reasons: (level?.1 ?? []).sorted(), earlyGrowthPerMinute: p.earlyGrowth?.perMinute,
+                           pattern: p.pattern.rawValue, diagnosis: diagnosis?.0.kind.rawValue, diagnosisText: diagnosis?.0.sentence,
+                           advice: diagnosis?.0.advice, evidence: diagnosis?.1.summary, ageHistogram: diagnosis?.1.ageHistogram)
         }
     }
 
@@ -111,6 +124,12 @@ public struct StateDocument: Equatable, Sendable {
                     ("topPeer", .optional(p.topPeer)),
                     ("level", .string(p.level)),
                     ("reasons", .array(p.reasons.map(JSONValue.string))),
+                    ("pattern", .optional(p.pattern)),
+                    ("diagnosis", .optional(p.diagnosis)),
+                    ("diagnosisText", .optional(p.diagnosisText)),
+                    ("advice", .optional(p.advice)),
+                    ("evidence", .optional(p.evidence)),
+                    ("ageHistogram", p.ageHistogram.map { .array($0.map { JSONValue.number($0) }) } ?? .null),
                 ])
             })),
         ])
@@ -154,7 +173,10 @@ public struct StateDocument: Equatable, Sendable {
                 fdLimit: try p.optionalInt(item, "fdLimit", 0...Int.max).map(Int64.init),
                 exhaustionSeconds: try p.optionalInt(item, "exhaustionSeconds", Int.min...Int.max).map(Int64.init),
                 topPeer: try p.optionalString(item, "topPeer"), level: try p.string(item, "level"),
-                reasons: try p.strings(item, "reasons"), earlyGrowthPerMinute: try p.optionalDouble(item, "earlyGrowthPerMinute")))
+                reasons: try p.strings(item, "reasons"), earlyGrowthPerMinute: try p.optionalDouble(item, "earlyGrowthPerMinute"),
+                pattern: try p.optionalString(item, "pattern"), diagnosis: try p.optionalString(item, "diagnosis"),
+                diagnosisText: try p.optionalString(item, "diagnosisText"), advice: try p.optionalString(item, "advice"),
+                evidence: try p.optionalString(item, "evidence"), ageHistogram: try p.optionalInts(item, "ageHistogram")))
         }
         var attribution: AttributionHealth?
         if let health = root["attribution"], health != .null {
@@ -207,7 +229,16 @@ public struct StateDocument: Equatable, Sendable {
                          String(p.closeWait), growth, TimeSpan.format(Double(p.oldestAgeSeconds)),
                          "\(p.fdOpen)/\(p.fdLimit.map(String.init) ?? "unlimited")", level, p.topPeer ?? "-"])
         }
-        return out + SnapshotReport.alignedColumns(rows, rightAligned: containers ? [0, 4, 5, 6] : [0, 3, 4, 5]).dropLast(1)
+        out += SnapshotReport.alignedColumns(rows, rightAligned: containers ? [0, 4, 5, 6] : [0, 3, 4, 5]).dropLast(1)
+        // Why, for the processes the daemon diagnosed (alerting ones).
+        for p in doc.processes {
+            guard let kind = p.diagnosis else { continue }
+            out += "\n\(p.pid) \(Escape.bytes(Array(p.comm.utf8))): \(Escape.line(kind))"
+            if let text = p.diagnosisText { out += " — " + Escape.line(text) }
+            if let evidence = p.evidence { out += "\n    evidence: " + Escape.line(evidence) }
+            if let advice = p.advice { out += "\n    to fix: " + Escape.line(advice) }
+        }
+        return out
     }
 }
 
@@ -256,6 +287,15 @@ struct FieldReader {
         case nil, .null?: return nil
         case let .string(s)?: return s
         default: throw missing(key, "not a string")
+        }
+    }
+
+    func optionalInts(_ object: JSONValue, _ key: String) throws(StateDocument.DecodeError) -> [Int]? {
+        guard let value = object[key], value != .null else { return nil }
+        guard case let .array(items) = value, items.count <= 64 else { throw missing(key, "not a short array") }
+        return try items.map { (item: JSONValue) throws(StateDocument.DecodeError) -> Int in
+            guard case let .int(n) = item, n >= 0, let count = Int(exactly: n) else { throw missing(key, "not an array of counts") }
+            return count
         }
     }
 

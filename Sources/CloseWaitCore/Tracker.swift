@@ -34,6 +34,8 @@ public struct ProcessStatus: Sendable {
     /// Before growth is known: the rate seen so far and over how many seconds (at least two
     /// samples), for people to read ("+1200/min over 25 s, early"); alerts never use it.
     public var earlyGrowth: (perMinute: Double, seconds: Double)? = nil
+    /// How the count moved over the window (`unknown` before half a window).
+    public var pattern: GrowthPattern = .unknown
 
     public var topPeer: PeerCount? { peers.first }
 }
@@ -56,6 +58,11 @@ public struct Tracker: Sendable {
     }
 
     public var trackedProcesses: Int { histories.count }
+
+    /// Seconds since each of a process's current CLOSE_WAIT sockets was first seen.
+    public func socketAges(_ identity: ProcessIdentity, now: Double) -> [Double] {
+        histories[identity]?.firstSeen.map { now - $0.seen } ?? []
+    }
 
     /// Records one tick; processes absent from `observations` (exited, or no longer holding
     /// sampled sockets) are forgotten, so state stays bounded by what the host holds now.
@@ -104,7 +111,8 @@ public struct Tracker: Sendable {
             }
             statuses.append(ProcessStatus(details: observation.details, count: count, peers: observation.peers,
                                           growthPerMinute: growth, oldestAge: now - oldest, since: history.since,
-                                          predictedExhaustion: exhaustion, earlyGrowth: early))
+                                          predictedExhaustion: exhaustion, earlyGrowth: early,
+                                          pattern: GrowthPattern.of(history.samples, window: window)))
             next[identity] = history
         }
         histories = next

@@ -50,6 +50,10 @@ public final class Daemon {
     var textfileFailed = false
     var attribution = AttributionMonitor()
     let metricsFeed = MetricsFeed()
+    /// The last diagnosis of each alerting process (looked at when an alert is sent, again
+    /// at most every `rediagnoseInterval` while it fires); dropped when it stops firing.
+    var diagnoses: [ProcessIdentity: (diagnosis: Diagnosis, evidence: Evidence, at: Double)] = [:]
+    static let rediagnoseInterval = 60.0
     var metricsServer: MetricsServer?
     public private(set) var ticks = 0
 
@@ -158,7 +162,15 @@ public final class Daemon {
         if collector.owners.lastReport.kind == .full { Memory.returnFreeMemory() }
         let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))
         let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total)
-        for event in events { writer.send(AlertMessage.entry(event)) }
+        let firing = Set(policy.firing.compactMap(\.0))
+        diagnoses = diagnoses.filter { firing.contains($0.key) }
+        for var event in events {
+            if event.kind != .recovered, let process = event.process {
+                event.diagnosis = diagnose(process, now: now, force: true)
+            }
+            writer.send(AlertMessage.entry(event))
+        }
+        for status in statuses where firing.contains(status.details.identity) { _ = diagnose(status, now: now, force: false) }
         ticks += 1
         let health = AttributionHealth(snapshot)
         if let entry = attribution.update(health) { writer.send(entry) }
@@ -177,6 +189,22 @@ public final class Daemon {
         lastTick = (statuses, snapshot.total)
         if notifier.watchdogInterval != nil { notifier.watchdog() }
         reportDroppedNotifications()
+    }
+
+    /// Looks closer at an alerting process (its sockets to its top peers, from the kernel
+    /// filtered by peer, and its own fd table) and classifies the cause; nil when it cannot
+    /// look (it exited, permission). Reuses a diagnosis younger than `rediagnoseInterval`
+    /// unless forced.
+    func diagnose(_ status: ProcessStatus, now: Double, force: Bool) -> (Diagnosis, Evidence)? {
+        let identity = status.details.identity
+        if !force, let last = diagnoses[identity], now - last.at < Self.rediagnoseInterval { return (last.diagnosis, last.evidence) }
+        let gatherer = EvidenceGatherer(proc: ProcFS(root: options.procRoot))
+        guard let evidence = try? gatherer.evidence(for: status, ages: tracker.socketAges(identity, now: now)) else {
+            return diagnoses[identity].map { ($0.diagnosis, $0.evidence) }
+        }
+        let diagnosis = Diagnosis.classify(evidence)
+        diagnoses[identity] = (diagnosis, evidence, now)
+        return (diagnosis, evidence)
     }
 
     func wallClock() -> Double {
@@ -235,7 +263,7 @@ public final class Daemon {
         guard let path = options.stateFile else { return }
         let document = StateDocument(statuses: statuses, firing: policy.firing, total: total, status: status,
                                      daemonPID: getpid(), ticks: ticks, wallTime: wallClock(), interval: tickInterval,
-                                     attribution: health).json()
+                                     attribution: health, diagnoses: diagnoses.mapValues { ($0.diagnosis, $0.evidence) }).json()
         rewrite(path, document.renderedBytes(pretty: true) + [0x0a], what: "the state file for `closewaitd status`",
                 failed: &stateFileFailed)
     }

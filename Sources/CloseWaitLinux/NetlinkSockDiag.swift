@@ -22,17 +22,19 @@ public struct NetlinkSockDiag {
 
     /// All sockets of `family` whose state is in `states`; nil family: both families in one
     /// kernel walk (the TCPDIAG_GETSOCK request).
-    public mutating func dump(family: AddressFamily?, states: Set<TCPState>) throws -> [SocketRecord] {
+    /// With `peers` (and a family), only sockets whose remote end is one of them: the kernel
+    /// runs an inet_diag bytecode filter (at most 8 peers).
+    public mutating func dump(family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]? = nil) throws -> [SocketRecord] {
         var attempt = 0
         while true {
             attempt += 1
-            let (records, interrupted) = try dumpOnce(family: family, states: states)
+            let (records, interrupted) = try dumpOnce(family: family, states: states, peers: peers)
             if !interrupted { return records }
             if attempt >= maxAttempts { throw InetDiagError.dumpInterrupted(attempts: attempt) }
         }
     }
 
-    private mutating func dumpOnce(family: AddressFamily?, states: Set<TCPState>) throws -> ([SocketRecord], Bool) {
+    private mutating func dumpOnce(family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]?) throws -> ([SocketRecord], Bool) {
         let fd = try retryingEINTR("socket(AF_NETLINK, NETLINK_SOCK_DIAG)") {
             socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), cw_netlink_sock_diag)
         }
@@ -41,8 +43,13 @@ public struct NetlinkSockDiag {
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         sequence &+= 1
         let seq = sequence
-        let request = family.map { InetDiag.dumpRequest(family: $0, states: states, sequence: seq) }
-            ?? InetDiag.compatDumpRequest(states: states, sequence: seq)
+        let request: [UInt8]
+        if let family, let peers {
+            request = InetDiag.dumpRequest(family: family, states: states, sequence: seq, peers: Array(peers.prefix(8)))
+        } else {
+            request = family.map { InetDiag.dumpRequest(family: $0, states: states, sequence: seq) }
+                ?? InetDiag.compatDumpRequest(states: states, sequence: seq)
+        }
         var kernel = sockaddr_nl()
         kernel.nl_family = sa_family_t(AF_NETLINK)
         let sent = try retryingEINTR("sendto(sock_diag)") {

@@ -62,8 +62,9 @@ struct Coordinator {
         port4 = ports4[0]
         port6 = ports6[0]
         let listenFds = (listeners4 + listeners6).map(\.fd)
+        let unread = options.unreadBytes
         for fd in listenFds {
-            acceptorPids.append(spawn { Coordinator.acceptLoop([fd]) })
+            acceptorPids.append(spawn { Coordinator.acceptLoop([fd], send: unread) })
         }
         for fd in listenFds { close(fd) }
 
@@ -138,8 +139,10 @@ struct Coordinator {
         expectedReady += share ? 2 : 1
     }
 
-    /// The peer: accepts every connection and shuts down its sending side, keeping the fd.
-    static func acceptLoop(_ listeners: [Int32]) -> Never {
+    /// The peer: accepts every connection, sends `send` bytes (a response nobody reads), and
+    /// shuts down its sending side, keeping the fd.
+    static func acceptLoop(_ listeners: [Int32], send: Int) -> Never {
+        let response = [UInt8](repeating: UInt8(ascii: "r"), count: send)
         raiseNofile(to: 0)
         for fd in listeners { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
         var held: [Int32] = []
@@ -156,6 +159,7 @@ struct Coordinator {
                         if errno == EMFILE || errno == ENFILE { usleep(10_000) }
                         break
                     }
+                    if !response.isEmpty { _ = response.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
                     shutdown(fd, Int32(SHUT_WR))
                     held.append(fd)
                 }

@@ -74,12 +74,22 @@ enum Loopback {
         return fd
     }
 
-    /// Waits until the peer's FIN arrived (read returns 0): the socket is now in CLOSE_WAIT.
+    /// Waits until the peer's FIN arrived (POLLRDHUP, whether or not it sent bytes first,
+    /// which stay unread): the socket is now in CLOSE_WAIT.
     static func awaitPeerClose(_ fd: Int32, timeoutMs: Int32 = 60_000) -> Bool {
-        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        guard poll(&entry, 1, timeoutMs) == 1 else { return false }
-        var byte: UInt8 = 0
-        return recv(fd, &byte, 1, Int32(MSG_PEEK)) == 0
+        let rdhup: Int16 = 0x2000  // POLLRDHUP (a GNU extension Glibc does not export)
+        let deadline = monotonicSeconds() + Double(timeoutMs) / 1000
+        while monotonicSeconds() < deadline {
+            var entry = pollfd(fd: fd, events: Int16(POLLIN) | rdhup, revents: 0)
+            guard poll(&entry, 1, 1000) >= 0 else { return false }
+            if entry.revents & (rdhup | Int16(POLLHUP)) != 0 { return true }
+            if entry.revents & Int16(POLLIN) != 0 {
+                var byte: UInt8 = 0
+                if recv(fd, &byte, 1, Int32(MSG_PEEK)) == 0 { return true }
+                usleep(1000)  // data but no FIN yet: it is coming
+            }
+        }
+        return false
     }
 
     static func inode(_ fd: Int32) -> UInt64 {

@@ -1,0 +1,60 @@
+import CloseWaitCore
+import Glibc
+
+/// EvidenceGatherer looks closer at one process, on demand (an alert, `closewaitd explain`):
+/// its CLOSE_WAIT and ESTABLISHED sockets to its top peers, with receive and send queues.
+/// ESTABLISHED sockets are never dumped on every tick: in the daemon's own network namespace
+/// the kernel filters them by peer (inet_diag bytecode); in another namespace the member's
+/// /proc/<pid>/net/tcp{,6} is read and filtered here. Ownership comes from the process's own
+/// fd table (one scan of /proc/<pid>/fd, looking for those inodes only).
+public struct EvidenceGatherer {
+    public var proc: ProcFS
+    /// At most this many peers are looked at (the bytecode holds at most 8).
+    public static let maxPeers = 5
+
+    public init(proc: ProcFS = ProcFS()) {
+        self.proc = proc
+    }
+
+    public struct Sockets: Sendable {
+        public var closeWait: [SocketRecord]
+        public var established: [SocketRecord]
+    }
+
+    /// The process's CLOSE_WAIT and ESTABLISHED sockets whose remote end is one of `peers`.
+    public func sockets(pid: Int32, peers: [Endpoint]) throws -> Sockets {
+        let peers = Array(peers.prefix(Self.maxPeers))
+        guard !peers.isEmpty else { return Sockets(closeWait: [], established: []) }
+        let states: Set<TCPState> = [.closeWait, .established]
+        let namespaces = NetNamespaces(proc: proc)
+        var records: [SocketRecord]
+        if let mine = namespaces.namespace(of: pid), let own = namespaces.own, mine != own {
+            let sampler = KernelSampler(choice: .proc, proc: proc)
+            let wanted = Set(peers)
+            records = try sampler.sampleProc(states, proc: ProcFS(root: proc.root + "/" + String(pid))).filter { wanted.contains($0.remote) }
+        } else {
+            var netlink = NetlinkSockDiag()
+            records = try netlink.dump(family: .inet, states: states, peers: peers)
+            do {
+                records += try netlink.dump(family: .inet6, states: states, peers: peers)
+            } catch let error as Errno where error.code == EAFNOSUPPORT || error.code == ENOENT {
+            } catch let InetDiagError.kernel(errno, _) where errno == ENOENT || errno == EAFNOSUPPORT {
+            }
+        }
+        let inodes = Set(records.map(\.inode)).subtracting([0])
+        let held = Set(try FdScanner(proc: proc).scan(pid: pid, wanted: inodes).sockets.map(\.inode))
+        let owned = records.filter { held.contains($0.inode) }
+        return Sockets(closeWait: owned.filter { $0.state == .closeWait }, established: owned.filter { $0.state == .established })
+    }
+
+    /// The evidence for one tracked process: its top peers looked up now, ages and growth
+    /// from the tracker.
+    public func evidence(for status: ProcessStatus, ages: [Double]) throws -> Evidence {
+        let peers = status.peers.prefix(Self.maxPeers).map(\.endpoint)
+        let sockets = try self.sockets(pid: status.details.pid, peers: peers)
+        return Evidence(closeWait: status.count,
+                        peers: peers.map { PeerEvidence(peer: $0, closeWait: sockets.closeWait, established: sockets.established) },
+                        ages: Evidence.summarize(ages: ages), growthPerMinute: status.growthPerMinute, pattern: status.pattern,
+                        ageHistogram: Evidence.histogram(ages: ages))
+    }
+}
