@@ -197,7 +197,9 @@ public final class Daemon {
     /// unless forced.
     func diagnose(_ status: ProcessStatus, now: Double, force: Bool) -> (Diagnosis, Evidence)? {
         let identity = status.details.identity
-        if !force, let last = diagnoses[identity], now - last.at < Self.rediagnoseInterval { return (last.diagnosis, last.evidence) }
+        // Until the pattern is known (half a window), look again every few seconds.
+        let again = diagnoses[identity].map { $0.evidence.pattern == .unknown ? 5 : Self.rediagnoseInterval } ?? 0
+        if !force, let last = diagnoses[identity], now - last.at < again { return (last.diagnosis, last.evidence) }
         let gatherer = EvidenceGatherer(proc: ProcFS(root: options.procRoot))
         guard let evidence = try? gatherer.evidence(for: status, ages: tracker.socketAges(identity, now: now)) else {
             return diagnoses[identity].map { ($0.diagnosis, $0.evidence) }

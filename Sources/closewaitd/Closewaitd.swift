@@ -19,6 +19,6 @@ struct Closewaitd: ParsableCommand {
         /etc/closewaitd/closewaitd.toml; check edits with `closewaitd check-config`.
         """,
         version: Daemon.version,
-        subcommands: [SnapshotCommand.self, RunCommand.self, StatusCommand.self, CheckConfigCommand.self]
+        subcommands: [SnapshotCommand.self, RunCommand.self, StatusCommand.self, ExplainCommand.self, CheckConfigCommand.self]
     )
 }
