@@ -128,6 +128,11 @@ install-files: release
 	install -m 0644 packaging/systemd/closewaitd.catalog $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -D -m 0644 packaging/closewaitd.8 $(DESTDIR)$(MANDIR)/man8/closewaitd.8
+	@# Shell completions generated from the argument parser itself.
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
+	$(RELEASE_BIN) --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/closewaitd
+	$(RELEASE_BIN) --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_closewaitd
+	chmod 0644 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/closewaitd $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_closewaitd
 	install -D -m 0644 packaging/prometheus/closewaitd.rules.yml $(DESTDIR)$(PREFIX)/share/closewaitd/prometheus/closewaitd.rules.yml
 	install -D -m 0644 packaging/prometheus/closewaitd.dashboard.json $(DESTDIR)$(PREFIX)/share/closewaitd/prometheus/closewaitd.dashboard.json
 	test -e $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml || \
@@ -144,7 +149,8 @@ uninstall:
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl disable --now closewaitd-metrics.socket closewaitd.service; fi
 	rm -f $(DESTDIR)$(BINDIR)/closewaitd $(DESTDIR)$(UNITDIR)/closewaitd.service $(DESTDIR)$(UNITDIR)/closewaitd-metrics.socket \
 	    $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog \
-	    $(DESTDIR)$(MANDIR)/man8/closewaitd.8
+	    $(DESTDIR)$(MANDIR)/man8/closewaitd.8 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/closewaitd \
+	    $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_closewaitd
 	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREFIX)/share/closewaitd
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; journalctl --update-catalog; fi
 	@echo "kept $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml (remove it by hand if you no longer want it)"

@@ -1,6 +1,6 @@
 /// IPAddress holds an IPv4 or IPv6 address, without heap storage (a sampler builds tens of
 /// thousands per tick).
-public enum IPAddress: Hashable, Sendable, Comparable {
+public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
     case v4(UInt8, UInt8, UInt8, UInt8)
     /// The 16 network-order bytes as two big-endian halves.
     case v6(high: UInt64, low: UInt64)
@@ -71,7 +71,7 @@ public enum IPAddress: Hashable, Sendable, Comparable {
 }
 
 /// Endpoint is an address and a TCP port.
-public struct Endpoint: Hashable, Sendable, Comparable {
+public struct Endpoint: Hashable, Sendable, Comparable, CustomStringConvertible {
     public var address: IPAddress
     public var port: UInt16
 

@@ -88,3 +88,23 @@ import WorkloadSupport
         #expect(!daemon.log.contains("CLOSEWAIT_DIAGNOSIS=abandoned-connections"))
     }
 }
+
+/// The shell completions `make install` generates from the argument parser.
+@Suite struct CompletionTests {
+    @Test(arguments: ["bash", "zsh"])
+    func completionScriptsKnowEverySubcommand(shell: String) throws {
+        let script = try run(Build.path("closewaitd"), ["--generate-completion-script", shell])
+        #expect(script.status == 0)
+        for command in ["snapshot", "run", "status", "explain", "check-config"] { #expect(script.stdout.contains(command), "\(command)") }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("cw-completion.\(shell)").path
+        try script.stdout.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        if shell == "bash" {
+            // It loads in a real bash and registers the completion function.
+            let loaded = try run("/bin/bash", ["-c", "source \(file) && complete -p closewaitd"])
+            #expect(loaded.status == 0 && loaded.stdout.contains("closewaitd"), "\(loaded.stderr)")
+        } else if FileManager.default.isExecutableFile(atPath: "/usr/bin/zsh") {
+            #expect(try run("/usr/bin/zsh", ["-n", file]).status == 0)
+        }
+    }
+}

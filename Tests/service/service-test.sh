@@ -120,6 +120,7 @@ log "container systemd (host pid $PID1) is $state"
 C rm -f /usr/sbin/policy-rc.d
 check "dpkg -i installs the package" C dpkg -i /mnt/pkg/closewaitd.deb
 check "postinst enabled the unit" C systemctl is-enabled --quiet closewaitd.service
+check "bash and zsh completions installed" C test -s /usr/share/bash-completion/completions/closewaitd -a -s /usr/share/zsh/vendor-completions/_closewaitd
 wait_for 30 "closewaitd active" C systemctl is-active --quiet closewaitd.service
 check "closewaitd is active after install" C systemctl is-active --quiet closewaitd.service
 
