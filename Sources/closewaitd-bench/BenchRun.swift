@@ -258,7 +258,7 @@ struct BenchRun {
     /// RSS, anonymous and file-backed RSS at the end (MiB) and CPU seconds per minute.
     func daemonCost() throws -> ((peak: Double, anon: Double, file: Double), Double) {
         let configPath = NSTemporaryDirectory() + "closewaitd-bench-\(getpid()).toml"
-        let port = Self.freePort()
+        let port = freeLoopbackPort()
         try "[daemon]\ninterval = \"5s\"\n[metrics]\nlisten = \"127.0.0.1:\(port)\"\n".write(toFile: configPath, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: configPath) }
         let process = Process()
@@ -298,20 +298,6 @@ struct BenchRun {
         kill(pid, SIGTERM)
         process.waitUntilExit()
         return ((kib("VmHWM:") / 1024, kib("RssAnon:") / 1024, kib("RssFile:") / 1024), cpu * 60 / (monotonicNow() - start))
-    }
-
-    static func freePort() -> UInt16 {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            _ = bind(fd, $0, length)
-            return getsockname(fd, $0, &length)
-        } }
-        return UInt16(bigEndian: sa.sin_port)
     }
 
     /// GET /metrics on loopback, the answer read to its end and dropped.

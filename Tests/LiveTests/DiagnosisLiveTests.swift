@@ -41,6 +41,14 @@ import WorkloadSupport
         // The text form leads with the class and what to change.
         let text = try run(Build.path("closewaitd"), ["explain", String(w.holders[0]), "--state-file", "/nonexistent"])
         #expect(text.stdout.contains("Diagnosis: unread-responses\n  Responses not read to the end: 6 of 6 CLOSE_WAIT sockets still hold 1200 unread bytes"))
+        // The daemon's alert names it at once: this class needs no history.
+        let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 5\ncount_critical = 1000"))
+        defer { daemon.stop() }
+        let alert = try daemon.awaitLine("count alert for \(w.holders[0])") {
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(w.holders[0]) ")
+        }
+        #expect(alert.contains("CLOSEWAIT_DIAGNOSIS=unread-responses"), "\(alert)")
+        #expect(alert.contains("warning: closewaitd-work[\(w.holders[0])]: Responses not read to the end: 6 of 6"), "\(alert)")
     }
 
     @Test func aClientThatAbandonsConnectionsIsDiagnosedInTheAlert() throws {
@@ -74,9 +82,16 @@ import WorkloadSupport
         let w = try Workload(["--processes", "1", "--v4", "8", "--rotate-per-second", "2"])
         defer { w.stop() }
         let holder = w.holders[0]
-        let daemon = try DaemonProcess(config: growthConfig(count: "count_warning = 5\ncount_critical = 1000"))
+        // Reminders every 6 s: the first after half the window (5 s) carries the pattern.
+        let daemon = try DaemonProcess(config: growthConfig(count: "count_warning = 5\ncount_critical = 1000")
+            .replacingOccurrences(of: "reminder = \"0\"", with: "reminder = \"6s\""))
         defer { daemon.stop() }
         try daemon.awaitLine("count alert for \(holder)") { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ") }
+        let reminder = try daemon.awaitLine("a reminder for \(holder)") {
+            $0.contains("MESSAGE_ID=\(MessageID.reminder)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
+        }
+        #expect(reminder.contains("CLOSEWAIT_DIAGNOSIS=idle-pool"), "\(reminder)")
+        #expect(reminder.contains("Idle pool keeping closed connections: the count holds flat at 8"), "\(reminder)")
         // Once half the window has passed the daemon looks again and sees the plateau.
         try waitFor("the state file's idle-pool diagnosis", timeout: 40) {
             (try? String(contentsOfFile: daemon.statePath, encoding: .utf8))?.contains("\"diagnosis\": \"idle-pool\"") ?? false
