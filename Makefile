@@ -26,7 +26,7 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SWIFT_FLAGS ?=
 # Debian packages the build needs, and the ones the tests drive (ss, setpriv, systemd-nspawn).
 BUILD_DEBS := libsystemd-dev pkg-config
-TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 prometheus
+TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 prometheus podman runc
 
 BENCH_SIZES ?= small,medium,large
 FUZZ_SECONDS ?= 600
@@ -34,7 +34,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 SOAK_SECONDS ?= 1800
 SOAK_SMOKE_SECONDS ?= 120
 
-.PHONY: prometheus-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+.PHONY: prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -57,6 +57,7 @@ check: test-deps
 	$(MAKE) bench-smoke
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
 	$(MAKE) prometheus-test
+	$(MAKE) container-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) soak-smoke
 
@@ -85,6 +86,11 @@ prometheus-test: test-deps
 	python3 -m json.tool packaging/prometheus/closewaitd.dashboard.json >/dev/null
 	$(SWIFT) build --product closewaitd $(SWIFT_FLAGS) && $(SWIFT) build --product closewaitd-workload $(SWIFT_FLAGS)
 	Tests/prometheus/end-to-end.sh $$($(SWIFT) build --show-bin-path)
+
+# A real container runtime: a leaker in a podman container (runc), closewaitd on the host.
+container-test: test-deps
+	$(SWIFT) build --product closewaitd $(SWIFT_FLAGS) && $(SWIFT) build --product closewaitd-workload $(SWIFT_FLAGS)
+	Tests/containers/podman.sh $$($(SWIFT) build --show-bin-path)
 
 # The whole test suite, the daemon and workload binaries it starts included, built with
 # ThreadSanitizer and then AddressSanitizer; any report fails the run (halt_on_error). Leak

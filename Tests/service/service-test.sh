@@ -21,6 +21,7 @@ LEAK_NSENTER=""
 # The second container (its own network namespace) and what runs in it and beside it.
 TIMEOUT2_PID=""
 LEAK2_NSENTER=""
+LEAK_NETNS_NSENTER=""
 HOST_DAEMON=""
 passed=0
 failed=0
@@ -57,6 +58,7 @@ cleanup() {
     # Leakers run inside the containers through nsenter; end them (and nsenter) by pid.
     end_pid "$LEAK_NSENTER"
     end_pid "$LEAK2_NSENTER"
+    end_pid "$LEAK_NETNS_NSENTER"
     end_pid "$HOST_DAEMON"
     end_container "$TIMEOUT_PID"
     end_container "$TIMEOUT2_PID"
@@ -249,6 +251,25 @@ C systemctl daemon-reload
 C systemctl restart closewaitd.service
 wait_for 30 "STATUS naming the leaker again" status_names_leaker && ! status_degraded \
     && pass "with both capabilities back, the leaker is attributed and STATUS is not degraded" || fail "attribution after restoring the capability"
+
+# --- a leaker in its own network namespace, seen by the hardened service ------------------
+# unshare --net inside the container: the service (DynamicUser, two capabilities, no
+# CAP_SYS_ADMIN) must find the namespace and read it through the member's /proc/PID/net/tcp.
+nsenter -t "$PID1" -a unshare --net sh -c 'ip link set lo up && exec /mnt/pkg/closewaitd-workload --processes 1 --v4 7 --duration 300' \
+    >"$WORK/leak-netns.out" 2>"$WORK/leak-netns.err" &
+LEAK_NETNS_NSENTER=$!
+if wait_for 30 "namespaced leaker ready" grep -q '"ready":true' "$WORK/leak-netns.out"; then
+    NETNS_LEAKER=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["holders"][0])' "$WORK/leak-netns.out")
+    NETNS_INODE=$(C stat -L -c %i "/proc/$NETNS_LEAKER/ns/net")
+    log "leaker in its own network namespace: pid $NETNS_LEAKER, netns $NETNS_INODE"
+    wait_for 30 "alert for the namespaced leaker" journal_has MESSAGE_ID=$CROSSED CLOSEWAIT_PID=$NETNS_LEAKER CLOSEWAIT_NETNS=$NETNS_INODE \
+        && pass "the hardened service alerts on a leaker in its own network namespace: $(C journalctl -u closewaitd.service --no-pager -o cat MESSAGE_ID=$CROSSED CLOSEWAIT_PID=$NETNS_LEAKER | tail -1 | cut -c1-160)" \
+        || fail "alert for the leaker in its own network namespace (CLOSEWAIT_NETNS=$NETNS_INODE)"
+else
+    fail "namespaced leaker ready: $(cat "$WORK/leak-netns.err")"
+fi
+end_pid "$LEAK_NETNS_NSENTER"; LEAK_NETNS_NSENTER=""
+[ -n "${NETNS_LEAKER:-}" ] && C kill "$NETNS_LEAKER" 2>/dev/null
 
 # --- the metrics endpoint through socket activation -----------------------------------
 # systemd refuses to start a socket whose service already runs: stop, then start both.

@@ -1,0 +1,79 @@
+#!/bin/bash
+# A real container runtime: a leaking workload in a podman container (its own network
+# namespace, --network=none: loopback only; the host's root as an overlay), closewaitd on the
+# host. Asserts the alert names the container (CLOSEWAIT_CONTAINER_RUNTIME=podman and the id
+# `podman ps` reports, the pid inside), and `snapshot --json` and `explain` agree.
+# runc, not crun (crun refuses this machine's hybrid cgroups); no default ulimits (the
+# sandbox may not raise rlimits). The container is removed and the daemon ended from a trap.
+#
+# Usage: Tests/containers/podman.sh [BIN_DIR]   (default: swift build --show-bin-path)
+set -u
+HERE=$(cd "$(dirname "$0")/../.." && pwd)
+BIN_DIR=$(cd "${1:-$(cd "$HERE" && swift build --show-bin-path)}" && pwd)
+WORK=$(mktemp -d /tmp/closewaitd-podman.XXXXXX)
+CID=""
+DAEMON=""
+log() { echo "podman-test: $*"; }
+cleanup() {
+    [ -n "$CID" ] && podman rm -f "$CID" >/dev/null 2>&1
+    [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+die() { log "FAIL - $*"; echo "--- daemon"; tail -5 "$WORK/daemon.log"; exit 1; }
+wait_for() {  # SECONDS COMMAND...
+    local deadline=$((SECONDS + $1)); shift
+    until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.3; done
+}
+RUNC=$(command -v runc || echo /usr/sbin/runc)
+printf '[containers]\ndefault_ulimits = []\n' >"$WORK/containers.conf"
+export CONTAINERS_CONF="$WORK/containers.conf"
+podman_run() { podman --runtime "$RUNC" run "$@"; }
+
+command -v podman >/dev/null || die "podman is not installed (apt-get install podman runc)"
+# The runtime itself must work here; if it cannot start a trivial container, that is this
+# machine, not closewaitd: say so loudly and stop.
+if ! out=$(podman_run --rm --network=none --rootfs /:O /bin/true 2>&1); then
+    log "SKIP - podman cannot run a container on this machine: $(echo "$out" | tail -2 | tr '\n' ' ')"
+    exit 0
+fi
+
+cat >"$WORK/closewaitd.toml" <<EOF
+[daemon]
+interval = "200ms"
+[alerts]
+hold = 1
+[thresholds]
+count_warning = 5
+count_critical = 1000
+EOF
+"$BIN_DIR/closewaitd" run --config "$WORK/closewaitd.toml" --log stderr --state-file "$WORK/state.json" 2>"$WORK/daemon.log" &
+DAEMON=$!
+
+CID=$(podman_run -d --network=none --rootfs /:O "$BIN_DIR/closewaitd-workload" --processes 1 --v4 6 --duration 120 2>"$WORK/podman.err") \
+    || die "podman run: $(cat "$WORK/podman.err")"
+log "container $CID"
+[ "$(podman ps --no-trunc --format '{{.ID}}' --filter id="$CID")" = "$CID" ] || die "podman ps does not list $CID"
+
+alerted() { grep -q "CLOSEWAIT_CONTAINER_RUNTIME=podman CLOSEWAIT_CONTAINER_ID=$CID" "$WORK/daemon.log"; }
+wait_for 30 alerted || die "no alert naming podman:$CID"
+line=$(grep "CLOSEWAIT_CONTAINER_ID=$CID" "$WORK/daemon.log" | head -1)
+log "alert: $(echo "$line" | cut -c1-200)"
+echo "$line" | grep -q "(container podman:${CID:0:12}, pid [0-9]* inside[^)]*) holds 6 CLOSE_WAIT sockets" || die "the alert text does not name the container and the pid inside"
+echo "$line" | grep -q "CLOSEWAIT_NSPID=" || die "no CLOSEWAIT_NSPID"
+echo "$line" | grep -q "CLOSEWAIT_NETNS=" || die "no CLOSEWAIT_NETNS"
+log "PASS - the alert names podman:${CID:0:12}, CLOSEWAIT_CONTAINER_ID is the id podman ps reports"
+
+"$BIN_DIR/closewaitd" snapshot --json >"$WORK/snapshot.json" || die "snapshot failed"
+python3 - "$WORK/snapshot.json" "$CID" <<'EOF' || die "snapshot --json does not list the container's leaker"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+mine = [p for p in doc["processes"] if p["container"] and p["container"]["id"] == sys.argv[2]]
+assert len(mine) == 1 and mine[0]["container"]["runtime"] == "podman" and mine[0]["closeWait"] == 6, mine
+assert mine[0]["innerPid"] and mine[0]["netns"], mine
+EOF
+log "PASS - snapshot --json lists the leaker with runtime podman, its id, pid inside and netns"
+
+"$BIN_DIR/closewaitd" explain "podman:${CID:0:12}" --state-file "$WORK/state.json" >"$WORK/explain.txt" || die "explain podman:${CID:0:12} failed"
+grep -q "(container podman:${CID:0:12}, pid [0-9]* inside" "$WORK/explain.txt" || die "explain does not name the container: $(head -3 "$WORK/explain.txt")"
+log "PASS - closewaitd explain podman:${CID:0:12} finds it"
