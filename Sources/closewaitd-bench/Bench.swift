@@ -60,6 +60,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "A quick run that checks the benchmark still works (CI): small size, few runs.") var smoke = false
     @Option(help: "Also write the results as Markdown to this file.") var markdown: String?
     @Option(help: "Instead of the benchmark, soak the daemon for this many seconds (make soak).") var soak: Double?
+    @Option(help: "Network namespaces for the namespace rows (0: none).") var namespaces = 100
 
     func run() throws {
         let dir = binDir ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
@@ -71,7 +72,9 @@ struct Bench: ParsableCommand {
         }
         var config = BenchConfig(binDir: dir, runs: runs, ticks: ticks, daemonSeconds: daemonSeconds)
         var names = sizes.split(separator: ",").map(String.init)
+        var namespaceCount = namespaces
         if smoke {
+            namespaceCount = min(namespaceCount, 3)
             names = ["small"]
             config.runs = 3
             config.ticks = 4
@@ -96,6 +99,11 @@ struct Bench: ParsableCommand {
                 report.sections.append(result.text)
                 failures += result.correctnessFailures
             }
+        }
+        if namespaceCount > 0 {
+            let text = try NamespaceRun(count: namespaceCount, config: config).run()
+            print(text)
+            report.sections.append(text)
         }
         if let markdown { try report.markdown.write(toFile: markdown, atomically: true, encoding: .utf8) }
         print("correctness: \(failures == 0 ? "every tick matched the manifest" : "\(failures) mismatches")")

@@ -164,7 +164,7 @@ struct BenchRun {
         var t = Timings(), cpu = Timings()
         for i in 0...config.runs {
             let start = monotonicNow()
-            let (status, used) = try spawnAndWaitCPU(executable, arguments)
+            let (status, used) = try Self.spawnAndWaitCPU(executable, arguments)
             let elapsed = monotonicNow() - start
             guard status == 0 else { throw TimedOut(description: "\(executable) \(arguments) exited \(status)") }
             if i > 0 { t.samples.append(elapsed); cpu.samples.append(used) }
@@ -173,10 +173,10 @@ struct BenchRun {
     }
 
     func spawnAndWait(_ executable: String, _ arguments: [String]) throws -> Int32 {
-        try spawnAndWaitCPU(executable, arguments).status
+        try Self.spawnAndWaitCPU(executable, arguments).status
     }
 
-    func spawnAndWaitCPU(_ executable: String, _ arguments: [String]) throws -> (status: Int32, cpu: Double) {
+    static func spawnAndWaitCPU(_ executable: String, _ arguments: [String]) throws -> (status: Int32, cpu: Double) {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -25,6 +25,8 @@ struct Coordinator {
     var signalFd: Int32 = -1
     var backlogFds: [Int32] = []
     var backlogPort: UInt16 = 0
+    /// The listener whose peer keeps connections open (--established).
+    var keepPort: UInt16 = 0
     var pending = ""
     var isReady = false
     let deadline: Double
@@ -68,6 +70,12 @@ struct Coordinator {
         }
         for fd in listenFds { close(fd) }
 
+        if options.established > 0 {
+            let keep = Loopback.listener(v6: false)
+            keepPort = keep.port
+            acceptorPids.append(spawn { Coordinator.acceptLoop([keep.fd], send: 0, shutDown: false) })
+            close(keep.fd)
+        }
         if options.backlog > 0 {
             // Nobody accepts on this listener: each client shuts down its side, so the
             // kernel's half of the connection waits in the accept queue in CLOSE_WAIT, inode 0.
@@ -102,6 +110,7 @@ struct Coordinator {
         let o = options
         let write = reportWrite
         let (p4, p6) = (ports4, ports6)
+        let keepPort = self.keepPort
         let share = index < o.shared
         let pid = spawn {
             if let comm = o.commBytes { setComm(comm) }
@@ -117,6 +126,7 @@ struct Coordinator {
             for _ in 0..<o.v4 { leak(.v4) }
             for _ in 0..<o.v6 { leak(.v6) }
             for _ in 0..<o.mapped { leak(.mapped) }
+            for _ in 0..<o.established { _ = Loopback.connect(kind: .v4, port: keepPort) }
             var lines = made.map { "S \(getpid()) \($0.0) \($0.1) \($0.2.rawValue)\n" }
             if share {
                 let parent = getpid()
@@ -141,7 +151,7 @@ struct Coordinator {
 
     /// The peer: accepts every connection, sends `send` bytes (a response nobody reads), and
     /// shuts down its sending side, keeping the fd.
-    static func acceptLoop(_ listeners: [Int32], send: Int) -> Never {
+    static func acceptLoop(_ listeners: [Int32], send: Int, shutDown: Bool = true) -> Never {
         let response = [UInt8](repeating: UInt8(ascii: "r"), count: send)
         raiseNofile(to: 0)
         for fd in listeners { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
@@ -160,7 +170,7 @@ struct Coordinator {
                         break
                     }
                     if !response.isEmpty { _ = response.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
-                    shutdown(fd, Int32(SHUT_WR))
+                    if shutDown { shutdown(fd, Int32(SHUT_WR)) }
                     held.append(fd)
                 }
             }
@@ -311,7 +321,7 @@ struct Coordinator {
         print("{\"ready\":true,\"coordinator\":\(getpid()),\"acceptor\":\(acceptorPids[0]),\"acceptors\":\(list(acceptorPids)),\"holders\":\(list(holders)),"
             + "\"sharers\":\(list(sharers)),\"noise\":\(list(noisePids)),\"port4\":\(port4),\"port6\":\(port6),"
             + "\"ports4\":\(list(ports4.map(pid_t.init))),\"ports6\":\(list(ports6.map(pid_t.init))),"
-            + "\"backlogPort\":\(backlogPort),\"backlog\":\(options.backlog),\"sockets\":\(total)}")
+            + "\"backlogPort\":\(backlogPort),\"backlog\":\(options.backlog),\"keepPort\":\(keepPort),\"sockets\":\(total)}")
         fflush(stdout)
     }
 

@@ -34,6 +34,7 @@ struct Workload: ParsableCommand {
     @Option(help: "Soft RLIMIT_NOFILE for holders (0: raise to the hard limit).") var nofile = 0
     @Option(help: "Stop after this many seconds (at most 3600).") var duration = 300.0
     @Option(help: "Write the socket manifest to this file.") var manifest: String?
+    @Option(help: "Each holder also keeps this many ESTABLISHED connections to a peer that never closes them (live connections, no CLOSE_WAIT).") var established = 0
     @Option(help: "The peer sends this many bytes on each connection before closing it; holders never read them (responses not read to the end: Recv-Q > 0 in CLOSE_WAIT).") var unreadBytes = 0
     @Option(help: "Holders rename themselves to these bytes, in hex (e.g. 1b5b324a for ESC [ 2 J): a hostile comm.") var commHex: String?
 
@@ -58,6 +59,7 @@ struct Workload: ParsableCommand {
         }
         guard shared <= processes else { throw ValidationError("--shared must not exceed --processes") }
         guard backlog <= 1000 else { throw ValidationError("--backlog is at most 1000") }
+        guard (0...10_000).contains(established) else { throw ValidationError("--established is between 0 and 10000") }
         guard (0...65536).contains(unreadBytes) else { throw ValidationError("--unread-bytes is between 0 and 65536") }
         if commHex != nil {
             guard let bytes = commBytes, commHex!.count % 2 == 0, !bytes.isEmpty, !bytes.contains(0) else {

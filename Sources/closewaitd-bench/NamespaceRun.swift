@@ -1,0 +1,95 @@
+import CloseWaitCore
+import CloseWaitLinux
+import Foundation
+import WorkloadSupport
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// NamespaceRun measures sampling many network namespaces against what an operator would
+/// script: `for each netns: nsenter -t PID -n ss -tnH state close-wait` (plus `ss -tnp` on the
+/// host to name the owners). Each namespace is an `unshare --net` running the workload: first
+/// 50 ESTABLISHED and no CLOSE_WAIT sockets each (an idle host with containers), then 20
+/// CLOSE_WAIT each (a plateau). The sampler ticks in-process, as in BenchRun.
+struct NamespaceRun {
+    let count: Int
+    let config: BenchConfig
+    static let unshare = ["/usr/bin/unshare", "--net", "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""]
+
+    var ssPath: String { FileManager.default.isExecutableFile(atPath: "/usr/bin/ss") ? "/usr/bin/ss" : "/bin/ss" }
+
+    func log(_ message: String) { FileHandle.standardError.write(Data("bench: \(message)\n".utf8)) }
+    func ms(_ seconds: Double) -> String {
+        seconds < 0.01 ? String(format: "%.2f ms", seconds * 1000) : String(format: "%.1f ms", seconds * 1000)
+    }
+
+    /// Starts `count` namespaced workloads with `arguments`.
+    func start(_ arguments: [String]) throws -> [Workload] {
+        var started = [Workload]()
+        do {
+            for _ in 0..<count { started.append(try Workload(arguments, timeout: 60, duration: 900, launcher: Self.unshare)) }
+        } catch {
+            for w in started { w.stop() }
+            throw error
+        }
+        return started
+    }
+
+    /// One pass of the operator's loop over the namespaces (whole processes, sequential).
+    func loop(_ members: [Int32], withHost: Bool) throws -> Double {
+        let start = monotonicNow()
+        for pid in members {
+            let r = try BenchRun.spawnAndWaitCPU("/usr/bin/nsenter", ["-t", String(pid), "-n", "ss", "-tnH", "state", "close-wait"])
+            guard r.status == 0 else { throw TimedOut(description: "nsenter -t \(pid) -n ss exited \(r.status)") }
+        }
+        if withHost { _ = try BenchRun.spawnAndWaitCPU(ssPath, ["-tnpH", "state", "close-wait"]) }
+        return monotonicNow() - start
+    }
+
+    /// In-process ticks (sample every namespace, attribute), after a first one that discovers
+    /// the namespaces and walks /proc fully.
+    func ticks(expectTotal: Int) throws -> (Timings, Int) {
+        var collector = SnapshotCollector(source: .netlink, fullScanInterval: 300)
+        collector.sampler.namespaces = NetNamespaces(proc: ProcFS())
+        collector.fdTables.scanner.fdCountMethod = config.fdCount
+        let first = try collector.collect(states: [.closeWait], now: monotonicNow())
+        var t = Timings()
+        for _ in 0..<config.ticks {
+            let start = monotonicNow()
+            _ = try collector.collect(states: [.closeWait], now: monotonicNow(), keepSockets: false)
+            t.samples.append(monotonicNow() - start)
+        }
+        return (t, first.snapshot.total)
+    }
+
+    func run() throws -> String {
+        var text = "\n### \(count) network namespaces (`unshare --net`), namespaces = \"all\"\n\n"
+        text += "| measure | median | min–max | ratio to the loop | goal |\n|---|---|---|---|---|\n"
+        log("namespaces: \(count) × 50 ESTABLISHED, no CLOSE_WAIT")
+        do {
+            let idle = try start(["--processes", "1", "--v4", "0", "--established", "50"])
+            defer { for w in idle { w.stop() } }
+            let members = idle.map { $0.holders[0] }
+            var loops = Timings()
+            for _ in 0..<max(3, config.runs / 2) { loops.samples.append(try loop(members, withHost: false)) }
+            let (tick, total) = try ticks(expectTotal: 0)
+            text += "| operator's loop: nsenter + `ss -tnH state close-wait` per namespace (idle) | \(ms(loops.median)) | \(ms(loops.min))–\(ms(loops.max)) | 1.000× | |\n"
+            text += String(format: "| idle tick, every namespace sampled (%d CLOSE_WAIT) | %@ | %@–%@ | %.3f× | ≤ 0.05× |\n",
+                           total, ms(tick.median), ms(tick.min), ms(tick.max), tick.median / loops.median)
+        }
+        log("namespaces: \(count) × 20 CLOSE_WAIT")
+        do {
+            let plateau = try start(["--processes", "1", "--v4", "20"])
+            defer { for w in plateau { w.stop() } }
+            let members = plateau.map { $0.holders[0] }
+            var loops = Timings()
+            for _ in 0..<max(3, config.runs / 2) { loops.samples.append(try loop(members, withHost: true)) }
+            let (tick, total) = try ticks(expectTotal: count * 20)
+            text += "| operator's loop over the namespaces plus `ss -tnp state close-wait` on the host (plateau) | \(ms(loops.median)) | \(ms(loops.min))–\(ms(loops.max)) | 1.000× | |\n"
+            text += String(format: "| plateau tick, every namespace sampled and attributed (%d CLOSE_WAIT) | %@ | %@–%@ | %.3f× | ≤ 0.1× |\n",
+                           total, ms(tick.median), ms(tick.min), ms(tick.max), tick.median / loops.median)
+            if total < count * 20 { text += "\nwarning: \(total) CLOSE_WAIT sampled, \(count * 20) expected\n" }
+        }
+        return text
+    }
+}
