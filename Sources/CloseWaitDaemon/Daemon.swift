@@ -51,9 +51,16 @@ public final class Daemon {
     var attribution = AttributionMonitor()
     let metricsFeed = MetricsFeed()
     /// The last diagnosis of each alerting process (looked at when an alert is sent, again
-    /// at most every `rediagnoseInterval` while it fires); dropped when it stops firing.
+    /// every `rediagnoseInterval` while it fires, every 5 s while its pattern is not known);
+    /// dropped when it stops firing.
     var diagnoses: [ProcessIdentity: (diagnosis: Diagnosis, evidence: Evidence, at: Double)] = [:]
-    static let rediagnoseInterval = 60.0
+    static let rediagnoseInterval = 600.0
+    /// Looking closer costs a peer-filtered netlink dump and one fd-table scan (about 10 ms
+    /// at 50k sockets): a tick does at most this many for alerts it sends, and this many more
+    /// to refresh, so a host where hundreds of processes alert at once stays within its tick.
+    static let diagnosesForAlertsPerTick = 20
+    static let refreshesPerTick = 2
+    var diagnosisBudget = (alerts: 0, refreshes: 0)
     var metricsServer: MetricsServer?
     public private(set) var ticks = 0
 
@@ -164,13 +171,17 @@ public final class Daemon {
         let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total)
         let firing = Set(policy.firing.compactMap(\.0))
         diagnoses = diagnoses.filter { firing.contains($0.key) }
+        diagnosisBudget = (Self.diagnosesForAlertsPerTick, Self.refreshesPerTick)
         for var event in events {
             if event.kind != .recovered, let process = event.process {
                 event.diagnosis = diagnose(process, now: now, force: true)
             }
             writer.send(AlertMessage.entry(event))
         }
-        for status in statuses where firing.contains(status.details.identity) { _ = diagnose(status, now: now, force: false) }
+        // Refresh the longest-unrefreshed first, so every alerting process gets its turn.
+        let alerting = statuses.filter { firing.contains($0.details.identity) }
+            .sorted { (diagnoses[$0.details.identity]?.at ?? -.infinity) < (diagnoses[$1.details.identity]?.at ?? -.infinity) }
+        for status in alerting { _ = diagnose(status, now: now, force: false) }
         ticks += 1
         let health = AttributionHealth(snapshot)
         if let entry = attribution.update(health) { writer.send(entry) }
@@ -197,13 +208,19 @@ public final class Daemon {
     /// unless forced.
     func diagnose(_ status: ProcessStatus, now: Double, force: Bool) -> (Diagnosis, Evidence)? {
         let identity = status.details.identity
+        let last = diagnoses[identity].map { ($0.diagnosis, $0.evidence) }
         // Until the pattern is known (half a window), look again every few seconds.
         let again = diagnoses[identity].map { $0.evidence.pattern == .unknown ? 5 : Self.rediagnoseInterval } ?? 0
-        if !force, let last = diagnoses[identity], now - last.at < again { return (last.diagnosis, last.evidence) }
-        let gatherer = EvidenceGatherer(proc: ProcFS(root: options.procRoot))
-        guard let evidence = try? gatherer.evidence(for: status, ages: tracker.socketAges(identity, now: now)) else {
-            return diagnoses[identity].map { ($0.diagnosis, $0.evidence) }
+        if !force, let previous = diagnoses[identity], now - previous.at < again { return last }
+        if force {
+            guard diagnosisBudget.alerts > 0 else { return last }
+            diagnosisBudget.alerts -= 1
+        } else {
+            guard diagnosisBudget.refreshes > 0 else { return last }
+            diagnosisBudget.refreshes -= 1
         }
+        let gatherer = EvidenceGatherer(proc: ProcFS(root: options.procRoot))
+        guard let evidence = try? gatherer.evidence(for: status, ages: tracker.socketAges(identity, now: now)) else { return last }
         let diagnosis = Diagnosis.classify(evidence)
         diagnoses[identity] = (diagnosis, evidence, now)
         return (diagnosis, evidence)
