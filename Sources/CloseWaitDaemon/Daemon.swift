@@ -179,9 +179,9 @@ public final class Daemon {
             writer.send(AlertMessage.entry(event))
         }
         // Refresh the longest-unrefreshed first, so every alerting process gets its turn.
-        let alerting = statuses.filter { firing.contains($0.details.identity) }
+        let due = statuses.filter { firing.contains($0.details.identity) }
             .sorted { (diagnoses[$0.details.identity]?.at ?? -.infinity) < (diagnoses[$1.details.identity]?.at ?? -.infinity) }
-        for status in alerting { _ = diagnose(status, now: now, force: false) }
+        for status in due { _ = diagnose(status, now: now, force: false) }
         ticks += 1
         let health = AttributionHealth(snapshot)
         if let entry = attribution.update(health) { writer.send(entry) }
