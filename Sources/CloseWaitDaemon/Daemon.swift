@@ -61,6 +61,8 @@ public final class Daemon {
     static let diagnosesForAlertsPerTick = 20
     static let refreshesPerTick = 2
     var diagnosisBudget = (alerts: 0, refreshes: 0)
+    /// Named network namespaces last reported as not sampled (said once per change).
+    var unreadableNamespaces: [String] = []
     var metricsServer: MetricsServer?
     public private(set) var ticks = 0
 
@@ -165,6 +167,14 @@ public final class Daemon {
             logger.warning("netlink sock_diag unavailable (\(reason)); reading /proc/net/tcp instead")
         }
         let snapshot = result.snapshot
+        if result.unreadableNamespaces != unreadableNamespaces {
+            if !result.unreadableNamespaces.isEmpty {
+                logger.warning("\(result.unreadableNamespaces.count) named network namespace(s) with no process in them are not sampled (reading one needs setns, CAP_SYS_ADMIN): \(result.unreadableNamespaces.map { Escape.line($0) }.joined(separator: ", "))")
+            } else if !unreadableNamespaces.isEmpty {
+                logger.notice("every named network namespace has a process in it again; all are sampled")
+            }
+            unreadableNamespaces = result.unreadableNamespaces
+        }
         // A full walk frees what it built; give it back rather than keep it as peak.
         if collector.owners.lastReport.kind == .full { Memory.returnFreeMemory() }
         let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))

@@ -22,6 +22,8 @@ public struct KernelSampler {
         public var foreign: [UInt64: UInt64] = [:]
         /// Foreign namespaces that could not be read, and why.
         public var namespaceErrors: [UInt64: String] = [:]
+        /// Named network namespaces with no process in them: not sampled (see NetNamespaces).
+        public var unreadableNamespaces: [String] = []
         public var source: SocketSource
         /// Set when `.auto` fell back to /proc: the netlink error.
         public var fallbackReason: String?
@@ -30,7 +32,12 @@ public struct KernelSampler {
     public mutating func sample(states: Set<TCPState>, now: Double = 0) throws -> Sample {
         var sample = try sampleOwn(states: states)
         guard let namespaces else { return sample }
-        for (ns, member) in namespaces.current(now: now).sorted(by: { $0.key < $1.key }) {
+        let current = namespaces.current(now: now)
+        for (ns, name) in namespaces.memberless {
+            sample.unreadableNamespaces.append("\(namespaces.namedRoot)/\(name) (net:[\(ns)])")
+        }
+        sample.unreadableNamespaces.sort()
+        for (ns, member) in current.sorted(by: { $0.key < $1.key }) {
             do {
                 let records = try sampleProc(states, proc: ProcFS(root: proc.root + "/" + String(member)))
                 for record in records where record.inode != 0 { sample.foreign[record.inode] = ns }

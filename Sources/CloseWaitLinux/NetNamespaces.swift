@@ -13,6 +13,11 @@ public final class NetNamespaces {
     public private(set) var own: UInt64?
     /// Foreign namespace inode -> a member pid.
     public private(set) var members: [UInt64: Int32] = [:]
+    /// Named namespaces (`ip netns add`, bind-mounted under `namedRoot`) with no process in
+    /// them: inode -> name. Their tables cannot be read through /proc, and entering them
+    /// (setns) needs CAP_SYS_ADMIN; they are reported, not sampled.
+    public private(set) var memberless: [UInt64: String] = [:]
+    public var namedRoot = "/run/netns"
     private var lastScan: Double?
 
     public init(proc: ProcFS = ProcFS(), rescanInterval: Double = 10) {
@@ -42,5 +47,18 @@ public final class NetNamespaces {
             found[ns] = pid
         }
         members = found
+        var named = [UInt64: String]()
+        if let dir = opendir(namedRoot) {
+            defer { closedir(dir) }
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard name != ".", name != ".." else { continue }
+                var info = stat()
+                guard stat(namedRoot + "/" + name, &info) == 0 else { continue }
+                let ns = UInt64(info.st_ino)
+                if ns != own, found[ns] == nil { named[ns] = name }
+            }
+        }
+        memberless = named
     }
 }

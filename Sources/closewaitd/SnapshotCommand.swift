@@ -80,6 +80,10 @@ struct SnapshotCommand: ParsableCommand {
         if let reason = result.fallbackReason {
             printError("closewaitd: netlink sock_diag unavailable (\(reason)); read /proc/net/tcp instead")
         }
+        if !result.unreadableNamespaces.isEmpty {
+            printError("closewaitd: \(result.unreadableNamespaces.count) named network namespace(s) with no process in them not sampled (reading one needs setns, CAP_SYS_ADMIN): "
+                + result.unreadableNamespaces.map { Escape.line($0) }.joined(separator: ", "))
+        }
         let snapshot = result.snapshot.filtered(pids: Set(pid), units: unit)
         if json {
             var bytes = SnapshotReport.json(snapshot).renderedBytes(pretty: true)

@@ -66,4 +66,22 @@ import Testing
         #expect(result.stdout.contains("netns "), "\(result.stdout)")
         #expect(result.stdout.contains("2  "), "\(result.stdout)")
     }
+
+    @Test func aNamedNamespaceWithNoProcessIsReportedNotSilentlySkipped() throws {
+        try #require(getuid() == 0, "ip netns needs root")
+        let name = "cwempty\(getpid())"
+        _ = try run("/usr/sbin/ip", ["netns", "add", name])
+        defer { _ = try? run("/usr/sbin/ip", ["netns", "del", name]) }
+        let result = try run(Build.path("closewaitd"), ["snapshot"])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("not sampled (reading one needs setns, CAP_SYS_ADMIN): "), "\(result.stderr)")
+        #expect(result.stderr.contains("/run/netns/\(name) (net:["), "\(result.stderr)")
+        // Once a process lives in it, it is sampled through that process and no longer reported.
+        let w = try Workload(["--processes", "1", "--v4", "2"],
+                             launcher: ["/usr/sbin/ip", "netns", "exec", name, "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        defer { w.stop() }
+        let again = try run(Build.path("closewaitd"), ["snapshot", "--pid", String(w.holders[0])])
+        #expect(!again.stderr.contains("/run/netns/\(name) "), "\(again.stderr)")
+        #expect(again.stdout.contains("netns "), "\(again.stdout)")
+    }
 }
