@@ -50,16 +50,17 @@ public final class Daemon {
     var textfileFailed = false
     var attribution = AttributionMonitor()
     let metricsFeed = MetricsFeed()
-    /// The last diagnosis of each alerting process (looked at when an alert is sent, again
-    /// every `rediagnoseInterval` while it fires, every 5 s while its pattern is not known);
-    /// dropped when it stops firing.
+    /// The last diagnosis of each alerting process: the kernel is looked at when an alert is
+    /// sent and every `rediagnoseInterval` while it fires; in between, each tick classifies
+    /// again from that look and the tracker's current count, growth and pattern. Dropped when
+    /// the process stops firing.
     var diagnoses: [ProcessIdentity: (diagnosis: Diagnosis, evidence: Evidence, at: Double)] = [:]
     static let rediagnoseInterval = 600.0
     /// Looking closer costs a peer-filtered netlink dump and one fd-table scan (about 10 ms
     /// at 50k sockets): a tick does at most this many for alerts it sends, and this many more
     /// to refresh, so a host where hundreds of processes alert at once stays within its tick.
     static let diagnosesForAlertsPerTick = 20
-    static let refreshesPerTick = 2
+    static let refreshesPerTick = 1
     var diagnosisBudget = (alerts: 0, refreshes: 0)
     /// Named network namespaces last reported as not sampled (said once per change).
     var unreadableNamespaces: [String] = []
@@ -188,7 +189,8 @@ public final class Daemon {
             }
             writer.send(AlertMessage.entry(event))
         }
-        // Refresh the longest-unrefreshed first, so every alerting process gets its turn.
+        // Refresh the longest-unrefreshed first (never looked at: first of all), so every
+        // alerting process gets its turn.
         let due = statuses.filter { firing.contains($0.details.identity) }
             .sorted { (diagnoses[$0.details.identity]?.at ?? -.infinity) < (diagnoses[$1.details.identity]?.at ?? -.infinity) }
         for status in due { _ = diagnose(status, now: now, force: false) }
@@ -218,21 +220,30 @@ public final class Daemon {
     /// unless forced.
     func diagnose(_ status: ProcessStatus, now: Double, force: Bool) -> (Diagnosis, Evidence)? {
         let identity = status.details.identity
-        let last = diagnoses[identity].map { ($0.diagnosis, $0.evidence) }
-        // Until the pattern is known (half a window), look again every few seconds.
-        let again = diagnoses[identity].map { $0.evidence.pattern == .unknown ? 5 : Self.rediagnoseInterval } ?? 0
-        if !force, let previous = diagnoses[identity], now - previous.at < again { return last }
-        if force {
-            guard diagnosisBudget.alerts > 0 else { return last }
-            diagnosisBudget.alerts -= 1
-        } else {
-            guard diagnosisBudget.refreshes > 0 else { return last }
-            diagnosisBudget.refreshes -= 1
+        let cached = diagnoses[identity]
+        // A look at the kernel is due for an alert (unless one was taken this last minute) or
+        // when the last is `rediagnoseInterval` old, within the tick's budget.
+        let age = cached.map { now - $0.at } ?? .infinity
+        if force ? age >= 60 : age >= Self.rediagnoseInterval {
+            let budgeted = force ? diagnosisBudget.alerts > 0 : diagnosisBudget.refreshes > 0
+            if budgeted {
+                if force { diagnosisBudget.alerts -= 1 } else { diagnosisBudget.refreshes -= 1 }
+                let gatherer = EvidenceGatherer(proc: ProcFS(root: options.procRoot))
+                if let evidence = try? gatherer.evidence(for: status, ages: tracker.socketAges(identity, now: now)) {
+                    let diagnosis = Diagnosis.classify(evidence)
+                    diagnoses[identity] = (diagnosis, evidence, now)
+                    return (diagnosis, evidence)
+                }
+            }
         }
-        let gatherer = EvidenceGatherer(proc: ProcFS(root: options.procRoot))
-        guard let evidence = try? gatherer.evidence(for: status, ages: tracker.socketAges(identity, now: now)) else { return last }
+        // Otherwise the kernel's side of the last look (peers, queues, live connections) with
+        // the tracker's side now (count, growth, pattern): pure, every tick.
+        guard var evidence = cached?.evidence else { return nil }
+        evidence.closeWait = status.count
+        evidence.growthPerMinute = status.growthPerMinute
+        evidence.pattern = status.pattern
         let diagnosis = Diagnosis.classify(evidence)
-        diagnoses[identity] = (diagnosis, evidence, now)
+        diagnoses[identity] = (diagnosis, evidence, cached!.at)
         return (diagnosis, evidence)
     }
 
