@@ -22,12 +22,20 @@ public struct KernelSampler {
         public var foreign: [UInt64: UInt64] = [:]
         /// Foreign namespaces that could not be read, and why.
         public var namespaceErrors: [UInt64: String] = [:]
+        /// Foreign namespaces whose TCP counters had not moved: their last table was reused.
+        public var namespacesUnchanged = 0
         /// Named network namespaces with no process in them: not sampled (see NetNamespaces).
         public var unreadableNamespaces: [String] = []
         public var source: SocketSource
         /// Set when `.auto` fell back to /proc: the netlink error.
         public var fallbackReason: String?
     }
+
+    /// Per foreign namespace: its TCP counters at the last read of its table, the CLOSE_WAIT
+    /// records read then, and when (see ProcNetSnmp).
+    var foreignCache: [UInt64: (counters: [UInt8], records: [SocketRecord], at: Double)] = [:]
+    /// A namespace's table is read again at least this often, counters or not.
+    static let foreignRecheck = 60.0
 
     public mutating func sample(states: Set<TCPState>, now: Double = 0) throws -> Sample {
         var sample = try sampleOwn(states: states)
@@ -37,9 +45,21 @@ public struct KernelSampler {
             sample.unreadableNamespaces.append("\(namespaces.namedRoot)/\(name) (net:[\(ns)])")
         }
         sample.unreadableNamespaces.sort()
+        foreignCache = foreignCache.filter { current[$0.key] != nil }
         for (ns, member) in current.sorted(by: { $0.key < $1.key }) {
             do {
-                let records = try sampleProc(states, proc: ProcFS(root: proc.root + "/" + String(member)))
+                let memberProc = ProcFS(root: proc.root + "/" + String(member))
+                // An idle namespace (TCP counters unchanged) keeps its last CLOSE_WAIT set: one
+                // small read instead of two walks of the kernel's socket hash.
+                let counters = states == [.closeWait] && now > 0 ? (try? memberProc.read("net/snmp", limit: 1 << 16)).flatMap(ProcNetSnmp.tcpCounters) : nil
+                let records: [SocketRecord]
+                if let counters, let cached = foreignCache[ns], cached.counters == counters, now - cached.at < Self.foreignRecheck {
+                    records = cached.records
+                    sample.namespacesUnchanged += 1
+                } else {
+                    records = try sampleProc(states, proc: memberProc)
+                    if let counters { foreignCache[ns] = (counters, records, now) }
+                }
                 for record in records where record.inode != 0 { sample.foreign[record.inode] = ns }
                 sample.records += records
             } catch {

@@ -93,3 +93,13 @@ import Testing
         #expect(Array(program[24..<28]) == [2, 32, 0, 0])     // AF_INET, /32
     }
 }
+
+@Suite struct ProcNetSnmpTests {
+    @Test func theTCPValuesLineIsFoundAfterItsHeader() {
+        let text = "Ip: Forwarding DefaultTTL\nIp: 2 64\nTcp: RtoAlgorithm RtoMin InSegs OutSegs\nTcp: 1 200 11792156 11791584\nUdp: InDatagrams\nUdp: 5\n"
+        #expect(ProcNetSnmp.tcpCounters(Array(text.utf8)) == Array("Tcp: 1 200 11792156 11791584".utf8))
+        #expect(ProcNetSnmp.tcpCounters(Array("Tcp: only a header\n".utf8)) == nil)
+        #expect(ProcNetSnmp.tcpCounters([]) == nil)
+    }
+}
+

@@ -1,4 +1,5 @@
 import CloseWaitCore
+import CloseWaitLinux
 import Foundation
 import Testing
 
@@ -83,5 +84,26 @@ import Testing
         let again = try run(Build.path("closewaitd"), ["snapshot", "--pid", String(w.holders[0])])
         #expect(!again.stderr.contains("/run/netns/\(name) "), "\(again.stderr)")
         #expect(again.stdout.contains("netns "), "\(again.stdout)")
+    }
+
+    @Test func anIdleNamespaceIsNotReReadButAChangeIsSeenAtOnce() throws {
+        // Three sockets at once, a fourth a second after ready: the TCP counters move then.
+        let w = try Workload(["--processes", "1", "--v4", "3", "--grow-per-second", "0.5", "--grow-max", "4"], launcher: Self.unshare)
+        defer { w.stop() }
+        var sampler = KernelSampler(choice: .netlink)
+        sampler.namespaces = NetNamespaces()
+        let ns = try #require(sampler.namespaces?.namespace(of: w.holders[0]))
+        func inNamespace(_ s: KernelSampler.Sample) -> Int { s.records.filter { s.foreign[$0.inode] == ns }.count }
+        var now = 1.0
+        let first = try sampler.sample(states: [.closeWait], now: now)
+        #expect(inNamespace(first) >= 3)
+        var reused = false
+        try waitFor("the fourth socket, seen through the moved counters", timeout: 20) {
+            now += 0.1
+            let s = try sampler.sample(states: [.closeWait], now: now)
+            if s.namespacesUnchanged > 0 { reused = true; #expect(inNamespace(s) >= 3) }
+            return inNamespace(s) == 4
+        }
+        #expect(reused, "an idle namespace's table was read again every time")
     }
 }
