@@ -34,8 +34,9 @@ public struct KernelSampler {
     /// Per foreign namespace: its TCP counters at the last read of its table, the CLOSE_WAIT
     /// records read then, and when (see ProcNetSnmp).
     var foreignCache: [UInt64: (counters: [UInt8], records: [SocketRecord], at: Double)] = [:]
-    /// A namespace's table is read again at least this often, counters or not.
-    static let foreignRecheck = 60.0
+    /// A namespace's table is read again at least this often, counters or not (0: every
+    /// tick, as for a namespace with traffic; the bench's "busy" row).
+    public var foreignRecheck = 60.0
 
     public mutating func sample(states: Set<TCPState>, now: Double = 0) throws -> Sample {
         var sample = try sampleOwn(states: states)
@@ -53,7 +54,7 @@ public struct KernelSampler {
                 // small read instead of two walks of the kernel's socket hash.
                 let counters = states == [.closeWait] && now > 0 ? (try? memberProc.read("net/snmp", limit: 1 << 16)).flatMap(ProcNetSnmp.tcpCounters) : nil
                 let records: [SocketRecord]
-                if let counters, let cached = foreignCache[ns], cached.counters == counters, now - cached.at < Self.foreignRecheck {
+                if let counters, let cached = foreignCache[ns], cached.counters == counters, now - cached.at < foreignRecheck {
                     records = cached.records
                     sample.namespacesUnchanged += 1
                 } else {
