@@ -101,14 +101,7 @@ public final class MetricsServer: Sendable {
 
     /// Starts the serving thread; false if no thread could be made (the caller says so).
     public func start() -> Bool {
-        let box = Unmanaged.passRetained(self)
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { context in
-            let server = Unmanaged<MetricsServer>.fromOpaque(context!).takeRetainedValue()
-            server.serve()
-            return nil
-        }, box.toOpaque())
-        if rc != 0 { box.release(); return false }
+        guard let thread = Threads.start({ self.serve() }) else { return false }
         pthread_detach(thread)
         return true
     }

@@ -57,25 +57,26 @@ enum Threads {
         init(_ work: @escaping @Sendable () -> Void) { self.work = work }
     }
 
+    /// Starts `work` on a new thread; nil if the thread could not be made (`work` not run).
+    static func start(_ work: @escaping @Sendable () -> Void) -> pthread_t? {
+        let job = Unmanaged.passRetained(Job(work))
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { context in
+            let job = Unmanaged<Job>.fromOpaque(context!).takeRetainedValue()
+            job.work()
+            return nil
+        }, job.toOpaque())
+        if rc != 0 { job.release(); return nil }
+        return thread
+    }
+
     /// Calls `body(i)` for every i in 0..<count, on up to `count` threads (this one included),
     /// and returns when all are done.
     static func run(count: Int, _ body: @escaping @Sendable (Int) -> Void) {
         var started = [pthread_t]()
         var inline = [0]
         for i in 1..<max(1, count) {
-            let job = Unmanaged.passRetained(Job { body(i) })
-            var thread = pthread_t()
-            let rc = pthread_create(&thread, nil, { context in
-                let job = Unmanaged<Job>.fromOpaque(context!).takeRetainedValue()
-                job.work()
-                return nil
-            }, job.toOpaque())
-            if rc == 0 {
-                started.append(thread)
-            } else {
-                job.release()
-                inline.append(i)
-            }
+            if let thread = start({ body(i) }) { started.append(thread) } else { inline.append(i) }
         }
         for i in inline where i < count { body(i) }
         for thread in started { pthread_join(thread, nil) }
