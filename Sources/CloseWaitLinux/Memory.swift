@@ -7,6 +7,13 @@ public enum Memory {
     /// each keep their own free memory (measured: 3 MiB of peak RSS at 50k sockets).
     public static func useOneArena() {
         _ = mallopt(M_ARENA_MAX, 1)
+        // A fixed mmap threshold: a tick's large arrays (50k socket records are 4 MB) get their
+        // own mappings, returned to the kernel when freed. Left dynamic, glibc raises the
+        // threshold after the first such free and serves them from the heap, which then grows
+        // in steps as the tick's allocations interleave. Measured at the large size, 320 s with
+        // a periodic full walk: steady RSS 23.8 → 16.2 MiB, peak 25.0 → 24.3 MiB, CPU unchanged
+        // within noise (about 1 s/min of plateau ticks).
+        _ = mallopt(M_MMAP_THRESHOLD, 256 << 10)
     }
 
     /// Returns freed heap memory to the kernel (after a full walk).
