@@ -19,6 +19,13 @@ public struct ListenAddress: Hashable, Sendable, CustomStringConvertible {
         return "[" + IPAddress.v6(high: high, low: low).description + "]:\(port)"
     }
 
+    /// An address of 4 or 16 network-order bytes (as getsockname reports it).
+    public init(address: [UInt8], port: UInt16) {
+        precondition(address.count == 4 || address.count == 16)
+        self.address = address
+        self.port = port
+    }
+
     public init?(_ text: String) {
         let bytes = Array(text.utf8)
         guard let colon = bytes.lastIndex(of: 0x3a) else { return nil }

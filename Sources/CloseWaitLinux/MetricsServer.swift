@@ -9,8 +9,9 @@ import Synchronization
 /// request head is bounded (`HTTPExchange.maxHeadBytes`), a client that has not sent a whole
 /// head within `headTimeout` is dropped, a response not taken within `writeTimeout` too, and
 /// at most `maxClients` connections are held (when full, one silent for `idleEviction` is
-/// dropped for a newcomer; otherwise newcomers wait in the kernel's backlog). The page comes from `page`, which renders the last tick's state
-/// and never reads /proc. Each response closes its connection.
+/// dropped for a newcomer; otherwise newcomers wait in the kernel's backlog). The page comes
+/// from `page`, which renders the last tick's state and never reads /proc. Each response
+/// closes its connection.
 public final class MetricsServer: Sendable {
     public struct Limits: Sendable {
         public var maxClients = 16
@@ -46,23 +47,19 @@ public final class MetricsServer: Sendable {
         if fd < 0 { throw Errno(errno, call: "socket", path: address.description) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var rc: Int32
-        if address.isIPv6 {
-            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
-            var sa = sockaddr_in6()
-            sa.sin6_family = sa_family_t(AF_INET6)
-            sa.sin6_port = address.port.bigEndian
-            withUnsafeMutableBytes(of: &sa.sin6_addr) { raw in for (i, b) in address.address.enumerated() { raw[i] = b } }
-            rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
-        } else {
-            var sa = sockaddr_in()
-            sa.sin_family = sa_family_t(AF_INET)
-            sa.sin_port = address.port.bigEndian
-            withUnsafeMutableBytes(of: &sa.sin_addr) { raw in for (i, b) in address.address.enumerated() { raw[i] = b } }
-            rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        if address.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        // sockaddr_in and sockaddr_in6 share their first fields (family, port); only the
+        // address's offset and the length differ.
+        var storage = sockaddr_storage()
+        storage.ss_family = sa_family_t(family)
+        let (offset, length) = address.isIPv6
+            ? (MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!, MemoryLayout<sockaddr_in6>.size)
+            : (MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!, MemoryLayout<sockaddr_in>.size)
+        withUnsafeMutableBytes(of: &storage) { raw in
+            withUnsafeBytes(of: address.port.bigEndian) { raw.baseAddress!.advanced(by: 2).copyMemory(from: $0.baseAddress!, byteCount: 2) }
+            for (i, b) in address.address.enumerated() { raw[offset + i] = b }
         }
+        let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(length)) } }
         if rc != 0 || listen(fd, 64) != 0 {
             let code = errno
             close(fd)
@@ -79,24 +76,12 @@ public final class MetricsServer: Sendable {
         guard rc == 0 else { return "an unknown address" }
         return withUnsafeBytes(of: storage) { raw -> String in
             let port = UInt16(raw[2]) << 8 | UInt16(raw[3])
-            if storage.ss_family == sa_family_t(AF_INET) { return "\(raw[4]).\(raw[5]).\(raw[6]).\(raw[7]):\(port)" }
-            if storage.ss_family == sa_family_t(AF_INET6) {
-                let bytes = Array(raw[8..<24])
-                let high = bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                let low = bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-                return "[\(IPAddress.v6(high: high, low: low))]:\(port)"
+            switch Int32(storage.ss_family) {
+            case AF_INET: return ListenAddress(address: Array(raw[4..<8]), port: port).description
+            case AF_INET6: return ListenAddress(address: Array(raw[8..<24]), port: port).description
+            default: return "a socket of family \(storage.ss_family)"
             }
-            return "a socket of family \(storage.ss_family)"
         }
-    }
-
-    /// The port a listening socket is bound to (a test binds port 0 and asks).
-    public static func boundPort(_ fd: Int32) -> UInt16? {
-        var storage = sockaddr_storage()
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        guard rc == 0 else { return nil }
-        return withUnsafeBytes(of: storage) { raw in UInt16(raw[2]) << 8 | UInt16(raw[3]) }
     }
 
     /// Starts the serving thread; false if no thread could be made (the caller says so).
@@ -125,11 +110,11 @@ public final class MetricsServer: Sendable {
         defer { for c in clients { close(c.fd) } }
         while !state.withLock({ $0.stopping }) {
             // Full and nobody to evict: leave the listening socket out of this poll (no spinning).
+            let now = monotonicNow()
             let full = clients.count >= limits.maxClients
-                && !clients.contains { $0.out == nil && monotonicNow() - $0.since >= limits.idleEviction }
+                && !clients.contains { $0.out == nil && now - $0.since >= limits.idleEviction }
             var fds = [pollfd(fd: listenFD, events: full ? 0 : Int16(POLLIN), revents: 0)]
             for c in clients { fds.append(pollfd(fd: c.fd, events: Int16(c.out == nil ? POLLIN : POLLOUT), revents: 0)) }
-            let now = monotonicNow()
             var wait = 0.25
             for c in clients {
                 wait = min(wait, max(0, c.since + (c.out == nil ? limits.headTimeout : limits.writeTimeout) - now))
