@@ -148,9 +148,10 @@ public struct Evidence: Sendable, Equatable {
 }
 
 extension String {
+    /// A signed rate with one decimal ("+12.0", "-3.5"), as tables and evidence show growth;
+    /// saturating (`AlertMessage.fixed`), so any Double prints.
     init(growthPerMinute g: Double) {
-        let rounded = (g * 10).rounded() / 10
-        self = (rounded >= 0 ? "+" : "") + String(rounded)
+        self = (g >= 0 ? "+" : "") + AlertMessage.fixed(g, 1)
     }
 }
 

@@ -216,8 +216,8 @@ public struct StateDocument: Equatable, Sendable {
         let containers = doc.processes.contains { $0.container != nil || $0.netns != nil }
         var rows = [["PID"] + (containers ? ["CONTAINER"] : []) + ["UNIT", "COMM", "CLOSE-WAIT", "GROWTH/MIN", "OLDEST", "FDS/LIMIT", "LEVEL", "TOP PEER"]]
         for p in doc.processes {
-            let growth = p.growthPerMinute.map { ($0 >= 0 ? "+" : "") + AlertMessage.fixed($0, 1) }
-                ?? p.earlyGrowthPerMinute.map { ($0 >= 0 ? "+" : "") + AlertMessage.fixed($0, 1) + " early" } ?? "-"
+            let growth = p.growthPerMinute.map { String(growthPerMinute: $0) }
+                ?? p.earlyGrowthPerMinute.map { String(growthPerMinute: $0) + " early" } ?? "-"
             var level = p.level
             if !p.reasons.isEmpty { level += " (" + p.reasons.joined(separator: ",") + ")" }
             let container = p.container.map { text -> String in
