@@ -168,18 +168,3 @@ public final class Workload {
 
     deinit { stop() }
 }
-
-/// A loopback port nothing listens on now (bound to 0, read, closed).
-public func freeLoopbackPort() -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var sa = sockaddr_in()
-    sa.sin_family = sa_family_t(AF_INET)
-    sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        _ = bind(fd, $0, length)
-        return getsockname(fd, $0, &length)
-    } }
-    return UInt16(bigEndian: sa.sin_port)
-}

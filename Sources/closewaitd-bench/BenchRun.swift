@@ -284,7 +284,7 @@ struct BenchRun {
         var nextScrape = start
         while monotonicNow() - start < config.daemonSeconds && process.isRunning {
             if monotonicNow() >= nextScrape {
-                Self.scrape(port: port)
+                _ = try? LoopbackClient.get(port: port)
                 nextScrape += 15
             }
             usleep(100_000)
@@ -298,23 +298,5 @@ struct BenchRun {
         kill(pid, SIGTERM)
         process.waitUntilExit()
         return ((kib("VmHWM:") / 1024, kib("RssAnon:") / 1024, kib("RssFile:") / 1024), cpu * 60 / (monotonicNow() - start))
-    }
-
-    /// GET /metrics on loopback, the answer read to its end and dropped.
-    static func scrape(port: UInt16) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { return }
-        let request = Array("GET /metrics HTTP/1.1\r\nHost: bench\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while recv(fd, &buffer, buffer.count, 0) > 0 {}
     }
 }

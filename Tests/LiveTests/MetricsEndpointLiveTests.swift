@@ -6,59 +6,6 @@ import WorkloadSupport
 @preconcurrency import Glibc
 #endif
 
-/// A plain TCP client on loopback for the /metrics endpoint (no HTTP library: the tests must
-/// also send what no library would).
-struct LoopbackClient {
-    let fd: Int32
-
-    init(port: UInt16) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        if rc != 0 { let e = errno; Glibc.close(fd); throw TimedOut(description: "connect 127.0.0.1:\(port): errno \(e)") }
-        var timeout = timeval(tv_sec: 20, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    /// Sends as much of `bytes` as the peer takes; the count sent.
-    @discardableResult
-    func send(_ bytes: [UInt8]) -> Int {
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { break }
-            sent += n
-        }
-        return sent
-    }
-
-    /// Reads until the peer closes (or reset / 20 s timeout).
-    func readToEnd() -> [UInt8] {
-        var out = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { break }
-            out += buffer[0..<n]
-        }
-        return out
-    }
-
-    func close() { Glibc.close(fd) }
-
-    /// One request, the whole response as text.
-    static func get(port: UInt16, _ path: String = "/metrics") throws -> String {
-        let client = try LoopbackClient(port: port)
-        defer { client.close() }
-        client.send(Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8))
-        return String(decoding: client.readToEnd(), as: UTF8.self)
-    }
-}
-
 /// `closewaitd run` started the way systemd starts a socket-activated service: a listening
 /// socket on 127.0.0.1 (an ephemeral port) as fd 3, LISTEN_FDS=1, LISTEN_PID = its pid.
 final class SocketActivatedDaemon {
@@ -72,17 +19,9 @@ final class SocketActivatedDaemon {
         configPath = base + ".toml"
         logPath = base + ".log"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (fd, port) = try loopbackListener()
         defer { Glibc.close(fd) }
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, length) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &length) == 0
-        } }
-        guard bound else { throw TimedOut(description: "cannot listen on 127.0.0.1: errno \(errno)") }
-        port = UInt16(bigEndian: sa.sin_port)
+        self.port = port
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -203,14 +142,8 @@ func residentKiB(_ pid: Int32) -> Int? {
 
     @Test func aListenAddressInUseRefusesToStart() throws {
         let port = freeLoopbackPort()
-        let holder = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (holder, _) = try loopbackListener(port: port)
         defer { close(holder) }
-        var sa = sockaddr_in()
-        sa.sin_family = sa_family_t(AF_INET)
-        sa.sin_port = port.bigEndian
-        sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        _ = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(holder, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        listen(holder, 1)
         let daemon = try DaemonProcess(config: testConfig(thresholds: "", extra: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n"))
         defer { daemon.stop() }
         #expect(try daemon.awaitExit() == 69)
