@@ -27,19 +27,13 @@ public struct EvidenceGatherer {
         guard !peers.isEmpty else { return Sockets(closeWait: [], established: []) }
         let states: Set<TCPState> = [.closeWait, .established]
         let namespaces = NetNamespaces(proc: proc)
-        var records: [SocketRecord]
+        var sampler = KernelSampler(choice: .netlink, proc: proc)
+        let records: [SocketRecord]
         if let mine = namespaces.namespace(of: pid), let own = namespaces.own, mine != own {
-            let sampler = KernelSampler(choice: .proc, proc: proc)
             let wanted = Set(peers)
             records = try sampler.sampleProc(states, proc: ProcFS(root: proc.root + "/" + String(pid))).filter { wanted.contains($0.remote) }
         } else {
-            var netlink = NetlinkSockDiag()
-            records = try netlink.dump(family: .inet, states: states, peers: peers)
-            do {
-                records += try netlink.dump(family: .inet6, states: states, peers: peers)
-            } catch let error as Errno where error.code == EAFNOSUPPORT || error.code == ENOENT {
-            } catch let InetDiagError.kernel(errno, _) where errno == ENOENT || errno == EAFNOSUPPORT {
-            }
+            records = try sampler.samplePerFamily(states, peers: peers)
         }
         let inodes = Set(records.map(\.inode)).subtracting([0])
         let held = Set(try FdScanner(proc: proc).scan(pid: pid, wanted: inodes).sockets.map(\.inode))

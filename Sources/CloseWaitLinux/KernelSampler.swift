@@ -103,11 +103,12 @@ public struct KernelSampler {
         return try samplePerFamily(states)
     }
 
-    /// One SOCK_DIAG_BY_FAMILY dump per family.
-    public mutating func samplePerFamily(_ states: Set<TCPState>) throws -> [SocketRecord] {
-        var records = try netlink.dump(family: .inet, states: states)
+    /// One SOCK_DIAG_BY_FAMILY dump per family; with `peers`, only sockets whose remote end is
+    /// one of them (the kernel filters: `EvidenceGatherer`).
+    public mutating func samplePerFamily(_ states: Set<TCPState>, peers: [Endpoint]? = nil) throws -> [SocketRecord] {
+        var records = try netlink.dump(family: .inet, states: states, peers: peers)
         do {
-            records += try netlink.dump(family: .inet6, states: states)
+            records += try netlink.dump(family: .inet6, states: states, peers: peers)
         } catch let error as Errno where error.code == EAFNOSUPPORT || error.code == ENOENT {
             // A kernel without IPv6 has no inet6 sockets to report.
         } catch let InetDiagError.kernel(errno, _) where errno == ENOENT || errno == EAFNOSUPPORT {
