@@ -51,6 +51,18 @@ import WorkloadSupport
         #expect(alert.contains("warning: closewaitd-work[\(w.holders[0])]: Responses not read to the end: 6 of 6"), "\(alert)")
     }
 
+    @Test func explainEscapesAHostileComm() throws {
+        // ESC [ 2 J (clear screen) and a carriage return as the process's name.
+        let w = try Workload(["--processes", "1", "--v4", "4", "--comm-hex", "1b5b324a0d78"])
+        defer { w.stop() }
+        let text = try run(Build.path("closewaitd"), ["explain", String(w.holders[0]), "--state-file", "/nonexistent"])
+        #expect(text.status == 0, "\(text.stderr)")
+        #expect(!text.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(text.stdout.debugDescription)")
+        #expect(text.stdout.hasPrefix("\\x1b[2J\\rx[\(w.holders[0])]"), "\(text.stdout.prefix(80).debugDescription)")
+        let json = try explain(w.holders[0])
+        #expect((json["process"] as? [String: Any])?["comm"] as? String == "\u{1b}[2J\rx")
+    }
+
     @Test func aClientThatAbandonsConnectionsIsDiagnosedInTheAlert() throws {
         let w = try Workload(["--processes", "1", "--v4", "3", "--grow-per-second", "3"])
         defer { w.stop() }
