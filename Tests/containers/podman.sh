@@ -12,10 +12,12 @@ HERE=$(cd "$(dirname "$0")/../.." && pwd)
 BIN_DIR=$(cd "${1:-$(cd "$HERE" && swift build --show-bin-path)}" && pwd)
 WORK=$(mktemp -d /tmp/closewaitd-podman.XXXXXX)
 CID=""
+NAME=closewaitd-test-$$
 DAEMON=""
 log() { echo "podman-test: $*"; }
 cleanup() {
-    [ -n "$CID" ] && podman rm -f "$CID" >/dev/null 2>&1
+    # By name: a container podman created but could not start has no id printed to us.
+    podman rm -f "$NAME" >/dev/null 2>&1
     [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
     rm -rf "$WORK"
 }
@@ -50,7 +52,7 @@ EOF
 "$BIN_DIR/closewaitd" run --config "$WORK/closewaitd.toml" --log stderr --state-file "$WORK/state.json" 2>"$WORK/daemon.log" &
 DAEMON=$!
 
-CID=$(podman_run -d --network=none --rootfs /:O "$BIN_DIR/closewaitd-workload" --processes 1 --v4 6 --duration 120 2>"$WORK/podman.err") \
+CID=$(podman_run -d --name "$NAME" --network=none --rootfs /:O "$BIN_DIR/closewaitd-workload" --processes 1 --v4 6 --duration 120 2>"$WORK/podman.err") \
     || die "podman run: $(cat "$WORK/podman.err")"
 log "container $CID"
 [ "$(podman ps --no-trunc --format '{{.ID}}' --filter id="$CID")" = "$CID" ] || die "podman ps does not list $CID"
