@@ -53,6 +53,7 @@ public enum AlertMessage {
             ("CLOSEWAIT_FD_LIMIT", d.fdLimit.map(String.init) ?? "unlimited"),
         ]
         fields += figures.map { ($0.0, ByteString($0.1)) }
+        if let netns = p.topPeer?.netns { fields.append(("CLOSEWAIT_TOP_PEER_NETNS", ByteString(String(netns)))) }
         if let exhaustion = p.predictedExhaustion { fields.append(("CLOSEWAIT_EXHAUSTION_SEC", ByteString(String(Int(saturating: exhaustion))))) }
         let message: String
         if e.kind == .recovered {
@@ -73,7 +74,7 @@ public enum AlertMessage {
             default: ""
             }
             var parts = ["\(prefix)\(d.label)\(unit) holds \(p.count) CLOSE_WAIT sockets (\(trend(p)))"]
-            if let peer = p.topPeer { parts.append("\(peer.count) to \(peer.endpoint.description)") }
+            if let peer = p.topPeer { parts.append("\(peer.count) to \(peer.place(shown: d.netns))") }
             var fds = "fds \(d.fdOpen)/\(d.fdLimit.map(String.init) ?? "unlimited")"
             if let exhaustion = p.predictedExhaustion { fds += ", exhausted in ~\(TimeSpan.format(exhaustion))" }
             parts.append(fds)

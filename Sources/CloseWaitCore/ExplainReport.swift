@@ -27,10 +27,12 @@ public struct ExplainReport: Sendable {
                         ageHistogram: tracked?.ageHistogram)
     }
 
-    /// `ss` commands that list the raw sockets, one per top peer.
+    /// `ss` commands that list the raw sockets, one per top peer; run in the process's network
+    /// namespace when it is not the host's (a peer address means something only there).
     public var ssCommands: [String] {
-        evidence.peers.prefix(3).map { p in
-            "ss -tnpie state close-wait dst '\(p.peer.description)'"
+        let enter = process.details.netns == nil ? "" : "nsenter -t \(process.details.pid) -n "
+        return evidence.peers.prefix(3).map { p in
+            "\(enter)ss -tnpie state close-wait dst '\(p.peer.description)'"
         }
     }
 

@@ -84,7 +84,7 @@ public enum Metrics {
         family("closewaitd_process_peer_close_wait_sockets", "gauge", "CLOSE_WAIT sockets of an alerting process to each of its top peers.")
         for status in alerting {
             for peer in status.peers.prefix(peersPerProcess) {
-                sample("closewaitd_process_peer_close_wait_sockets", labels(status.details) + [("peer", peer.endpoint.description)], Double(peer.count))
+                sample("closewaitd_process_peer_close_wait_sockets", labels(status.details) + [("peer", peer.endpoint.description), ("netns", peer.netns.map(String.init) ?? "")], Double(peer.count))
             }
         }
 

@@ -24,8 +24,37 @@ public struct SnapshotSocket: Hashable, Sendable {
 public struct PeerCount: Hashable, Sendable {
     public var endpoint: Endpoint
     public var count: Int
-    /// `127.0.0.1:8080×41`.
-    public var description: String { "\(endpoint.description)×\(count)" }
+    /// The network namespace the sockets live in, when not the sampler's own: the peer
+    /// address means something only there (`127.0.0.1` in a container is the container).
+    public var netns: UInt64?
+
+    public init(endpoint: Endpoint, count: Int, netns: UInt64? = nil) {
+        self.endpoint = endpoint
+        self.count = count
+        self.netns = netns
+    }
+
+    /// `127.0.0.1:8080`, or `127.0.0.1:8080 in netns 4026532567` for another namespace's peer.
+    /// `shown`: the namespace the same line already names (the process's own): not repeated,
+    /// and a peer in the host's namespace then says so.
+    public func place(shown: UInt64? = nil) -> String {
+        endpoint.description + qualifier(shown: shown, " in netns \(netns ?? 0)", " in the host netns")
+    }
+    /// `127.0.0.1:8080×41`, or `127.0.0.1:8080×41 (netns 4026532567)` (`shown`: as for `place`).
+    public func description(shown: UInt64? = nil) -> String {
+        "\(endpoint.description)×\(count)" + qualifier(shown: shown, " (netns \(netns ?? 0))", " (host netns)")
+    }
+
+    private func qualifier(shown: UInt64?, _ foreign: String, _ host: String) -> String {
+        if netns == shown { return "" }
+        return netns == nil ? host : foreign
+    }
+}
+
+/// A peer as the join counts it: the endpoint within its namespace.
+struct PeerKey: Hashable {
+    var endpoint: Endpoint
+    var netns: UInt64?
 }
 
 /// ProcessEntry is one process and the sampled sockets it holds.
@@ -83,19 +112,20 @@ public struct Snapshot: Sendable {
         var sockets = [SnapshotSocket]()
         if keepSockets { sockets.reserveCapacity(records.count) }
         var inodesByPid = [Int32: [UInt64]]()
-        var peersByPid = [Int32: [Endpoint: Int]]()
+        var peersByPid = [Int32: [PeerKey: Int]]()
         var unowned = 0
         var ownerUnreadable = 0
         for record in records {
             var owned = false
             var socketOwners = [Int32]()
+            let netns = record.inode == 0 ? nil : foreign[record.inode]
             if record.inode != 0 {
                 owners.forEachOwner(of: record.inode) { pid in
                     guard details[pid] != nil else { return }
                     owned = true
                     if keepSockets { socketOwners.append(pid) }
                     inodesByPid[pid, default: []].append(record.inode)
-                    peersByPid[pid, default: [:]][record.remote, default: 0] += 1
+                    peersByPid[pid, default: [:]][PeerKey(endpoint: record.remote, netns: netns), default: 0] += 1
                 }
             }
             if !owned {
@@ -108,7 +138,7 @@ public struct Snapshot: Sendable {
                 reason = record.inode == 0 ? .listenBacklog : (statistics.permissionDenied > 0 ? .ownerUnreadable : .noOwnerFound)
             }
             sockets.append(SnapshotSocket(record: record, owners: socketOwners.sorted(), unownedReason: reason,
-                                          netns: record.inode == 0 ? nil : foreign[record.inode]))
+                                          netns: netns))
         }
         // By inode (unique but for the inode-0 backlog sockets), then by endpoints.
         sockets.sort {
@@ -118,8 +148,8 @@ public struct Snapshot: Sendable {
         var processes = [ProcessEntry]()
         for (pid, inodes) in inodesByPid {
             guard let info = details[pid] else { continue }
-            let peers = (peersByPid[pid] ?? [:]).map { PeerCount(endpoint: $0.key, count: $0.value) }
-                .sorted { ($1.count, $0.endpoint) < ($0.count, $1.endpoint) }
+            let peers = (peersByPid[pid] ?? [:]).map { PeerCount(endpoint: $0.key.endpoint, count: $0.value, netns: $0.key.netns) }
+                .sorted { ($1.count, $0.endpoint, $0.netns ?? 0) < ($0.count, $1.endpoint, $1.netns ?? 0) }
             processes.append(ProcessEntry(details: info, inodes: inodes.sorted(), peers: peers))
         }
         processes.sort { ($1.socketCount, $0.details.pid) < ($0.socketCount, $1.details.pid) }

@@ -40,6 +40,7 @@ public enum SnapshotReport {
                     ("address", .string(peer.endpoint.address.description)),
                     ("port", .number(peer.endpoint.port)),
                     ("count", .number(peer.count)),
+                    ("netns", .optional(peer.netns.map { Int64(clamping: $0) })),
                 ])
             })),
             ("inodes", .array(p.inodes.map { .number(Int64(clamping: $0)) })),
@@ -83,7 +84,8 @@ public enum SnapshotReport {
         for p in s.processes {
             let d = p.details
             let limit = d.fdLimit.map(String.init) ?? "unlimited"
-            var peers = p.peers.prefix(topPeers).map(\.description).joined(separator: " ")
+            // A peer's namespace only where the row does not show it already.
+            var peers = p.peers.prefix(topPeers).map { $0.description(shown: d.netns) }.joined(separator: " ")
             if p.peers.count > topPeers { peers += " (+\(p.peers.count - topPeers) more)" }
             let container = d.container.map { $0.label + (d.innerPID.map { " pid \($0)" } ?? "") }
                 ?? d.netns.map { "netns \($0)" } ?? "-"

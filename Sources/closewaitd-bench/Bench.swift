@@ -82,7 +82,7 @@ struct Bench: ParsableCommand {
         }
         var report = Report()
         report.header = machineDescription()
-        print(report.header)
+        try report.emit(report.header, markdown: markdown)
         var failures = 0
         let methods = try fdCount.split(separator: ",").map { item in
             guard let method = FdScanner.FdCountMethod(rawValue: String(item)) else { throw ValidationError("unknown fd count \(item)") }
@@ -95,17 +95,16 @@ struct Bench: ParsableCommand {
                 sizeConfig.fdCount = method
                 var bench = BenchRun(size: size, config: sizeConfig)
                 let result = try bench.run()
-                print(result.text)
                 report.sections.append(result.text)
+                try report.emit(result.text, markdown: markdown)
                 failures += result.correctnessFailures
             }
         }
         if namespaceCount > 0 {
             let text = try NamespaceRun(count: namespaceCount, config: config).run()
-            print(text)
             report.sections.append(text)
+            try report.emit(text, markdown: markdown)
         }
-        if let markdown { try report.markdown.write(toFile: markdown, atomically: true, encoding: .utf8) }
         print("correctness: \(failures == 0 ? "every tick matched the manifest" : "\(failures) mismatches")")
         if failures > 0 { throw ExitCode(1) }
     }
@@ -123,6 +122,14 @@ struct Report {
     var header = ""
     var sections: [String] = []
     var markdown: String { ([header] + sections).joined(separator: "\n") + "\n" }
+
+    /// Prints a section as soon as it is measured (a full run takes the better part of an hour,
+    /// and a run cut short keeps what it measured) and rewrites the Markdown file so far.
+    func emit(_ text: String, markdown path: String?) throws {
+        print(text)
+        fflush(nil)  // every stream: stdout itself is not concurrency-safe to name here
+        if let path { try markdown.write(toFile: path, atomically: true, encoding: .utf8) }
+    }
 }
 
 func machineDescription() -> String {

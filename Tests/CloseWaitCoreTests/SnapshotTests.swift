@@ -28,7 +28,7 @@ import Testing
         #expect(snapshot.unowned == 2)
         #expect(snapshot.processes.map(\.details.pid) == [100, 200])
         #expect(snapshot.processes[0].socketCount == 3)
-        #expect(snapshot.processes[0].peers.map(\.description) == ["10.0.0.5:8080×2", "10.0.0.6:443×1"])
+        #expect(snapshot.processes[0].peers.map { $0.description() } == ["10.0.0.5:8080×2", "10.0.0.6:443×1"])
         #expect(snapshot.sockets.first { $0.record.inode == 13 }?.owners == [100, 200])
         #expect(snapshot.sockets.first { $0.record.inode == 0 }?.unownedReason == .listenBacklog)
         // pid 300 vanished before its details were read: the socket is unowned.
@@ -43,6 +43,44 @@ import Testing
         let filtered = snapshot.filtered(pids: [], units: ["orders.*"])
         #expect(filtered.processes.map(\.details.pid) == [100])
         #expect(filtered.total == 3)
+    }
+
+    /// A peer address means something only in its namespace: the join keeps 127.0.0.1:8080 in
+    /// a container apart from 127.0.0.1:8080 on the host, and every output says which is which.
+    @Test func peersAreCountedAndShownPerNetworkNamespace() throws {
+        let loopback = Endpoint(address: .v4(127, 0, 0, 1), port: 8080)
+        let records = [Self.record(11, peer: loopback, port: 1), Self.record(12, peer: loopback, port: 2),
+                       Self.record(13, peer: loopback, port: 3), Self.record(14, peer: loopback, port: 4)]
+        var inContainer = Self.details(100, "java")
+        inContainer.netns = 4026532001
+        // 11, 12 in the process's namespace; 13 passed in from another one; 14 from the host's.
+        let foreign: [UInt64: UInt64] = [11: 4026532001, 12: 4026532001, 13: 4026532002]
+        let snapshot = Snapshot.join(records: records, owners: OwnerMap([11: [100], 12: [100], 13: [100], 14: [100]]),
+                                     details: [100: inContainer], statistics: ScanStatistics(), source: .netlink,
+                                     states: [.closeWait], foreign: foreign)
+        let peers = snapshot.processes[0].peers
+        #expect(peers.map(\.count) == [2, 1, 1])
+        #expect(peers.map(\.netns) == [4026532001, nil, 4026532002])
+        #expect(peers.map { $0.description(shown: inContainer.netns) } == ["127.0.0.1:8080×2", "127.0.0.1:8080×1 (host netns)", "127.0.0.1:8080×1 (netns 4026532002)"])
+        #expect(peers[0].place() == "127.0.0.1:8080 in netns 4026532001")
+        #expect(peers[0].place(shown: 4026532001) == "127.0.0.1:8080")
+        #expect(SnapshotReport.table(snapshot).contains("127.0.0.1:8080×2 127.0.0.1:8080×1 (host netns) 127.0.0.1:8080×1 (netns 4026532002)\n"))
+        let json = String(decoding: SnapshotReport.json(snapshot).renderedBytes(pretty: false), as: UTF8.self)
+        #expect(json.contains(#"{"address":"127.0.0.1","port":8080,"count":1,"netns":4026532002}"#))
+        #expect(json.contains(#"{"address":"127.0.0.1","port":8080,"count":1,"netns":null}"#))
+
+        // The alert names the top peer's namespace only where its process line does not.
+        func alert(_ peers: [PeerCount]) -> JournalEntry {
+            let status = ProcessStatus(details: inContainer, count: 4, peers: peers, growthPerMinute: 3, oldestAge: 60,
+                                       since: 0, predictedExhaustion: nil)
+            return AlertMessage.entry(AlertEvent(kind: .crossed, reason: .count, level: .warning, process: status, total: 4,
+                                                 value: 4, threshold: 3, rule: "default"))
+        }
+        #expect(alert(peers).message.contains("2 to 127.0.0.1:8080;"))
+        #expect(alert(peers).field("CLOSEWAIT_TOP_PEER_NETNS") == "4026532001")
+        #expect(alert([peers[2]]).message.contains("1 to 127.0.0.1:8080 in netns 4026532002;"))
+        #expect(alert([peers[1]]).message.contains("1 to 127.0.0.1:8080 in the host netns;"))
+        #expect(alert([peers[1]]).field("CLOSEWAIT_TOP_PEER_NETNS") == nil)
     }
 
     @Test func permissionDeniedIsExplained() {
@@ -61,7 +99,7 @@ import Testing
         let json = SnapshotReport.json(snapshot).rendered()
         #expect(json.hasPrefix(#"{"source":"netlink","states":["close-wait"],"total":1,"unowned":0,"processes":[{"pid":100,"startTime":100,"comm":"a\"b""#))
         for key in ["\"exe\"", "\"unit\"", "\"uid\"", "\"closeWait\":1", "\"fdOpen\":10", "\"fdLimit\":1024",
-                    #""peers":[{"address":"10.0.0.5","port":8080,"count":1}]"#, "\"sockets\":[{\"inode\":11",
+                    #""peers":[{"address":"10.0.0.5","port":8080,"count":1,"netns":null}]"#, "\"sockets\":[{\"inode\":11",
                     "\"local\":\"127.0.0.1:40000\"", "\"remote\":\"10.0.0.5:8080\"", "\"recvQ\":1", "\"sendQ\":0",
                     "\"owners\":[100]"] {
             #expect(json.contains(key), "missing \(key)")

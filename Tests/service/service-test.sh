@@ -20,8 +20,11 @@ PID1=""
 LEAK_NSENTER=""
 # The second container (its own network namespace) and what runs in it and beside it.
 TIMEOUT2_PID=""
-LEAK2_NSENTER=""
 LEAK_NETNS_NSENTER=""
+MACHINE2="cwnet-$$"
+# The cgroup systemd-machined gives a registered machine (unit-name escaped: '-' is \x2d).
+MACHINE2_SCOPE="machine.slice/machine-${MACHINE2//-/\\x2d}.scope"
+MACHINE2_CGROUPS=""
 HOST_DAEMON=""
 passed=0
 failed=0
@@ -57,11 +60,12 @@ end_container() {
 cleanup() {
     # Leakers run inside the containers through nsenter; end them (and nsenter) by pid.
     end_pid "$LEAK_NSENTER"
-    end_pid "$LEAK2_NSENTER"
     end_pid "$LEAK_NETNS_NSENTER"
     end_pid "$HOST_DAEMON"
     end_container "$TIMEOUT_PID"
     end_container "$TIMEOUT2_PID"
+    # The machine's cgroups, deepest first (the container's systemd made some below it).
+    for d in $MACHINE2_CGROUPS; do find "$d" -depth -type d -exec rmdir {} + 2>/dev/null; rmdir "$(dirname "$d")" 2>/dev/null; done
     [ "${KEEP_WORK:-}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -320,40 +324,68 @@ awk -v s="${score:-99}" 'BEGIN { exit !(s <= 2.5) }' && pass "exposure $score <=
 # sock_diag from the host cannot see that namespace's sockets: closewaitd reads them through
 # the member's /proc/<pid>/net/tcp and names the process with its pid inside.
 log "booting a second container with --private-network"
-timeout 600 systemd-nspawn --keep-unit --register=no -D / --volatile=yes \
-    --overlay=/usr::/usr --overlay=/etc::/etc --overlay=/var::/var \
-    --bind-ro="$WORK/pkg:/mnt/pkg" --bind-ro=/opt/swift --private-network \
-    -M "cwnet-$$" -b </dev/null >"$WORK/console2.log" 2>&1 &
+# On a systemd host, `machinectl start` or a registered nspawn runs in
+# machine.slice/machine-NAME.scope, the path closewaitd names the machine by. This sandbox has
+# no systemd as PID 1 (so no machined, no scope): the test makes the same cgroup in the
+# systemd hierarchies itself (name=systemd and the unified one: v1, hybrid or pure v2) and
+# starts nspawn in it, --keep-unit, as systemd would.
+for root in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+    case "$(stat -fc %T "$root" 2>/dev/null)" in
+        cgroup2fs) ;;
+        cgroupfs) [ "$root" = /sys/fs/cgroup/systemd ] || continue ;;
+        *) continue ;;
+    esac
+    [ "$root" = /sys/fs/cgroup ] && [ -n "$MACHINE2_CGROUPS" ] && continue
+    mkdir -p "$root/$MACHINE2_SCOPE" && MACHINE2_CGROUPS="$MACHINE2_CGROUPS $root/$MACHINE2_SCOPE"
+done
+log "machine cgroups:${MACHINE2_CGROUPS:- none (cannot name the machine)}"
+(
+    for d in $MACHINE2_CGROUPS; do echo "$BASHPID" >"$d/cgroup.procs"; done
+    exec timeout 600 systemd-nspawn --keep-unit --register=no -D / --volatile=yes \
+        --overlay=/usr::/usr --overlay=/etc::/etc --overlay=/var::/var \
+        --bind-ro="$WORK/pkg:/mnt/pkg" --bind-ro=/opt/swift --private-network \
+        -M "$MACHINE2" -b </dev/null >"$WORK/console2.log" 2>&1
+) &
 TIMEOUT2_PID=$!
 PID2=""
 find_pid2() { PID2=$(find_init "$TIMEOUT2_PID") && [ -n "$PID2" ]; }
+C2() { nsenter -t "$PID2" -a "$@"; }
 if wait_for 60 "the second container's systemd" find_pid2; then
-    # Booted far enough (running, or degraded on a busy machine) for nsenter and a workload.
+    # Booted far enough (running, or degraded on a busy machine) for a workload.
     state2=$(timeout 120 nsenter -t "$PID2" -a systemctl is-system-running --wait 2>/dev/null)
     log "second container (host pid $PID2) is ${state2:-not up after 120 s}"
-    nsenter -t "$PID2" -a ip link set lo up
-    nsenter -t "$PID2" -a /mnt/pkg/closewaitd-workload --processes 1 --v4 6 --duration 300 >"$WORK/leak2.out" 2>"$WORK/leak2.err" &
-    LEAK2_NSENTER=$!
-    wait_for 30 "namespaced leaker ready" grep -q '"ready":true' "$WORK/leak2.out"
-    INNER=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["holders"][0])' "$WORK/leak2.out")
+    C2 ip link set lo up
+    # The leaker is a service of the container's own systemd (as a containerised app would
+    # be), so it lives in the machine's cgroup; it ends with the container.
+    C2 systemd-run --quiet --unit=cwleak -p StandardOutput=file:/run/cwleak.out -p StandardError=file:/run/cwleak.err \
+        /mnt/pkg/closewaitd-workload --processes 1 --v4 6 --duration 300
+    LEAK2_OUT="/proc/$PID2/root/run/cwleak.out"
+    wait_for 30 "namespaced leaker ready" grep -q '"ready":true' "$LEAK2_OUT"
+    INNER=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["holders"][0])' "$LEAK2_OUT")
     NETNS=$(readlink "/proc/$PID2/ns/net" | tr -dc 0-9)
     HOSTPID=""
     for p in $(pgrep -f 'closewaitd-workload --processes 1 --v4 6'); do
         if [ "$(readlink /proc/$p/ns/pid)" = "$(readlink /proc/$PID2/ns/pid)" ] \
             && awk -v inner="$INNER" '/^NSpid:/ { exit !($NF == inner) }' "/proc/$p/status"; then HOSTPID=$p; fi
     done
-    log "namespaced leaker: host pid ${HOSTPID:-?}, pid $INNER inside, netns $NETNS"
+    log "namespaced leaker: host pid ${HOSTPID:-?}, pid $INNER inside, netns $NETNS, machine $MACHINE2"
+    sed 's/^/service-test: cgroup of the namespaced leaker: /' "/proc/${HOSTPID:-0}/cgroup" 2>/dev/null | grep -E 'systemd|0::'
+    # Named only when the test could make the machine's cgroup.
+    WANT_MACHINE=""
+    [ -n "$MACHINE2_CGROUPS" ] && WANT_MACHINE=$MACHINE2
     "$BIN_DIR/closewaitd" snapshot --json --pid "${HOSTPID:-0}" >"$WORK/netns-snapshot.json"
-    python3 - "$WORK/netns-snapshot.json" "${HOSTPID:-0}" "$INNER" "$NETNS" <<'PY' && pass "host snapshot attributes the container's sockets: host pid, pid inside, netns" || fail "host snapshot of the container's sockets"
+    python3 - "$WORK/netns-snapshot.json" "${HOSTPID:-0}" "$INNER" "$NETNS" "$WANT_MACHINE" <<'PY' && pass "host snapshot attributes the container's sockets: host pid, pid inside, netns, machine" || fail "host snapshot of the container's sockets"
 import json, sys
 doc = json.load(open(sys.argv[1]))
 procs = [p for p in doc["processes"] if p["pid"] == int(sys.argv[2])]
 print("service-test: snapshot:", procs[0] if procs else doc["processes"][:3])
 ok = procs and procs[0]["closeWait"] == 6 and procs[0]["innerPid"] == int(sys.argv[3]) and procs[0]["netns"] == int(sys.argv[4])
 ok = ok and all(s["netns"] == int(sys.argv[4]) for s in doc["sockets"])
+ok = ok and all(peer["netns"] == int(sys.argv[4]) for peer in procs[0]["peers"])
+if sys.argv[5]:
+    ok = ok and procs[0]["container"] == {"runtime": "nspawn", "id": sys.argv[5], "name": sys.argv[5], "podUid": None}
 sys.exit(0 if ok else 1)
 PY
-    sed 's/^/service-test: cgroup of the namespaced leaker: /' "/proc/${HOSTPID:-0}/cgroup" 2>/dev/null | head -3
     printf '[daemon]\ninterval = "1s"\n[alerts]\nhold = 1\n[thresholds]\ncount_warning = 5\n' >"$WORK/host.toml"
     "$BIN_DIR/closewaitd" run --config "$WORK/host.toml" --log stderr --state-file "" 2>"$WORK/host-daemon.log" &
     HOST_DAEMON=$!
@@ -365,6 +397,13 @@ PY
             *"pid $INNER "*"netns $NETNS)"*"CLOSEWAIT_NSPID=$INNER "*"CLOSEWAIT_NETNS=$NETNS "*) pass "host alert names the host pid, the pid inside and the netns";;
             *) fail "host alert text/fields for the namespaced leaker";;
         esac
+        if [ -n "$WANT_MACHINE" ]; then
+            case "$line" in
+                *"(container nspawn:$WANT_MACHINE, pid $INNER inside"*"CLOSEWAIT_CONTAINER_RUNTIME=nspawn "*"CLOSEWAIT_CONTAINER_ID=$WANT_MACHINE "*"CLOSEWAIT_CONTAINER_NAME=$WANT_MACHINE "*)
+                    pass "host alert names the nspawn machine $WANT_MACHINE";;
+                *) fail "host alert names the nspawn machine $WANT_MACHINE";;
+            esac
+        fi
     else
         fail "host daemon alert for the namespaced leaker"
     fi
