@@ -20,7 +20,7 @@ import Testing
         #expect(lines.contains("closewaitd_process_close_wait_sockets{pid=\"42\",comm=\"java\",unit=\"orders.service\",container_runtime=\"\",container_id=\"\"} 120"))
         #expect(lines.contains { $0.hasPrefix("closewaitd_alert_firing{pid=\"42\"") && $0.hasSuffix("reason=\"count\",level=\"warning\"} 1") })
         #expect(lines.contains("closewaitd_alert_firing{reason=\"total\",level=\"critical\"} 1"))
-        #expect(lines.contains { $0.hasPrefix("closewaitd_process_peer_close_wait_sockets{pid=\"42\"") && $0.contains("peer=\"10.0.0.5:8080\"") })
+        #expect(lines.contains { $0.hasPrefix("closewaitd_process_peer_close_wait_sockets{pid=\"42\"") && $0.contains("peer=\"10.0.0.5:8080\",netns=\"\"}") })
         #expect(!lines.contains { $0.hasPrefix("closewaitd_process_peer_close_wait_sockets{pid=\"43\"") }, "peers only for alerting processes")
         #expect(lines.contains("closewaitd_sampler_failures_total 2"))
         #expect(lines.contains("closewaitd_last_successful_tick_timestamp_seconds 1764126000"))
