@@ -91,6 +91,11 @@ public enum AlertMessage {
                     text += " " + diagnosis.sentence
                 }
                 text += " To fix: " + diagnosis.advice
+            } else {
+                // Not looked at (the process exited or could not be read, or the tick's budget of
+                // looks was spent): the catalog's Diagnosis line still reads as a sentence.
+                fields.append(("CLOSEWAIT_DIAGNOSIS", ByteString(Diagnosis.Kind.unknown.rawValue)))
+                fields.append(("CLOSEWAIT_EVIDENCE", ByteString("not looked at this time; closewaitd explain \(d.identity.pid) looks now")))
             }
             message = text
         }

@@ -24,6 +24,11 @@ import Testing
                               ("CLOSEWAIT_THRESHOLD", "50"), ("CLOSEWAIT_REASON", "count")] {
             #expect(entry.field(name) == value, "\(name)")
         }
+        // Sent before the process could be looked at: the catalog's "Diagnosis: @…@" line
+        // still gets values, not the literal placeholders.
+        #expect(entry.field("CLOSEWAIT_DIAGNOSIS") == "unknown")
+        #expect(entry.field("CLOSEWAIT_EVIDENCE") == "not looked at this time; closewaitd explain 4242 looks now")
+        #expect(!entry.message.contains("To fix"))
     }
 
     @Test func prioritiesAndIDsPerKind() {
