@@ -86,7 +86,7 @@ public struct StateDocument: Equatable, Sendable {
                            oldestAgeSeconds: Int64(saturating: p.oldestAge), fdOpen: d.fdOpen,
                            fdLimit: d.fdLimit.map { Int64(clamping: $0) },
                            exhaustionSeconds: p.predictedExhaustion.map { Int64(saturating: $0) },
-                           topPeer: p.topPeer?.place(), level: level?.0.name ?? "ok",
+                           topPeer: p.topPeer?.description(), level: level?.0.name ?? "ok",
                            reasons: (level?.1 ?? []).sorted(), earlyGrowthPerMinute: p.earlyGrowth?.perMinute,
                            pattern: p.pattern.rawValue, diagnosis: diagnosis?.0.kind.rawValue, diagnosisText: diagnosis?.0.sentence,
                            advice: diagnosis?.0.advice, evidence: diagnosis?.1.summary, ageHistogram: diagnosis?.1.ageHistogram)
