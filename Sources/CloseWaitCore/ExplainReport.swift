@@ -21,10 +21,10 @@ public struct ExplainReport: Sendable {
                                 established: [SocketRecord]?, peers: [Endpoint]) -> Evidence {
         // Per-socket ages live in the daemon's tracker: its histogram and evidence line carry them.
         Evidence(closeWait: process.socketCount,
-                        peers: peers.map { PeerEvidence(peer: $0, closeWait: closeWait, established: established) },
-                        ages: nil, growthPerMinute: tracked?.growthPerMinute,
-                        pattern: tracked?.pattern.flatMap(GrowthPattern.init(rawValue:)) ?? .unknown,
-                        ageHistogram: tracked?.ageHistogram)
+                 peers: peers.map { PeerEvidence(peer: $0, closeWait: closeWait, established: established) },
+                 ages: nil, growthPerMinute: tracked?.growthPerMinute,
+                 pattern: tracked?.pattern.flatMap(GrowthPattern.init(rawValue:)) ?? .unknown,
+                 ageHistogram: tracked?.ageHistogram)
     }
 
     /// `ss` commands that list the raw sockets, one per top peer; run in the process's network
@@ -40,9 +40,7 @@ public struct ExplainReport: Sendable {
         let d = process.details
         var out = "\(d.label)"
         if let unit = d.unit { out += " in \(unit.escaped)" }
-        if let c = d.container { out += " (container \(c.label)\(d.innerPID.map { ", pid \($0) inside" } ?? ""))" }
-        else if let netns = d.netns { out += " (netns \(netns)\(d.innerPID.map { ", pid \($0) inside" } ?? ""))" }
-        out += "\n"
+        out += d.whereItRuns + "\n"
         if let exe = d.exe { out += "  exe       \(exe.escaped)\n" }
         var fds = "  fds       \(d.fdOpen) open of \(d.fdLimit.map(String.init) ?? "unlimited")"
         if let seconds = tracked?.exhaustionSeconds { fds += "; at this growth the limit is reached in ~\(TimeSpan.format(Double(seconds)))" }

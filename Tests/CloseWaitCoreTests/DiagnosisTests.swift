@@ -1,4 +1,4 @@
-import CloseWaitCore
+@testable import CloseWaitCore
 import Testing
 
 @Suite struct DiagnosisTests {
@@ -10,6 +10,22 @@ import Testing
                  peers: [PeerEvidence(peer: peer, closeWait: count, established: established, unread: unread,
                                       unreadBytes: unreadBytes, unsent: 0, localPorts: 40000...40100)],
                  ages: (600, 300, 2), growthPerMinute: growth, pattern: pattern)
+    }
+
+    /// explain's first line says where the process runs in the same words as its alert.
+    @Test func explainNamesWhereTheProcessRunsLikeTheAlert() {
+        var details = ProcessDetails(identity: ProcessIdentity(pid: 4242, startTime: 1), comm: ByteString("java"), fdOpen: 10, fdLimit: 1024)
+        details.innerPID = 7
+        details.netns = 4026532001
+        func header(_ d: ProcessDetails) -> Substring {
+            let entry = ProcessEntry(details: d, inodes: [1], peers: [PeerCount(endpoint: peer, count: 1, netns: d.netns)])
+            let e = evidence(pattern: .steady)
+            return ExplainReport(process: entry, tracked: nil, evidence: e, diagnosis: Diagnosis.classify(e)).text().prefix { $0 != "\n" }
+        }
+        #expect(header(details) == "java[4242] (pid 7 in its namespace, netns 4026532001)")
+        details.container = ContainerIdentity(runtime: .podman, id: ByteString(String(repeating: "ab", count: 32)))
+        #expect(header(details) == "java[4242] (container podman:abababababab, pid 7 inside, netns 4026532001)")
+        #expect(header(details).hasSuffix(details.whereItRuns))
     }
 
     @Test func steadyGrowthQuietQueuesNoLiveConnectionIsAbandoned() {
@@ -102,4 +118,3 @@ import Testing
         #expect(ProcNetSnmp.tcpCounters([]) == nil)
     }
 }
-
