@@ -95,15 +95,13 @@ struct Bench: ParsableCommand {
                 sizeConfig.fdCount = method
                 var bench = BenchRun(size: size, config: sizeConfig)
                 let result = try bench.run()
-                report.sections.append(result.text)
-                try report.emit(result.text, markdown: markdown)
+                try report.add(result.text, markdown: markdown)
                 failures += result.correctnessFailures
             }
         }
         if namespaceCount > 0 {
             let text = try NamespaceRun(count: namespaceCount, config: config).run()
-            report.sections.append(text)
-            try report.emit(text, markdown: markdown)
+            try report.add(text, markdown: markdown)
         }
         print("correctness: \(failures == 0 ? "every tick matched the manifest" : "\(failures) mismatches")")
         if failures > 0 { throw ExitCode(1) }
@@ -129,6 +127,12 @@ struct Report {
         print(text)
         fflush(nil)  // every stream: stdout itself is not concurrency-safe to name here
         if let path { try markdown.write(toFile: path, atomically: true, encoding: .utf8) }
+    }
+
+    /// A measured section: kept for the Markdown file and emitted at once.
+    mutating func add(_ section: String, markdown path: String?) throws {
+        sections.append(section)
+        try emit(section, markdown: path)
     }
 }
 
