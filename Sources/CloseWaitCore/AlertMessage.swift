@@ -41,6 +41,7 @@ public enum AlertMessage {
             fields.append(("CLOSEWAIT_CONTAINER_ID", c.id))
             if let name = c.name { fields.append(("CLOSEWAIT_CONTAINER_NAME", name)) }
             if let pod = c.podUID { fields.append(("CLOSEWAIT_POD_UID", pod)) }
+            if let manager = c.userManager { fields.append(("CLOSEWAIT_CONTAINER_USER_MANAGER", manager)) }
         }
         if let inner = d.innerPID { fields.append(("CLOSEWAIT_NSPID", ByteString(String(inner)))) }
         if let netns = d.netns { fields.append(("CLOSEWAIT_NETNS", ByteString(String(netns)))) }

@@ -14,16 +14,31 @@ public struct ContainerIdentity: Hashable, Sendable {
     public var name: ByteString?
     /// The Kubernetes pod uid (with dashes), for containerd and CRI-O under kubepods.
     public var podUID: ByteString?
+    /// The user manager (`user@1000.service`) whose delegated subtree the container's cgroup
+    /// is in: a rootless container, or a cgroup the user named like a container. Such a
+    /// container is the user's and never matches a rule written for a system container.
+    public var userManager: ByteString?
 
-    public init(runtime: Runtime, id: ByteString, name: ByteString? = nil, podUID: ByteString? = nil) {
+    public init(runtime: Runtime, id: ByteString, name: ByteString? = nil, podUID: ByteString? = nil,
+                userManager: ByteString? = nil) {
         self.runtime = runtime
         self.id = id
         self.name = name
         self.podUID = podUID
+        self.userManager = userManager
     }
 
-    /// `podman:3f2a1b4c5d6e` (ids cut to 12 characters, as `docker ps` shows them).
-    public var label: String { Self.shortLabel(runtime: runtime.rawValue, id: id.escaped) }
+    /// `podman:3f2a1b4c5d6e` (ids cut to 12 characters, as `docker ps` shows them), or
+    /// `user@1000.service: podman:3f2a1b4c5d6e` for a container in a user's subtree.
+    public var label: String {
+        (userManager.map { $0.escaped + ": " } ?? "") + Self.shortLabel(runtime: runtime.rawValue, id: id.escaped)
+    }
+
+    /// `runtime:id` in full, prefixed with the user manager for a user's container: the state
+    /// document's `container`.
+    public var fullLabel: ByteString {
+        (userManager.map { $0 + ": " } ?? "") + ByteString(runtime.rawValue + ":") + id
+    }
 
     /// `runtime:id` with the id cut to 12 characters where ids are hashes (not for nspawn
     /// and LXC, whose ids are names); `id` already escaped.
@@ -32,9 +47,12 @@ public struct ContainerIdentity: Hashable, Sendable {
         return runtime + ":" + (named ? id : String(id.prefix(12)))
     }
 
-    /// `runtime:id` in full, what `match_container` globs against (with the name, if any).
+    /// `runtime:id` in full, what `match_container` globs against (with the name, if any);
+    /// both prefixed with `user@UID.service: ` for a user's container, so `docker:*` never
+    /// matches a cgroup a user named `docker-<hex>.scope` in their own subtree.
     public var matchKeys: [ByteString] {
-        [ByteString(runtime.rawValue + ":") + id] + (name.map { [$0] } ?? [])
+        let prefix = userManager.map { $0 + ": " } ?? ""
+        return [prefix + ByteString(runtime.rawValue + ":") + id] + (name.map { [prefix + $0] } ?? [])
     }
 
     /// The container of the process whose /proc/<pid>/cgroup is `bytes`, or nil (the host).
@@ -56,46 +74,64 @@ public struct ContainerIdentity: Hashable, Sendable {
     /// The container named by one cgroup path, or nil.
     public static func fromPath(_ path: [UInt8]) -> ContainerIdentity? {
         let components = path.split(separator: UInt8(ascii: "/")).map { Array($0) }
+        var userManager: ByteString?
         var podUID: ByteString?
-        for (index, component) in components.enumerated() {
-            let text = component
+        for index in components.indices {
+            if userManager == nil, CgroupDelegation.isUserManager(components[index]) {
+                userManager = ByteString(components[index])
+                continue
+            }
             // Kubernetes: kubepods-burstable-pod<uid with _>.slice (systemd), pod<uid> (cgroupfs).
-            if let uid = podUIDComponent(text) { podUID = uid; continue }
-            if let id = strip(text, prefix: "docker-", suffix: ".scope"), isHexID(id) {
-                return ContainerIdentity(runtime: .docker, id: ByteString(id))
+            if let uid = podUIDComponent(components[index]) {
+                podUID = uid
+                continue
             }
-            if index > 0, components[index - 1].elementsEqual("docker".utf8), isHexID(text) {
-                return ContainerIdentity(runtime: .docker, id: ByteString(text))
+            if var found = container(at: index, in: components, podUID: podUID) {
+                found.userManager = userManager
+                return found
             }
-            if let id = strip(text, prefix: "libpod-", suffix: ".scope") ?? strip(text, prefix: "libpod-", suffix: ""),
-               !id.starts(with: "conmon-".utf8), isHexID(id) {
-                return ContainerIdentity(runtime: .podman, id: ByteString(id))
-            }
-            if let id = strip(text, prefix: "cri-containerd-", suffix: ".scope"), isHexID(id) {
-                return ContainerIdentity(runtime: .containerd, id: ByteString(id), podUID: podUID)
-            }
-            if let id = strip(text, prefix: "crio-", suffix: ".scope") ?? strip(text, prefix: "crio-", suffix: ""),
-               !id.starts(with: "conmon-".utf8), isHexID(id) {
-                return ContainerIdentity(runtime: .crio, id: ByteString(id), podUID: podUID)
-            }
-            if podUID != nil, index > 0, podUIDComponent(components[index - 1]) != nil, isHexID(text) {
-                // cgroupfs driver under kubepods: /kubepods/burstable/pod<uid>/<id> (containerd).
-                return ContainerIdentity(runtime: .containerd, id: ByteString(text), podUID: podUID)
-            }
-            if let escaped = strip(text, prefix: "machine-", suffix: ".scope") {
-                let name = ByteString(unescapeUnitName(escaped))
-                return ContainerIdentity(runtime: .nspawn, id: name, name: name)
-            }
-            if let escaped = strip(text, prefix: "systemd-nspawn@", suffix: ".service") {
-                let name = ByteString(unescapeUnitName(escaped))
-                return ContainerIdentity(runtime: .nspawn, id: name, name: name)
-            }
-            if let name = strip(text, prefix: "lxc.payload.", suffix: ""), !name.isEmpty {
-                return ContainerIdentity(runtime: .lxc, id: ByteString(name), name: ByteString(name))
-            }
-            if index > 0, components[index - 1].elementsEqual("lxc".utf8), !text.isEmpty {
-                return ContainerIdentity(runtime: .lxc, id: ByteString(text), name: ByteString(text))
-            }
+        }
+        return nil
+    }
+
+    /// The container whose cgroup is component `index` of `components`, or nil.
+    /// `podUID`: the pod of the nearest Kubernetes pod component above it.
+    static func container(at index: Int, in components: [[UInt8]], podUID: ByteString?) -> ContainerIdentity? {
+        let text = components[index]
+        if let id = strip(text, prefix: "docker-", suffix: ".scope"), isHexID(id) {
+            return ContainerIdentity(runtime: .docker, id: ByteString(id))
+        }
+        if index > 0, components[index - 1].elementsEqual("docker".utf8), isHexID(text) {
+            return ContainerIdentity(runtime: .docker, id: ByteString(text))
+        }
+        if let id = strip(text, prefix: "libpod-", suffix: ".scope") ?? strip(text, prefix: "libpod-", suffix: ""),
+           !id.starts(with: "conmon-".utf8), isHexID(id) {
+            return ContainerIdentity(runtime: .podman, id: ByteString(id))
+        }
+        if let id = strip(text, prefix: "cri-containerd-", suffix: ".scope"), isHexID(id) {
+            return ContainerIdentity(runtime: .containerd, id: ByteString(id), podUID: podUID)
+        }
+        if let id = strip(text, prefix: "crio-", suffix: ".scope") ?? strip(text, prefix: "crio-", suffix: ""),
+           !id.starts(with: "conmon-".utf8), isHexID(id) {
+            return ContainerIdentity(runtime: .crio, id: ByteString(id), podUID: podUID)
+        }
+        if podUID != nil, index > 0, podUIDComponent(components[index - 1]) != nil, isHexID(text) {
+            // cgroupfs driver under kubepods: /kubepods/burstable/pod<uid>/<id> (containerd).
+            return ContainerIdentity(runtime: .containerd, id: ByteString(text), podUID: podUID)
+        }
+        if let escaped = strip(text, prefix: "machine-", suffix: ".scope") {
+            let name = ByteString(unescapeUnitName(escaped))
+            return ContainerIdentity(runtime: .nspawn, id: name, name: name)
+        }
+        if let escaped = strip(text, prefix: "systemd-nspawn@", suffix: ".service") {
+            let name = ByteString(unescapeUnitName(escaped))
+            return ContainerIdentity(runtime: .nspawn, id: name, name: name)
+        }
+        if let name = strip(text, prefix: "lxc.payload.", suffix: ""), !name.isEmpty {
+            return ContainerIdentity(runtime: .lxc, id: ByteString(name), name: ByteString(name))
+        }
+        if index > 0, components[index - 1].elementsEqual("lxc".utf8), !text.isEmpty {
+            return ContainerIdentity(runtime: .lxc, id: ByteString(text), name: ByteString(text))
         }
         return nil
     }

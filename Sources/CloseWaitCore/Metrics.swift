@@ -119,7 +119,7 @@ public enum Metrics {
     /// A process's identity labels; names escaped (they are the process's own choice).
     static func labels(_ d: ProcessDetails) -> [(String, String)] {
         [("pid", String(d.pid)), ("comm", d.comm.escaped), ("unit", d.unit?.escaped ?? ""),
-         ("container_runtime", d.container?.runtime.rawValue ?? ""), ("container_id", d.container?.id.escaped ?? "")]
+         ("container_runtime", d.container?.runtime.rawValue ?? ""), ("container_id", d.container.map { c in (c.userManager.map { $0.escaped + ": " } ?? "") + c.id.escaped } ?? "")]
     }
 
     /// The text format's label escaping (backslash, double quote, newline) over text that is

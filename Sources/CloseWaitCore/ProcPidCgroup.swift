@@ -4,7 +4,9 @@
 public enum ProcPidCgroup {
     /// The deepest `*.service` or `*.scope` component of the unified hierarchy path (`0::/…`),
     /// or of the v1 `name=systemd` hierarchy; nil when there is none (kernel threads, processes
-    /// outside systemd, most containers).
+    /// outside systemd, most containers). A unit inside a delegated subtree (a user manager's,
+    /// a container's: see `CgroupDelegation`) is named with the boundary in front,
+    /// `user@1000.service: legacy-proxy.service`, so it never reads as a system unit.
     public static func unit(_ bytes: some Collection<UInt8>) -> ByteString? {
         var v1: ByteString?
         for line in Array(bytes).asciiLines {
@@ -21,8 +23,14 @@ public enum ProcPidCgroup {
     public static func unit(_ text: String) -> ByteString? { unit(Array(text.utf8)) }
 
     static func deepestUnit(_ path: ArraySlice<UInt8>) -> ByteString? {
-        path.split(separator: UInt8(ascii: "/"))
-            .last(where: { $0.reversed().starts(with: "ecivres.".utf8) || $0.reversed().starts(with: "epocs.".utf8) })
-            .map { ByteString($0) }
+        let components = path.split(separator: UInt8(ascii: "/")).map { Array($0) }
+        func isUnit(_ c: [UInt8]) -> Bool { c.reversed().starts(with: "ecivres.".utf8) || c.reversed().starts(with: "epocs.".utf8) }
+        guard let boundary = CgroupDelegation.boundary(components) else {
+            return components.last(where: isUnit).map { ByteString($0) }
+        }
+        if let inner = components[(boundary + 1)...].last(where: isUnit) {
+            return ByteString(components[boundary]) + ": " + ByteString(inner)
+        }
+        return components[...boundary].last(where: isUnit).map { ByteString($0) }
     }
 }

@@ -53,7 +53,7 @@ public enum SnapshotReport {
             ("id", .string(c.id.lossy)),
             ("name", .optional(c.name?.lossy)),
             ("podUid", .optional(c.podUID?.lossy)),
-        ])
+        ] + (c.userManager.map { [("userManager", JSONValue.string($0.lossy))] } ?? []))
     }
 
     static func socketJSON(_ s: SnapshotSocket) -> JSONValue {

@@ -81,7 +81,7 @@ public struct StateDocument: Equatable, Sendable {
             let level = levels[d.identity]
             let diagnosis = diagnoses[d.identity]
             return Process(pid: d.pid, startTime: Int64(clamping: d.identity.startTime), comm: d.comm.lossy, exe: d.exe?.lossy,
-                           unit: d.unit?.lossy, container: d.container.map { $0.runtime.rawValue + ":" + $0.id.lossy },
+                           unit: d.unit?.lossy, container: d.container.map(\.fullLabel.lossy),
                            innerPid: d.innerPID, netns: d.netns.map { Int64(clamping: $0) }, closeWait: p.count, growthPerMinute: p.growthPerMinute,
                            oldestAgeSeconds: Int64(saturating: p.oldestAge), fdOpen: d.fdOpen,
                            fdLimit: d.fdLimit.map { Int64(clamping: $0) },
@@ -221,9 +221,15 @@ public struct StateDocument: Equatable, Sendable {
             var level = p.level
             if !p.reasons.isEmpty { level += " (" + p.reasons.joined(separator: ",") + ")" }
             let container = p.container.map { text -> String in
-                let escaped = Escape.bytes(Array(text.utf8))
+                var escaped = Escape.bytes(Array(text.utf8))[...]
+                // `user@1000.service: podman:ID` for a user's container: the owner stays in front.
+                var owner = ""
+                if let separator = escaped.firstRange(of: ": ") {
+                    owner = String(escaped[..<separator.upperBound])
+                    escaped = escaped[separator.upperBound...]
+                }
                 let runtime = String(escaped.prefix { $0 != ":" }), id = String(escaped.drop { $0 != ":" }.dropFirst())
-                return ContainerIdentity.shortLabel(runtime: runtime, id: id) + (p.innerPid.map { " pid \($0)" } ?? "")
+                return owner + ContainerIdentity.shortLabel(runtime: runtime, id: id) + (p.innerPid.map { " pid \($0)" } ?? "")
             } ?? p.netns.map { "netns \($0)" } ?? "-"
             rows.append([String(p.pid)] + (containers ? [container] : []) + [p.unit.map { Escape.bytes(Array($0.utf8)) } ?? "-", Escape.bytes(Array(p.comm.utf8)),
                          String(p.closeWait), growth, TimeSpan.format(Double(p.oldestAgeSeconds)),

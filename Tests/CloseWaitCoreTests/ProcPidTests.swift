@@ -22,7 +22,7 @@ import Testing
 
     @Test(arguments: [
         ("0::/system.slice/orders.service\n", "orders.service"),
-        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service\n", "foo.service"),
+        ("0::/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service\n", "user@1000.service: foo.service"),
         ("0::/user.slice/user-1000.slice/session-3.scope\n", "session-3.scope"),
         ("0::/\n", nil),
         ("12:pids:/system.slice/a.service\n1:name=systemd:/system.slice/nginx.service\n", "nginx.service"),
