@@ -11,6 +11,8 @@ public enum MessageID {
     public static let started = "4945f8b50fbe464d932a3977a7e93180"
     public static let attributionDegraded = "89e70d1c3ee54120b579ad6246fac63d"
     public static let attributionRecovered = "91b4568eee22485c9e7d7c05f9b07a26"
+    public static let namespacesIncomplete = "8e102ac37aa446ae906cbf1c19a41a36"
+    public static let namespacesComplete = "ff3292b7847641c0b66b7ca34284c235"
 
     public static func of(_ kind: AlertKind) -> String {
         switch kind {

@@ -12,6 +12,8 @@ public enum Metrics {
         public var notificationsDropped: Int
         public var attribution: AttributionHealth
         public var unowned: Int
+        /// What the last tick read of the other network namespaces.
+        public var namespaces = NamespaceCoverage()
 
         public init(lastSuccessfulTick: Double? = nil, tickDuration: Double = 0, samplerFailures: Int = 0,
                     reloadsSucceeded: Int = 0, reloadsFailed: Int = 0, notificationsDropped: Int = 0,
@@ -94,6 +96,12 @@ public enum Metrics {
         sample("closewaitd_tick_duration_seconds", [], health.tickDuration)
         family("closewaitd_sampler_failures_total", "counter", "Ticks whose kernel sample (or /proc listing) failed.")
         sample("closewaitd_sampler_failures_total", [], Double(health.samplerFailures))
+        family("closewaitd_network_namespaces", "gauge", "Network namespaces other than the daemon's at the last tick, by how their sockets were seen: read, unchanged (counters still), stale (the tick's budget ran out: an earlier table used), unread (never read yet), cut (table larger than the limit or outlasting the budget), failed, memberless (named, no process in it).")
+        let ns = health.namespaces
+        for (state, value) in [("read", ns.read), ("unchanged", ns.unchanged), ("stale", ns.stale), ("unread", ns.unread),
+                               ("cut", ns.cut.count), ("failed", ns.failed.count), ("memberless", ns.memberless.count)] {
+            sample("closewaitd_network_namespaces", [("state", state)], Double(value))
+        }
         family("closewaitd_attribution_problems", "gauge", "Processes the last tick's /proc walk could not read, by kind.")
         sample("closewaitd_attribution_problems", [("kind", "unreadable")], Double(health.attribution.unreadable))
         sample("closewaitd_attribution_problems", [("kind", "vanished")], Double(health.attribution.vanished))

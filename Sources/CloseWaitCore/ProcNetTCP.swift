@@ -1,23 +1,112 @@
 /// ProcNetTCP parses /proc/net/tcp and /proc/net/tcp6 (net/ipv4/tcp_ipv4.c `get_tcp4_sock`,
-/// net/ipv6/tcp_ipv6.c `get_tcp6_sock`), the fallback when netlink sock_diag is unavailable.
+/// net/ipv6/tcp_ipv6.c `get_tcp6_sock`), the fallback when netlink sock_diag is unavailable
+/// and the way into other network namespaces.
 public enum ProcNetTCP {
     /// Parses the whole file text; keeps only sockets whose state is in `states`.
     /// The first line is the column header and is skipped.
     public static func parse(_ text: String, family: AddressFamily, states: Set<TCPState>) throws(ProcNetTCPError) -> [SocketRecord] {
-        var records = [SocketRecord]()
-        var lineNumber = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNumber += 1
-            if lineNumber == 1 {
-                guard line.contains("local_address") else { throw .malformed(line: 1, field: "header", text: String(line)) }
-                continue
+        var stream = Stream(family: family, states: states)
+        try stream.feed(Array(text.utf8))
+        return try stream.finish()
+    }
+
+    /// Stream parses the file as it is read, chunk by chunk: only the records in the wanted
+    /// states are kept, and at most one partial line is buffered. Another user can fill a
+    /// network namespace with hundreds of thousands of TIME_WAIT entries (76 MB of text at
+    /// 500k), so a table is never held whole.
+    public struct Stream {
+        public let family: AddressFamily
+        public let states: Set<TCPState>
+        public private(set) var records: [SocketRecord] = []
+        /// Lines seen so far, the header included.
+        public private(set) var lines = 0
+        private var pending: [UInt8] = []
+        /// No line of the kernel's format is longer (tcp6: 178 bytes with the newline).
+        static let maxLine = 1024
+        private var wanted: [Bool]
+
+        public init(family: AddressFamily, states: Set<TCPState>) {
+            self.family = family
+            self.states = states
+            wanted = (0...255).map { TCPState(rawValue: UInt8($0)).map(states.contains) ?? false }
+        }
+
+        public mutating func feed(_ chunk: some Collection<UInt8>) throws(ProcNetTCPError) {
+            var start = chunk.startIndex
+            var index = start
+            while index != chunk.endIndex {
+                if chunk[index] == 0x0a {
+                    if pending.isEmpty {
+                        try line(chunk[start..<index])
+                    } else {
+                        pending.append(contentsOf: chunk[start..<index])
+                        let joined = pending
+                        pending.removeAll(keepingCapacity: true)
+                        try line(joined[...])
+                    }
+                    start = chunk.index(after: index)
+                }
+                index = chunk.index(after: index)
             }
-            if line.allSatisfy({ $0 == " " }) { continue }
-            if let record = try parseLine(line, lineNumber: lineNumber, family: family, states: states) {
+            pending.append(contentsOf: chunk[start..<chunk.endIndex])
+            if pending.count > Self.maxLine {
+                throw .malformed(line: lines + 1, field: "length", text: String(decoding: pending.prefix(80), as: UTF8.self))
+            }
+        }
+
+        /// The records; a last line without its newline is parsed too.
+        public mutating func finish() throws(ProcNetTCPError) -> [SocketRecord] {
+            if !pending.isEmpty {
+                let last = pending
+                pending = []
+                try line(last[...])
+            }
+            return records
+        }
+
+        private mutating func line(_ bytes: some Collection<UInt8>) throws(ProcNetTCPError) {
+            lines += 1
+            if lines == 1 {
+                let text = String(decoding: bytes, as: UTF8.self)
+                guard text.contains("local_address") else { throw .malformed(line: 1, field: "header", text: text) }
+                return
+            }
+            // Most lines are in a state we do not want: decide from the bytes of the fourth
+            // column alone, checking what parseLine would (ten columns, a known state).
+            var field = 0, columns = 0, inField = false
+            var state = 0, stateDigits = 0, stateValid = true
+            for byte in bytes {
+                if byte == 0x20 {
+                    inField = false
+                    continue
+                }
+                if !inField {
+                    inField = true
+                    field += 1
+                    columns += 1
+                }
+                if field == 4 {
+                    stateDigits += 1
+                    if let digit = hexDigit(byte), stateDigits <= 2 { state = state * 16 + digit } else { stateValid = false }
+                }
+            }
+            if columns == 0 { return }
+            let known = columns >= 10 && stateValid && stateDigits > 0 && TCPState(rawValue: UInt8(state)) != nil
+            if known && !wanted[state] { return }
+            let text = String(decoding: bytes, as: UTF8.self)
+            if let record = try parseLine(text[...], lineNumber: lines, family: family, states: states) {
                 records.append(record)
             }
         }
-        return records
+
+        private func hexDigit(_ byte: UInt8) -> Int? {
+            switch byte {
+            case 0x30...0x39: Int(byte - 0x30)
+            case 0x41...0x46: Int(byte - 0x41 + 10)
+            case 0x61...0x66: Int(byte - 0x61 + 10)
+            default: nil
+            }
+        }
     }
 
     static func parseLine(_ line: Substring, lineNumber: Int, family: AddressFamily, states: Set<TCPState>) throws(ProcNetTCPError) -> SocketRecord? {

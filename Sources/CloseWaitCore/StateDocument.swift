@@ -53,14 +53,18 @@ public struct StateDocument: Equatable, Sendable {
     public var processes: [Process]
     /// What the last tick's /proc walk could not read (absent in files from before 0.2).
     public var attribution: AttributionHealth?
+    /// What else the last tick could not see, one sentence each (absent before 0.2).
+    public var warnings: [String] = []
 
     /// The document for one tick.
     /// - Parameters:
     ///   - wallTime: seconds since the epoch (for "updated N s ago").
     public init(statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)],
                 total: Int, status: String, daemonPID: Int32, ticks: Int, wallTime: Double, interval: Double,
-                attribution: AttributionHealth? = nil, diagnoses: [ProcessIdentity: (Diagnosis, Evidence)] = [:]) {
+                attribution: AttributionHealth? = nil, diagnoses: [ProcessIdentity: (Diagnosis, Evidence)] = [:],
+                warnings: [String] = []) {
         self.attribution = attribution
+        self.warnings = warnings
         var levels = [ProcessIdentity: (AlertLevel, [String])]()
         var hostLevel: AlertLevel?
         for (identity, reason, level) in firing {
@@ -104,6 +108,7 @@ public struct StateDocument: Equatable, Sendable {
             ("total", .number(total)),
             ("hostLevel", .string(hostLevel)),
             ("attribution", attribution?.json() ?? .null),
+            ("warnings", .array(warnings.map { .string($0) })),
             ("processes", .array(processes.map { p in
                 .object([
                     ("pid", .number(p.pid)),
@@ -190,12 +195,14 @@ public struct StateDocument: Equatable, Sendable {
                              updatedAt: try reader.double(root, "updatedAt"), interval: try reader.double(root, "interval"),
                              ticks: try reader.int(root, "ticks", 0...Int.max), status: try reader.string(root, "status"),
                              total: try reader.int(root, "total", 0...Int.max), hostLevel: try reader.string(root, "hostLevel"),
-                             processes: processes, attribution: attribution)
+                             processes: processes, attribution: attribution,
+                             warnings: root["warnings"] == nil ? [] : try reader.strings(root, "warnings"))
     }
 
     init(daemonPid: Int32, updatedAt: Double, interval: Double, ticks: Int, status: String, total: Int, hostLevel: String,
-         processes: [Process], attribution: AttributionHealth?) {
+         processes: [Process], attribution: AttributionHealth?, warnings: [String] = []) {
         self.attribution = attribution
+        self.warnings = warnings
         self.daemonPid = daemonPid
         self.updatedAt = updatedAt
         self.interval = interval
@@ -212,6 +219,7 @@ public struct StateDocument: Equatable, Sendable {
         if let health = doc.attribution, health.degraded {
             out += "warning: \(health.summary); run the daemon with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE\n"
         }
+        for warning in doc.warnings { out += "warning: \(Escape.line(warning))\n" }
         guard !doc.processes.isEmpty else { return out + "no process holds CLOSE_WAIT sockets" }
         let containers = doc.processes.contains { $0.container != nil || $0.netns != nil }
         var rows = [["PID"] + (containers ? ["CONTAINER"] : []) + ["UNIT", "COMM", "CLOSE-WAIT", "GROWTH/MIN", "OLDEST", "FDS/LIMIT", "LEVEL", "TOP PEER"]]

@@ -62,8 +62,14 @@ public final class Daemon {
     static let diagnosesForAlertsPerTick = 20
     static let refreshesPerTick = 1
     var diagnosisBudget = (alerts: 0, refreshes: 0)
+    /// Looks also stop once a tick has spent this long on them (a look into a namespace
+    /// someone filled with TIME_WAIT entries reads a large table); the rest keep their last
+    /// diagnosis (or `unknown`) and are looked at on a later tick.
+    static let diagnosisTimePerTick = 1.0
+    var diagnosisDeadline = 0.0
     /// Named network namespaces last reported as not sampled (said once per change).
     var unreadableNamespaces: [String] = []
+    var namespaceReporter = NamespaceReporter()
     var metricsServer: MetricsServer?
     public private(set) var ticks = 0
 
@@ -168,14 +174,16 @@ public final class Daemon {
             logger.warning("netlink sock_diag unavailable (\(reason)); reading /proc/net/tcp instead")
         }
         let snapshot = result.snapshot
-        if result.unreadableNamespaces != unreadableNamespaces {
-            if !result.unreadableNamespaces.isEmpty {
-                logger.warning("\(result.unreadableNamespaces.count) named network namespace(s) with no process in them are not sampled (reading one needs setns, CAP_SYS_ADMIN): \(result.unreadableNamespaces.map { Escape.line($0) }.joined(separator: ", "))")
+        let memberless = result.coverage.memberless
+        if memberless != unreadableNamespaces {
+            if !memberless.isEmpty {
+                logger.warning("\(memberless.count) named network namespace(s) with no process in them are not sampled (reading one needs setns, CAP_SYS_ADMIN): \(memberless.map { Escape.line($0) }.joined(separator: ", "))")
             } else if !unreadableNamespaces.isEmpty {
                 logger.notice("every named network namespace has a process in it again; all are sampled")
             }
-            unreadableNamespaces = result.unreadableNamespaces
+            unreadableNamespaces = memberless
         }
+        if let entry = namespaceReporter.update(result.coverage, budget: collector.sampler.foreignBudget) { writer.send(entry) }
         // A full walk frees what it built; give it back rather than keep it as peak.
         if collector.owners.lastReport.kind == .full { Memory.returnFreeMemory() }
         let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))
@@ -183,6 +191,7 @@ public final class Daemon {
         let firing = Set(policy.firing.compactMap(\.0))
         diagnoses = diagnoses.filter { firing.contains($0.key) }
         diagnosisBudget = (Self.diagnosesForAlertsPerTick, Self.refreshesPerTick)
+        diagnosisDeadline = monotonicNow() + Self.diagnosisTimePerTick
         for var event in events {
             if event.kind != .recovered, let process = event.process {
                 event.diagnosis = diagnose(process, now: now, force: true)
@@ -198,17 +207,19 @@ public final class Daemon {
         let health = AttributionHealth(snapshot)
         if let entry = attribution.update(health) { writer.send(entry) }
         let alerting = Set(policy.firing.map(\.0)).count
-        let status = StatusLine.render(statuses: statuses, alerting: alerting, total: snapshot.total, health: health)
+        let notes = [result.coverage.summary].compactMap { $0 }
+        let status = StatusLine.render(statuses: statuses, alerting: alerting, total: snapshot.total, health: health, notes: notes)
         if !ready {
             ready = true
             notifier.ready(status: status)
         } else {
             notifier.status(status)
         }
-        writeState(statuses: statuses, total: snapshot.total, status: status, health: health)
+        writeState(statuses: statuses, total: snapshot.total, status: status, health: health, warnings: notes)
         self.health.lastSuccessfulTick = wallClock()
         self.health.attribution = health
         self.health.unowned = snapshot.unowned
+        self.health.namespaces = result.coverage
         lastTick = (statuses, snapshot.total)
         if notifier.watchdogInterval != nil { notifier.watchdog() }
         reportDroppedNotifications()
@@ -225,11 +236,11 @@ public final class Daemon {
         // when the last is `rediagnoseInterval` old, within the tick's budget.
         let age = cached.map { now - $0.at } ?? .infinity
         if force ? age >= 60 : age >= Self.rediagnoseInterval {
-            let budgeted = force ? diagnosisBudget.alerts > 0 : diagnosisBudget.refreshes > 0
+            let budgeted = (force ? diagnosisBudget.alerts > 0 : diagnosisBudget.refreshes > 0) && monotonicNow() < diagnosisDeadline
             if budgeted {
                 if force { diagnosisBudget.alerts -= 1 } else { diagnosisBudget.refreshes -= 1 }
                 let gatherer = EvidenceGatherer(proc: ProcFS(root: options.procRoot))
-                if let evidence = try? gatherer.evidence(for: status, ages: tracker.socketAges(identity, now: now)) {
+                if let evidence = try? gatherer.evidence(for: status, ages: tracker.socketAges(identity, now: now), deadline: diagnosisDeadline) {
                     let diagnosis = Diagnosis.classify(evidence)
                     diagnoses[identity] = (diagnosis, evidence, now)
                     return (diagnosis, evidence)
@@ -299,11 +310,12 @@ public final class Daemon {
 
     /// Rewrites the state file atomically (a temporary file renamed over it); a failure is
     /// logged once and never stops the daemon.
-    func writeState(statuses: [ProcessStatus], total: Int, status: String, health: AttributionHealth) {
+    func writeState(statuses: [ProcessStatus], total: Int, status: String, health: AttributionHealth, warnings: [String]) {
         guard let path = options.stateFile else { return }
         let document = StateDocument(statuses: statuses, firing: policy.firing, total: total, status: status,
                                      daemonPID: getpid(), ticks: ticks, wallTime: wallClock(), interval: tickInterval,
-                                     attribution: health, diagnoses: diagnoses.mapValues { ($0.diagnosis, $0.evidence) }).json()
+                                     attribution: health, diagnoses: diagnoses.mapValues { ($0.diagnosis, $0.evidence) },
+                                     warnings: warnings).json()
         rewrite(path, document.renderedBytes(pretty: true) + [0x0a], what: "the state file for `closewaitd status`",
                 failed: &stateFileFailed)
     }

@@ -22,7 +22,8 @@ public struct EvidenceGatherer {
     }
 
     /// The process's CLOSE_WAIT and ESTABLISHED sockets whose remote end is one of `peers`.
-    public func sockets(pid: Int32, peers: [Endpoint]) throws -> Sockets {
+    /// - Parameter deadline: monotonic seconds by which a foreign namespace's table read stops.
+    public func sockets(pid: Int32, peers: [Endpoint], deadline: Double? = nil) throws -> Sockets {
         let peers = Array(peers.prefix(Self.maxPeers))
         guard !peers.isEmpty else { return Sockets(closeWait: [], established: []) }
         let states: Set<TCPState> = [.closeWait, .established]
@@ -31,7 +32,10 @@ public struct EvidenceGatherer {
         let records: [SocketRecord]
         if let mine = namespaces.namespace(of: pid), let own = namespaces.own, mine != own {
             let wanted = Set(peers)
-            records = try sampler.sampleProc(states, proc: ProcFS(root: proc.root + "/" + String(pid))).filter { wanted.contains($0.remote) }
+            // Streamed and bounded: another user may have filled this namespace's table.
+            let table = try sampler.sampleProcBounded(states, proc: ProcFS(root: proc.root + "/" + String(pid)),
+                                                      limit: sampler.foreignByteLimit, deadline: deadline)
+            records = table.records.filter { wanted.contains($0.remote) }
         } else {
             records = try sampler.samplePerFamily(states, peers: peers)
         }
@@ -43,9 +47,9 @@ public struct EvidenceGatherer {
 
     /// The evidence for one tracked process: its top peers looked up now, ages and growth
     /// from the tracker.
-    public func evidence(for status: ProcessStatus, ages: [Double]) throws -> Evidence {
+    public func evidence(for status: ProcessStatus, ages: [Double], deadline: Double? = nil) throws -> Evidence {
         let peers = status.peers.prefix(Self.maxPeers).map(\.endpoint)
-        let sockets = try self.sockets(pid: status.details.pid, peers: peers)
+        let sockets = try self.sockets(pid: status.details.pid, peers: peers, deadline: deadline)
         return Evidence(closeWait: status.count,
                         peers: peers.map { PeerEvidence(peer: $0, closeWait: sockets.closeWait, established: sockets.established) },
                         ages: Evidence.summarize(ages: ages), growthPerMinute: status.growthPerMinute, pattern: status.pattern,

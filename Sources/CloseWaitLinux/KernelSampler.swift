@@ -20,55 +20,91 @@ public struct KernelSampler {
         public var records: [SocketRecord]
         /// Socket inode -> network namespace, for sockets of namespaces other than ours.
         public var foreign: [UInt64: UInt64] = [:]
-        /// Foreign namespaces that could not be read, and why.
-        public var namespaceErrors: [UInt64: String] = [:]
-        /// Foreign namespaces whose TCP counters had not moved: their last table was reused.
-        public var namespacesUnchanged = 0
-        /// Named network namespaces with no process in them: not sampled (see NetNamespaces).
-        public var unreadableNamespaces: [String] = []
+        /// What this tick could and could not read of the other network namespaces.
+        public var coverage = NamespaceCoverage()
         public var source: SocketSource
         /// Set when `.auto` fell back to /proc: the netlink error.
         public var fallbackReason: String?
     }
 
-    /// Per foreign namespace: its TCP counters at the last read of its table, the CLOSE_WAIT
-    /// records read then, and when (see ProcNetSnmp).
-    var foreignCache: [UInt64: (counters: [UInt8], records: [SocketRecord], at: Double)] = [:]
+    /// Per foreign namespace: its TCP counters at the last read of its table (nil when
+    /// unreadable), the records read then, when, and whether that read was cut short.
+    var foreignCache: [UInt64: (counters: [UInt8]?, records: [SocketRecord], at: Double, cut: String?)] = [:]
     /// A namespace's table is read again at least this often, counters or not (0: every
     /// tick, as for a namespace with traffic; the bench's "busy" row).
     public var foreignRecheck = 60.0
+    /// Wall time one tick may spend reading other namespaces' tables. Another user can make
+    /// namespaces for free, and each read walks the kernel's whole TCP hash (~4 ms here): past
+    /// the budget the rest keep their last table (stale) and are read first next tick, so a
+    /// thousand busy namespaces cost a tick this much, not a minute.
+    public var foreignBudget = 2.0
+    /// Bytes of one namespace's tcp + tcp6 text read at most per tick (32 MiB is ~220k
+    /// sockets); past it the namespace is reported as cut, with what was read so far.
+    public var foreignByteLimit = 32 << 20
 
     public mutating func sample(states: Set<TCPState>, now: Double = 0) throws -> Sample {
         var sample = try sampleOwn(states: states)
         guard let namespaces else { return sample }
         let current = namespaces.current(now: now)
         for (ns, name) in namespaces.memberless {
-            sample.unreadableNamespaces.append("\(namespaces.namedRoot)/\(name) (net:[\(ns)])")
+            sample.coverage.memberless.append("\(namespaces.namedRoot)/\(name) (net:[\(ns)])")
         }
-        sample.unreadableNamespaces.sort()
+        sample.coverage.memberless.sort()
         foreignCache = foreignCache.filter { current[$0.key] != nil }
-        for (ns, member) in current.sorted(by: { $0.key < $1.key }) {
-            do {
-                let memberProc = ProcFS(root: proc.root + "/" + String(member))
-                // An idle namespace (TCP counters unchanged) keeps its last CLOSE_WAIT set: one
-                // small read instead of two walks of the kernel's socket hash.
-                let counters = states == [.closeWait] && now > 0 ? (try? memberProc.read("net/snmp", limit: 1 << 16)).flatMap(ProcNetSnmp.tcpCounters) : nil
-                let records: [SocketRecord]
-                if let counters, let cached = foreignCache[ns], cached.counters == counters, now - cached.at < foreignRecheck {
+        let deadline = monotonicNow() + foreignBudget
+        // Never read first, then the longest unread: a round robin over ticks.
+        let order = current.keys.sorted { (foreignCache[$0]?.at ?? -.infinity, $0) < (foreignCache[$1]?.at ?? -.infinity, $1) }
+        sample.coverage.namespaces = order.count
+        for ns in order {
+            guard let member = current[ns] else { continue }
+            let records: [SocketRecord]
+            if let cached = foreignCache[ns], monotonicNow() >= deadline {
+                records = cached.records
+                sample.coverage.stale += 1
+                if let cut = cached.cut { sample.coverage.cut[ns] = cut }
+            } else if monotonicNow() >= deadline {
+                sample.coverage.unread += 1
+                continue
+            } else {
+                do {
+                    records = try readForeign(ns, member: member, states: states, now: now, deadline: deadline, coverage: &sample.coverage)
+                } catch let error as Errno where error.code == ENOENT || error.code == ESRCH {
+                    // The member left between discovery and this read: a new one is found
+                    // next tick (or the namespace went with it); its last table stands in.
+                    guard let cached = foreignCache[ns] else { continue }
                     records = cached.records
-                    sample.namespacesUnchanged += 1
-                } else {
-                    records = try sampleProc(states, proc: memberProc)
-                    if let counters { foreignCache[ns] = (counters, records, now) }
+                    sample.coverage.stale += 1
+                } catch {
+                    // Unreadable or unparsable: said, never dropped in silence; the last
+                    // table stands in until it reads again.
+                    sample.coverage.failed[ns] = "\(error)"
+                    guard let cached = foreignCache[ns] else { continue }
+                    records = cached.records
                 }
-                for record in records where record.inode != 0 { sample.foreign[record.inode] = ns }
-                sample.records += records
-            } catch {
-                // The member left between discovery and this read: found again next tick.
-                sample.namespaceErrors[ns] = "\(error)"
             }
+            for record in records where record.inode != 0 { sample.foreign[record.inode] = ns }
+            sample.records += records
         }
         return sample
+    }
+
+    /// One foreign namespace's records: its last table when its TCP counters have not moved
+    /// (one small read instead of two walks of the kernel's socket hash), else its table read
+    /// through the member, streamed, within the byte limit and the tick's deadline.
+    mutating func readForeign(_ ns: UInt64, member: String, states: Set<TCPState>, now: Double, deadline: Double,
+                              coverage: inout NamespaceCoverage) throws -> [SocketRecord] {
+        let memberProc = ProcFS(root: proc.root + "/" + member)
+        let counters = states == [.closeWait] && now > 0 ? (try? memberProc.read("net/snmp", limit: 1 << 16)).flatMap(ProcNetSnmp.tcpCounters) : nil
+        if let counters, let cached = foreignCache[ns], cached.counters == counters, cached.cut == nil, now - cached.at < foreignRecheck {
+            coverage.unchanged += 1
+            foreignCache[ns]?.at = now
+            return cached.records
+        }
+        let (records, cut) = try sampleProcBounded(states, proc: memberProc, limit: foreignByteLimit, deadline: deadline)
+        if let cut { coverage.cut[ns] = cut }
+        coverage.read += 1
+        foreignCache[ns] = (cut == nil ? counters : nil, records, now, cut)
+        return records
     }
 
     mutating func sampleOwn(states: Set<TCPState>) throws -> Sample {
@@ -118,23 +154,39 @@ public struct KernelSampler {
     }
 
     func sampleProc(_ states: Set<TCPState>, proc: ProcFS? = nil) throws -> [SocketRecord] {
-        let proc = proc ?? self.proc
+        try sampleProcBounded(states, proc: proc ?? self.proc, limit: .max, deadline: nil).records
+    }
+
+    /// /proc/net/tcp{,6} of `proc`, streamed in chunks (only the wanted states are kept),
+    /// at most `limit` bytes in all and until `deadline`; `cut` says why a table was not read
+    /// to its end.
+    public func sampleProcBounded(_ states: Set<TCPState>, proc: ProcFS, limit: Int, deadline: Double?) throws -> (records: [SocketRecord], cut: String?) {
         var records = [SocketRecord]()
+        var used = 0
         for (file, family) in [("net/tcp", AddressFamily.inet), ("net/tcp6", .inet6)] {
-            let text: String
-            switch Result(catching: { () throws(Errno) -> String in try proc.readText(file) }) {
-            case let .success(content): text = content
-            case let .failure(error):
-                if family == .inet6 && error.code == ENOENT { continue } // no IPv6 in this kernel
-                throw error
-            }
+            var stream = ProcNetTCP.Stream(family: family, states: states)
+            let read: (bytes: Int, end: ProcFS.ChunkedEnd)
             do {
-                records += try ProcNetTCP.parse(text, family: family, states: states)
-            } catch {
-                throw SamplerError.procParse(path: proc.root + "/" + file, error: error)
+                read = try proc.readChunks(file, limit: max(0, limit - used), deadline: deadline) { chunk in
+                    do throws(ProcNetTCPError) { try stream.feed(chunk) } catch { throw SamplerError.procParse(path: proc.root + "/" + file, error: error) }
+                }
+            } catch let error as Errno where family == .inet6 && error.code == ENOENT {
+                continue  // no IPv6 in this kernel
+            }
+            used += read.bytes
+            switch read.end {
+            case .complete:
+                do throws(ProcNetTCPError) { records += try stream.finish() } catch { throw SamplerError.procParse(path: proc.root + "/" + file, error: error) }
+            case .byteLimit:
+                records += stream.records
+                let size = limit >= 1 << 20 ? "\(limit >> 20) MiB" : "\(limit >> 10) KiB"
+                return (records, "\(file) larger than the \(size) read per tick; sockets past that were not seen")
+            case .deadline:
+                records += stream.records
+                return (records, "\(file) not read to its end within the tick's \(TimeSpan.format(foreignBudget)) budget for namespaces")
             }
         }
-        return records
+        return (records, nil)
     }
 }
 

@@ -15,6 +15,42 @@ public struct ProcFS: Sendable {
         return try withOpenFile(path, flags: O_RDONLY) { fd throws(Errno) in try readAll(fd, path: path, limit: limit) }
     }
 
+    /// How a chunked read ended.
+    public enum ChunkedEnd: Sendable, Equatable {
+        case complete
+        /// Stopped after `limit` bytes: the rest of the file was not read.
+        case byteLimit
+        /// Stopped at the deadline (monotonic seconds).
+        case deadline
+    }
+
+    /// Reads `root/relative` in chunks of `chunkSize`, handing each to `body`, so a large file
+    /// is never held whole; stops after `limit` bytes or once `deadline` (monotonic) passes.
+    public func readChunks(_ relative: String, chunkSize: Int = 64 << 10, limit: Int = .max, deadline: Double? = nil,
+                           _ body: (ArraySlice<UInt8>) throws -> Void) throws -> (bytes: Int, end: ChunkedEnd) {
+        let path = root + "/" + relative
+        let fd = try retryingEINTR("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: chunkSize)
+        var total = 0
+        while true {
+            if total >= limit {
+                // At the limit: the end of the file, or more that is not read.
+                var probe: UInt8 = 0
+                let more = try retryingEINTR("read", path: path) { Glibc.read(fd, &probe, 1) }
+                return (total, more == 0 ? .complete : .byteLimit)
+            }
+            if let deadline, monotonicNow() >= deadline { return (total, .deadline) }
+            let want = min(chunkSize, limit - total)
+            let n = try retryingEINTR("read", path: path) {
+                buffer.withUnsafeMutableBytes { raw in Glibc.read(fd, raw.baseAddress!, want) }
+            }
+            if n == 0 { return (total, .complete) }
+            total += n
+            try body(buffer[0..<n])
+        }
+    }
+
     public func readText(_ relative: String) throws(Errno) -> String {
         String(decoding: try read(relative), as: UTF8.self)
     }

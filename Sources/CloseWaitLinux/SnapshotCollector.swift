@@ -24,8 +24,8 @@ public struct SnapshotCollector {
     public struct Result: Sendable {
         public var snapshot: Snapshot
         public var fallbackReason: String?
-        /// Named network namespaces no process is in: their sockets cannot be sampled.
-        public var unreadableNamespaces: [String] = []
+        /// What was and was not read of the other network namespaces.
+        public var coverage = NamespaceCoverage()
     }
 
     /// One sample: the kernel's sockets in `states`, joined with their owners.
@@ -37,7 +37,7 @@ public struct SnapshotCollector {
         let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
                                      statistics: found.statistics, source: sample.source, states: states,
                                      keepSockets: keepSockets, foreign: sample.foreign)
-        return Result(snapshot: snapshot, fallbackReason: sample.fallbackReason, unreadableNamespaces: sample.unreadableNamespaces)
+        return Result(snapshot: snapshot, fallbackReason: sample.fallbackReason, coverage: sample.coverage)
     }
 }
 

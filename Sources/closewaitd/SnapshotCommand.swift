@@ -70,6 +70,8 @@ struct SnapshotCommand: ParsableCommand {
         if let dumpNetlink { try captureNetlink(states: states, directory: dumpNetlink); return }
         var collector = SnapshotCollector(source: source, procRoot: procRoot)
         if namespaces == .all { collector.sampler.namespaces = NetNamespaces(proc: ProcFS(root: procRoot)) }
+        // One look, asked for by an operator: a longer budget than a tick's, the same byte limit.
+        collector.sampler.foreignBudget = 30
         let result: SnapshotCollector.Result
         do {
             result = try collector.collect(states: states)
@@ -80,10 +82,14 @@ struct SnapshotCommand: ParsableCommand {
         if let reason = result.fallbackReason {
             printError("closewaitd: netlink sock_diag unavailable (\(reason)); read /proc/net/tcp instead")
         }
-        if !result.unreadableNamespaces.isEmpty {
-            printError("closewaitd: \(result.unreadableNamespaces.count) named network namespace(s) with no process in them not sampled (reading one needs setns, CAP_SYS_ADMIN): "
-                + result.unreadableNamespaces.map { Escape.line($0) }.joined(separator: ", "))
+        let coverage = result.coverage
+        if !coverage.memberless.isEmpty {
+            printError("closewaitd: \(coverage.memberless.count) named network namespace(s) with no process in them not sampled (reading one needs setns, CAP_SYS_ADMIN): "
+                + coverage.memberless.map { Escape.line($0) }.joined(separator: ", "))
         }
+        for (ns, why) in coverage.cut.sorted(by: { $0.key < $1.key }) { printError("closewaitd: network namespace net:[\(ns)] cut short: \(why)") }
+        for (ns, why) in coverage.failed.sorted(by: { $0.key < $1.key }) { printError("closewaitd: network namespace net:[\(ns)] unreadable: \(why)") }
+        if coverage.unread > 0 { printError("closewaitd: \(coverage.unread) network namespace(s) not read within 30s") }
         let snapshot = result.snapshot.filtered(pids: Set(pid), units: unit)
         if json {
             var bytes = SnapshotReport.json(snapshot).renderedBytes(pretty: true)

@@ -32,6 +32,20 @@ import Testing
         #expect(throws: Errno.self) { try scanner.scan(pid: 99999, wanted: nil) }
     }
 
+    /// The bounded, streamed read of a namespace's table: chunk sizes and limits do not change
+    /// what is found before the limit, and a cut is said (issue 17, row 3).
+    @Test func boundedReadKeepsWhatCameBeforeTheLimit() throws {
+        let sampler = KernelSampler(choice: .proc, proc: ProcFS(root: Self.root))
+        let whole = try sampler.sampleProcBounded([.closeWait], proc: ProcFS(root: Self.root), limit: .max, deadline: nil)
+        #expect(whole.cut == nil)
+        #expect(whole.records.count == 6)
+        let cut = try sampler.sampleProcBounded([.closeWait], proc: ProcFS(root: Self.root), limit: 600, deadline: nil)
+        #expect(cut.cut?.contains("net/tcp larger than") == true)
+        #expect(cut.records.count >= 1 && cut.records.count < whole.records.count, "\(cut.records)")
+        let exact = try sampler.sampleProcBounded([.closeWait], proc: ProcFS(root: Self.root), limit: 1576, deadline: nil)
+        #expect(exact.cut == nil, "a file ending exactly at the limit is whole")
+    }
+
     @Test func collectorJoinsTheFixtureTree() throws {
         var collector = SnapshotCollector(source: .proc, procRoot: Self.root)
         let result = try collector.collect(states: [.closeWait])
