@@ -2,7 +2,23 @@
 /// process, hold before firing, hysteresis before clearing, reminders, immediate escalation,
 /// recovery messages and a cooldown before the same alert fires again. Pure.
 public struct AlertPolicy: Sendable {
-    public var settings: Settings
+    /// A change (a reload) forgets every cached rule match.
+    public var settings: Settings {
+        didSet { ruleCache.removeAll() }
+    }
+    /// The rule matched per process, with what it was matched on: ten thousand glob rules
+    /// are matched once per process, not once per process per tick. A process whose comm,
+    /// exe, unit or container changed (exec) is matched again.
+    struct MatchedOn: Equatable {
+        var comm: ByteString
+        var exe: ByteString?
+        var unit: ByteString?
+        var container: ContainerIdentity?
+        init(_ d: ProcessDetails) { comm = d.comm; exe = d.exe; unit = d.unit; container = d.container }
+    }
+    private var ruleCache: [ProcessIdentity: (on: MatchedOn, rule: Rule)] = [:]
+    /// Rule matches made (not served from the cache) by the last evaluate, for tests.
+    public private(set) var rulesMatched = 0
 
     struct Key: Hashable {
         var process: ProcessIdentity?
@@ -28,11 +44,41 @@ public struct AlertPolicy: Sendable {
         states.compactMap { key, state in state.firing.map { (key.process, key.reason, $0) } }
     }
 
+    /// Moves the holds, firing alerts and cooldowns of a process that handed its sockets over
+    /// (it exited; a child or a receiver holds them now: `Tracker.handovers`) to the new
+    /// holder, so a leaker that forks and exits every few seconds is not a new, unalerted
+    /// process each time. A firing alert carries on without a second "crossed" message.
+    public mutating func handOver(_ moves: [(from: ProcessIdentity, to: ProcessIdentity)]) {
+        for move in moves {
+            for reason in AlertReason.allCases where reason != .total {
+                let from = Key(process: move.from, reason: reason), to = Key(process: move.to, reason: reason)
+                guard states[to] == nil, let state = states[from] else { continue }
+                states[to] = state
+            }
+        }
+        // The predecessors are forgotten only once every move is done (two children may
+        // continue one parent).
+        for move in moves {
+            for reason in AlertReason.allCases where reason != .total { states[Key(process: move.from, reason: reason)] = nil }
+        }
+    }
+
     public mutating func evaluate(now: Double, statuses: [ProcessStatus], total: Int) -> [AlertEvent] {
         var events = [AlertEvent]()
         var seen = Set<Key>()
+        rulesMatched = 0
+        var cache = [ProcessIdentity: (on: MatchedOn, rule: Rule)]()
+        cache.reserveCapacity(statuses.count)
         for status in statuses {
-            let rule = settings.rule(for: status.details)
+            let on = MatchedOn(status.details)
+            let rule: Rule
+            if let cached = ruleCache[status.details.identity], cached.on == on {
+                rule = cached.rule
+            } else {
+                rule = settings.rule(for: status.details)
+                rulesMatched += 1
+            }
+            cache[status.details.identity] = (on, rule)
             if rule.ignore {
                 // Withdraw what was firing for it (a reload added the rule), saying why.
                 for reason in AlertReason.allCases where reason != .total {
@@ -71,6 +117,7 @@ public struct AlertPolicy: Sendable {
         if let event = step(totalKey, totalCondition, now: now, rule: "host", process: nil, total: total) {
             events.append(event)
         }
+        ruleCache = cache
         // Processes that exited, dropped their sockets, or are now ignored: recover and forget.
         for (key, state) in states where !seen.contains(key) {
             if let level = state.firing {

@@ -12,6 +12,8 @@ public protocol FdTableSource {
     func fdCounts(_ pids: [Int32]) -> [Result<Int?, FdTableError>]
     /// The start time (clock ticks since boot, /proc/<pid>/stat field 22).
     func startTime(of pid: Int32) -> Result<UInt64, FdTableError>
+    /// The start times of many processes (may run in parallel), in the order asked.
+    func startTimes(_ pids: [Int32]) -> [Result<UInt64, FdTableError>]
     /// What a person needs to recognise the process.
     func details(of pid: Int32, fdOpen: Int) -> Result<ProcessDetails, FdTableError>
     /// The effective uid, if known.
@@ -61,6 +63,10 @@ public enum FdTableError: Error, Equatable, Sendable {
     case permissionDenied
     /// Anything else, described.
     case other(String)
+}
+
+extension FdTableSource {
+    public func startTimes(_ pids: [Int32]) -> [Result<UInt64, FdTableError>] { pids.map(startTime(of:)) }
 }
 
 extension ScanStatistics {

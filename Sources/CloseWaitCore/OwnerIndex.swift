@@ -54,6 +54,8 @@ public final class OwnerIndex {
         public var newInodes = 0
         /// The pids scanned, in order (tests check the search order).
         public var searched: [Int32] = []
+        /// Cached holders whose pid another process had taken (their start time changed).
+        public var reusedPids = 0
     }
     public private(set) var lastReport = TickReport()
 
@@ -135,8 +137,27 @@ public final class OwnerIndex {
         }
         var foundSorted = [UInt64]()
         foundSorted.reserveCapacity(wanted.count)
-        for (item, result) in zip(toCount, source.fdCounts(toCount.map(\.pid))) {
+        let counts = source.fdCounts(toCount.map(\.pid))
+        // Each cached holder's start time, read after its count: a holder that exited and
+        // whose pid a new process took (the sockets living on in a child) must not keep them
+        // for a whole full-walk interval under the newcomer's name. One small read each.
+        let cachedHolders = toCount.indices.filter { details[toCount[$0].pid] != nil }
+        var starts = [Int: Result<UInt64, FdTableError>]()
+        for (index, start) in zip(cachedHolders, source.startTimes(cachedHolders.map { toCount[$0].pid })) { starts[index] = start }
+        for (position, (item, result)) in zip(toCount, counts).enumerated() {
             report.linksKept += item.links.count
+            var result = result
+            if case .success = result, let start = starts[position], let known = details[item.pid] {
+                switch start {
+                case let .success(time) where time != known.identity.startTime:
+                    // Another process now: its sockets are searched for below.
+                    details[item.pid] = nil
+                    report.reusedPids += 1
+                    continue
+                case let .failure(error): result = .failure(error)
+                default: break
+                }
+            }
             switch result {
             case let .success(count):
                 newLinks[item.pid] = item.links

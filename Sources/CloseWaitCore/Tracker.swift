@@ -52,6 +52,11 @@ public struct Tracker: Sendable {
         var since: Double
     }
     private(set) var histories: [ProcessIdentity: History] = [:]
+    /// The hand-overs found by the last update: a process that is gone and a new one holding
+    /// its sockets (a leaker that forks and exits, sockets passed with SCM_RIGHTS before the
+    /// sender exited). The new one continues the old one's history (counts, first-seen times),
+    /// and the policy moves its holds and firing alerts (`AlertPolicy.handOver`).
+    public private(set) var handovers: [(from: ProcessIdentity, to: ProcessIdentity)] = []
 
     public init(window: Double) {
         self.window = window
@@ -71,9 +76,11 @@ public struct Tracker: Sendable {
         next.reserveCapacity(observations.count)
         var statuses = [ProcessStatus]()
         statuses.reserveCapacity(observations.count)
+        let inherited = predecessors(observations)
+        handovers = inherited.map { (from: $0.value, to: $0.key) }.sorted { $0.to < $1.to }
         for observation in observations {
             let identity = observation.details.identity
-            var history = histories[identity] ?? History(since: now)
+            var history = histories[identity] ?? inherited[identity].flatMap { histories[$0] } ?? History(since: now)
             let inodes = observation.inodes.isSorted ? observation.inodes : observation.inodes.sorted()
             var firstSeen = [(inode: UInt64, seen: Double)]()
             firstSeen.reserveCapacity(inodes.count)
@@ -121,6 +128,27 @@ public struct Tracker: Sendable {
 }
 
 extension Tracker {
+    /// For each process seen for the first time, the gone process (tracked last tick, absent
+    /// now) that held the most of its sockets, if any. Costs nothing on a tick where no
+    /// tracked process went away or none is new.
+    func predecessors(_ observations: [ProcessObservation]) -> [ProcessIdentity: ProcessIdentity] {
+        let present = Set(observations.map(\.details.identity))
+        let newcomers = observations.filter { histories[$0.details.identity] == nil }
+        guard !newcomers.isEmpty else { return [:] }
+        var heldBy = [UInt64: ProcessIdentity]()
+        for (identity, history) in histories where !present.contains(identity) {
+            for entry in history.firstSeen { heldBy[entry.inode] = identity }
+        }
+        guard !heldBy.isEmpty else { return [:] }
+        var result = [ProcessIdentity: ProcessIdentity]()
+        for newcomer in newcomers {
+            var overlap = [ProcessIdentity: Int]()
+            for inode in newcomer.inodes { if let old = heldBy[inode] { overlap[old, default: 0] += 1 } }
+            if let best = overlap.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) { result[newcomer.details.identity] = best.key }
+        }
+        return result
+    }
+
     /// The least-squares slope of count over time, per minute.
     static func slopePerMinute(_ samples: [(time: Double, count: Int)]) -> Double {
         let n = Double(samples.count)

@@ -187,6 +187,8 @@ public final class Daemon {
         // A full walk frees what it built; give it back rather than keep it as peak.
         if collector.owners.lastReport.kind == .full { Memory.returnFreeMemory() }
         let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))
+        policy.handOver(tracker.handovers)
+        for move in tracker.handovers where diagnoses[move.to] == nil { diagnoses[move.to] = diagnoses[move.from] }
         let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total)
         let firing = Set(policy.firing.compactMap(\.0))
         diagnoses = diagnoses.filter { firing.contains($0.key) }

@@ -42,6 +42,13 @@ public struct ProcFdTableSource: FdTableSource, Sendable {
         Result { try reader.stat(pid: pid).startTime }.mapError(Self.tableError)
     }
 
+    public func startTimes(_ pids: [Int32]) -> [Result<UInt64, FdTableError>] {
+        let reader = reader
+        return ParallelScan.map(pids, minimumPerWorker: 256) { pid in
+            Result { try reader.stat(pid: pid).startTime }.mapError(Self.tableError)
+        }
+    }
+
     public func details(of pid: Int32, fdOpen: Int) -> Result<ProcessDetails, FdTableError> {
         Result { try reader.details(pid: pid, fdOpen: fdOpen) }.mapError(Self.tableError)
     }

@@ -102,7 +102,8 @@ import Testing
         #expect(index.lastReport.linksKept == 3)
         #expect(host.scanned.isEmpty, "a plateau tick scans no fd table")
         #expect(Set(host.counted) == [100, 200], "only the holders' fd counts")
-        #expect(host.startTimesRead.isEmpty && host.detailsRead.isEmpty)
+        #expect(Set(host.startTimesRead) == [100, 200], "each holder's start time: one small read")
+        #expect(host.detailsRead.isEmpty)
         #expect(second.owners[502] == [100])
 
         // The full walk comes back on schedule.
@@ -145,7 +146,7 @@ import Testing
         let next = try index.attribute(records: host.records(), now: 5)
         #expect(next.details[100]?.comm == "bravo")
         #expect(next.details[100]?.identity == ProcessIdentity(pid: 100, startTime: 1500))
-        #expect(host.startTimesRead == [100], "the start time of a holder found by search is checked")
+        #expect(host.startTimesRead == [200, 100], "every cached holder's (200) each tick, then the one found by search")
         #expect(next.owners[801] == [100] && next.owners[501].isEmpty)
     }
 
@@ -158,8 +159,24 @@ import Testing
         host.resetLog()
         let next = try index.attribute(records: host.records(), now: 5)
         #expect(next.owners[901] == [100])
-        #expect(host.startTimesRead == [100])
+        #expect(host.startTimesRead == [200, 100])
         #expect(host.detailsRead.isEmpty)
+    }
+
+    /// Issue 17, row 12: the holder forks a child that keeps the sockets, exits, and its pid
+    /// is reused at once. The cached holder's start time, checked every tick, catches it: the
+    /// newcomer is never named as the holder, and the child is found by the search.
+    @Test func aHolderWhosePidWasReusedLosesItsSocketsToTheRealHolderAtOnce() throws {
+        let host = host()
+        let index = OwnerIndex(source: host, fullScanInterval: 3600)
+        _ = try index.attribute(records: host.records(), now: 0)
+        host.processes[150] = .init(start: 1100, comm: "java-child", sockets: [5: 501, 6: 502])  // forked, holds both
+        host.processes[100] = .init(start: 9000, comm: "sleep")  // the parent exited; pid 100 reused
+        let next = try index.attribute(records: host.records(), now: 5)
+        #expect(index.lastReport.reusedPids == 1)
+        #expect(next.owners[501] == [150] && next.owners[502] == [150])
+        #expect(next.details[100] == nil, "the newcomer holds nothing and is not shown")
+        #expect(next.details[150]?.comm == "java-child")
     }
 
     @Test func forkSharedAndPassedSocketsAppearAtTheNextFullWalk() throws {

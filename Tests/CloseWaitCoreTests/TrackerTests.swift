@@ -53,8 +53,9 @@ func observation(pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: I
         #expect(tracker.trackedProcesses == 2)
         _ = tracker.update(now: 5, observations: [observation(pid: 1, inodes: [1])])
         #expect(tracker.trackedProcesses == 1)
-        // Same pid, new start time: history starts over.
-        let reused = tracker.update(now: 10, observations: [observation(pid: 1, start: 99, inodes: [1])])
+        // Same pid, new start time, its own sockets: history starts over. (Holding the dead
+        // process's very sockets would be a hand-over: HandoverTests.)
+        let reused = tracker.update(now: 10, observations: [observation(pid: 1, start: 99, inodes: [5])])
         #expect(reused[0].since == 10)
         #expect(reused[0].oldestAge == 0)
     }
