@@ -72,17 +72,23 @@ public enum Metrics {
         family("closewaitd_process_series_dropped", "gauge", "Processes holding CLOSE_WAIT sockets left out of the per-process series by the cap (metrics.max_processes).")
         sample("closewaitd_process_series_dropped", [], Double(sorted.count - kept.count))
 
-        let byIdentity = Dictionary(statuses.map { ($0.details.identity, $0) }, uniquingKeysWith: { a, _ in a })
-        family("closewaitd_alert_firing", "gauge", "1 for each alert firing now, by reason and level; per-process alerts carry the process's labels.")
+        // Every per-process family obeys the cap: alerts and peers only for the kept processes.
+        let byIdentity = Dictionary(kept.map { ($0.details.identity, $0) }, uniquingKeysWith: { a, _ in a })
+        family("closewaitd_alert_firing", "gauge", "1 for each alert firing now, by reason and level; per-process alerts carry the process's labels (only for the processes within metrics.max_processes).")
         var alerting = [ProcessStatus]()
+        var alertingSeen = Set<ProcessIdentity>()
+        var alertingProcesses = Set<ProcessIdentity>()
         for (identity, reason, level) in firing.sorted(by: { ($0.0?.pid ?? -1, $0.1.rawValue) < ($1.0?.pid ?? -1, $1.1.rawValue) }) {
+            if let identity { alertingProcesses.insert(identity) }
             if let identity, let status = byIdentity[identity] {
                 sample("closewaitd_alert_firing", labels(status.details) + [("reason", reason.rawValue), ("level", level.name)], 1)
-                if !alerting.contains(where: { $0.details.identity == identity }) { alerting.append(status) }
+                if alertingSeen.insert(identity).inserted { alerting.append(status) }
             } else if identity == nil {
                 sample("closewaitd_alert_firing", [("reason", reason.rawValue), ("level", level.name)], 1)
             }
         }
+        family("closewaitd_alerting_processes", "gauge", "Processes with at least one alert firing, the ones past metrics.max_processes included.")
+        sample("closewaitd_alerting_processes", [], Double(alertingProcesses.count))
         family("closewaitd_process_peer_close_wait_sockets", "gauge", "CLOSE_WAIT sockets of an alerting process to each of its top peers.")
         for status in alerting {
             for peer in status.peers.prefix(peersPerProcess) {

@@ -43,4 +43,19 @@ import Testing
         #expect(kept.contains { $0.hasSuffix(" 10") } && kept.contains { $0.hasSuffix(" 8") })
         #expect(text.contains("closewaitd_process_series_dropped 7\n"))
     }
+
+    /// Issue 17, row 9: 2,000 alerting processes with max_processes = 50 give 50 series per
+    /// per-process family (alerts and peers included), and the rest are counted.
+    @Test func everyPerProcessFamilyObeysTheCap() {
+        let statuses = (1...2000).map { Self.status(Int32($0), 100) }
+        let firing = statuses.map { (Optional($0.details.identity), AlertReason.count, AlertLevel.warning) }
+            + [(nil, AlertReason.total, AlertLevel.critical)]
+        let text = Metrics.render(statuses: statuses, firing: firing, total: 150, health: Metrics.Health(), version: "0.1.0", maxProcesses: 50)
+        let lines = text.split(separator: "\n")
+        #expect(lines.filter { $0.hasPrefix("closewaitd_alert_firing{pid=") }.count == 50)
+        #expect(lines.filter { $0.hasPrefix("closewaitd_alert_firing{reason=\"total\"") }.count == 1)
+        #expect(lines.filter { $0.hasPrefix("closewaitd_process_peer_close_wait_sockets{") }.count <= 50 * Metrics.peersPerProcess)
+        #expect(text.contains("closewaitd_alerting_processes 2000\n"))
+        #expect(text.contains("closewaitd_process_series_dropped 1950\n"))
+    }
 }
