@@ -67,6 +67,18 @@ import Testing
         #expect(result.stderr.contains("the daemon is not running"))
     }
 
+    /// Issue 17, row 15: a daemon that runs but cannot write its state (/run full) is not
+    /// "not running".
+    @Test func statusTellsNoStateFileFromNoDaemon() throws {
+        let unwritable = "/proc/closewaitd-test-\(getpid())/state.json"  // mkdir fails there
+        let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 50"), extraArguments: ["--state-file", unwritable])
+        defer { daemon.stop() }
+        try daemon.awaitLine("the state file failure said") { $0.contains("cannot write the state file") }
+        let result = try run(Build.path("closewaitd"), ["status", "--state-file", unwritable])
+        #expect(result.status == 5, "\(result.stderr)")
+        #expect(result.stderr.contains("the daemon runs (pid \(daemon.pid)) but there is no state at \(unwritable)"), "\(result.stderr)")
+    }
+
     @Test func reloadAppliesNewThresholdsAndKeepsRunningOnABadConfig() throws {
         let leak = try Workload(["--processes", "1", "--v4", "4"])
         defer { leak.stop() }
