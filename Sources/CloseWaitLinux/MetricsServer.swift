@@ -5,20 +5,29 @@ import Synchronization
 
 /// MetricsServer answers `GET /metrics` on one listening TCP socket — inherited from systemd
 /// (socket activation) or bound from `[metrics] listen` — on its own thread, so nothing a
-/// client does reaches the main queue. A poll(2) loop with non-blocking sockets: every
-/// request head is bounded (`HTTPExchange.maxHeadBytes`), a client that has not sent a whole
-/// head within `headTimeout` is dropped, a response not taken within `writeTimeout` too, and
-/// at most `maxClients` connections are held (when full, one silent for `idleEviction` is
-/// dropped for a newcomer; otherwise newcomers wait in the kernel's backlog). The page comes
-/// from `page`, which renders the last tick's state and never reads /proc. Each response
-/// closes its connection.
+/// client does reaches the main queue. A poll(2) loop with non-blocking sockets, built so a
+/// local user's connections cannot keep a well-behaved scraper out:
+/// - the kernel's accept queue is drained every round (a full queue drops the scraper's SYN,
+///   and its retry comes a second later), so a newcomer is accepted at once;
+/// - a connection that has sent nothing within `silentTimeout` is closed, newcomer or not;
+///   one that has not sent a whole head within `headTimeout` gets 408; a response not taken
+///   within `writeTimeout` is dropped (a local scraper takes a page in milliseconds);
+/// - past `maxClients` connections, room is made by closing, in this order, the oldest
+///   silent one, the oldest partial head, the oldest writer held at least `idleEviction`:
+///   complete requests are preferred; past `2 × maxClients`, the oldest writer of any age.
+/// Every request head is bounded (`HTTPExchange.maxHeadBytes`). The page comes from `page`,
+/// which renders the last tick's state and never reads /proc. Each response closes its
+/// connection.
 public final class MetricsServer: Sendable {
     public struct Limits: Sendable {
-        public var maxClients = 16
+        public var maxClients = 64
+        public var silentTimeout = 1.0
         public var headTimeout = 5.0
-        public var writeTimeout = 30.0
-        /// When full, a connection silent this long gives its place to a newcomer.
+        public var writeTimeout = 5.0
+        /// When full, a writer held this long may give its place to a newcomer.
         public var idleEviction = 1.0
+        /// Connections accepted per round at most (the queue is drained over rounds).
+        public var acceptPerRound = 256
         public init() {}
     }
 
@@ -100,25 +109,35 @@ public final class MetricsServer: Sendable {
         var head: [UInt8] = []
         var out: [UInt8]? = nil
         var sent = 0
+        /// Whether any byte came from it (a connection that never speaks is the first to go).
+        var heard = false
     }
 
     func count(_ update: (inout Counters) -> Void) { state.withLock { update(&$0.counters) } }
+
+    /// Which client to close to make room: the oldest silent one, then the oldest partial
+    /// head, then the oldest writer held at least `idleEviction` (any writer when `force`).
+    func victim(_ clients: [Client], now: Double, force: Bool) -> Int? {
+        func oldest(_ keep: (Client) -> Bool) -> Int? {
+            clients.indices.filter { keep(clients[$0]) }.min { clients[$0].since < clients[$1].since }
+        }
+        return oldest { $0.out == nil && !$0.heard }
+            ?? oldest { $0.out == nil }
+            ?? oldest { $0.out != nil && (force || now - $0.since >= limits.idleEviction) }
+    }
 
     func serve() {
         var clients = [Client]()
         var chunk = [UInt8](repeating: 0, count: 4096)
         defer { for c in clients { close(c.fd) } }
         while !state.withLock({ $0.stopping }) {
-            // Full and nobody to evict: leave the listening socket out of this poll (no spinning).
             let now = monotonicNow()
-            let full = clients.count >= limits.maxClients
-                && !clients.contains { $0.out == nil && now - $0.since >= limits.idleEviction }
-            var fds = [pollfd(fd: listenFD, events: full ? 0 : Int16(POLLIN), revents: 0)]
+            var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
             for c in clients { fds.append(pollfd(fd: c.fd, events: Int16(c.out == nil ? POLLIN : POLLOUT), revents: 0)) }
             var wait = 0.25
             for c in clients {
-                wait = min(wait, max(0, c.since + (c.out == nil ? limits.headTimeout : limits.writeTimeout) - now))
-                if full && c.out == nil { wait = min(wait, max(0, c.since + limits.idleEviction - now)) }
+                let deadline = c.out != nil ? limits.writeTimeout : (c.heard ? limits.headTimeout : limits.silentTimeout)
+                wait = min(wait, max(0, c.since + deadline - now))
             }
             let ready = poll(&fds, nfds_t(fds.count), Int32((wait * 1000).rounded(.up)))
             if ready < 0 && errno != EINTR { return }
@@ -130,19 +149,28 @@ public final class MetricsServer: Sendable {
                     let room = HTTPExchange.maxHeadBytes + 1 - client.head.count
                     let n = chunk.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, min(room, $0.count), Int32(MSG_DONTWAIT)) }
                     if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) { finished.insert(client.fd); continue }
-                    if n > 0 { client.head += chunk[0..<n] }
+                    if n > 0 {
+                        client.head += chunk[0..<n]
+                        client.heard = true
+                    }
                     let parsed = HTTPExchange.parse(client.head)
                     if parsed != .incomplete {
                         if case .reject = parsed { count { $0.rejected += 1 } } else { count { $0.responses += 1 } }
                         client.out = HTTPExchange.response(to: parsed, page: page)
                         client.head = []
                         client.since = after
+                        // Most answers fit the socket's buffer: sent now, not a round later.
+                        if !write(&client) { finished.insert(client.fd); continue }
                     }
                 } else if client.out != nil, revents & Int16(POLLOUT | POLLHUP | POLLERR) != 0 {
                     if !write(&client) { finished.insert(client.fd); continue }
                 }
                 // Deadlines hold whatever the client trickles in.
-                if client.out == nil, after - client.since >= limits.headTimeout {
+                if client.out == nil, !client.heard, after - client.since >= limits.silentTimeout {
+                    count { $0.timedOut += 1 }
+                    finished.insert(client.fd)
+                    continue
+                } else if client.out == nil, after - client.since >= limits.headTimeout {
                     count { $0.timedOut += 1 }
                     client.out = HTTPExchange.response(to: .incomplete, page: page)
                     client.since = after
@@ -159,20 +187,26 @@ public final class MetricsServer: Sendable {
                 clients.removeAll { finished.contains($0.fd) }
             }
             if fds[0].revents & Int16(POLLIN) != 0 {
-                for _ in 0..<limits.maxClients {
-                    if clients.count >= limits.maxClients {
-                        // Full: make room only by dropping a connection that has waited at least
-                        // `idleEviction` without sending its head (an idle or slow client);
-                        // otherwise newcomers wait in the kernel's backlog.
-                        guard let victim = clients.indices.filter({ clients[$0].out == nil && after - clients[$0].since >= limits.idleEviction })
-                            .min(by: { clients[$0].since < clients[$1].since }) else { break }
-                        close(clients[victim].fd)
-                        clients.remove(at: victim)
-                        count { $0.evicted += 1 }
-                    }
+                for _ in 0..<limits.acceptPerRound {
                     let fd = cw_accept_nonblocking(listenFD)
                     if fd < 0 { break }
-                    clients.append(Client(fd: fd, since: after))
+                    // A request already waiting marks a client that speaks at once (a scraper).
+                    var pending: Int32 = 0
+                    let heard = ioctl(fd, UInt(FIONREAD), &pending) == 0 && pending > 0
+                    if clients.count >= limits.maxClients {
+                        let force = clients.count >= 2 * limits.maxClients
+                        if let index = victim(clients, now: after, force: force) {
+                            close(clients[index].fd)
+                            clients.remove(at: index)
+                            count { $0.evicted += 1 }
+                        } else if !heard || force {
+                            // Nobody to make room and a newcomer that says nothing: it goes.
+                            close(fd)
+                            count { $0.evicted += 1 }
+                            continue
+                        }
+                    }
+                    clients.append(Client(fd: fd, since: after, heard: heard))
                 }
             }
         }
