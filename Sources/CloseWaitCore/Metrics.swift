@@ -14,6 +14,8 @@ public enum Metrics {
         public var unowned: Int
         /// What the last tick read of the other network namespaces.
         public var namespaces = NamespaceCoverage()
+        /// Unowned sockets whose owner search is not finished (the per-tick budget).
+        public var notYetSearched = 0
 
         public init(lastSuccessfulTick: Double? = nil, tickDuration: Double = 0, samplerFailures: Int = 0,
                     reloadsSucceeded: Int = 0, reloadsFailed: Int = 0, notificationsDropped: Int = 0,
@@ -52,7 +54,9 @@ public enum Metrics {
         sample("closewaitd_close_wait_sockets", [], Double(total))
         family("closewaitd_unowned_close_wait_sockets", "gauge", "CLOSE_WAIT sockets with no known owning process, by reason.")
         sample("closewaitd_unowned_close_wait_sockets", [("reason", "owner-unreadable")], Double(health.attribution.unattributed))
-        sample("closewaitd_unowned_close_wait_sockets", [("reason", "other")], Double(max(0, health.unowned - health.attribution.unattributed)))
+        sample("closewaitd_unowned_close_wait_sockets", [("reason", "not-yet-searched")], Double(health.notYetSearched))
+        sample("closewaitd_unowned_close_wait_sockets", [("reason", "other")],
+               Double(max(0, health.unowned - health.attribution.unattributed - health.notYetSearched)))
 
         let sorted = statuses.sorted { ($1.count, $0.details.pid) < ($0.count, $1.details.pid) }
         let kept = sorted.prefix(max(0, maxProcesses))

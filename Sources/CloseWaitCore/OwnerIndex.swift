@@ -21,6 +21,20 @@ public final class OwnerIndex {
     public var fullScanInterval: Double
     /// Processes scanned per batch of a search (the source may read a batch in parallel).
     public var searchBatch = 32
+    /// File descriptors a tick's search for new sockets' owners may read (about 0.3 s here).
+    /// Another user can hold millions of idle fds and make an unownable CLOSE_WAIT socket a
+    /// second (parked in a unix socket's queue): without a budget every tick became a full
+    /// walk. Past it, the search goes on next tick where it stopped (a "lap" over every
+    /// process), and the sockets still waiting are counted as not yet searched.
+    public var searchBudget = 100_000
+    /// The current lap of a search that outlasted a tick: processes searched since it began,
+    /// and the inodes it is for. When every process has been searched, those still without
+    /// an owner are left alone until the next full walk.
+    private var lapSearched = Set<Int32>()
+    /// Open fds per process at the last full walk: batches are sized to fit the budget.
+    private var averageFds = 64
+    private var fdsAtLastWalk = 0
+    private var lapInodes = Set<UInt64>()
 
     private var links: [Int32: [FdLinkEntry]] = [:]
     private var unownedAtFullScan = Set<UInt64>()
@@ -100,6 +114,9 @@ public final class OwnerIndex {
     }
 
     func fullScan(wanted: Set<UInt64>) throws -> Attribution {
+        lapSearched.removeAll()
+        lapInodes.removeAll()
+        defer { averageFds = max(1, lastReport.processesSearched > 0 ? fdsAtLastWalk / lastReport.processesSearched : 64) }
         var stats = ScanStatistics()
         var newLinks = [Int32: [FdLinkEntry]]()
         var fdCounts = [Int32: Int]()
@@ -117,6 +134,7 @@ public final class OwnerIndex {
         unreadableAtFullScan = stats.permissionDenied
         details.removeAll(keepingCapacity: true)  // re-read: exec may have changed comm or exe
         lastReport = TickReport(kind: .full, linksKept: 0, processesSearched: stats.processesScanned, newInodes: wanted.count, searched: pids)
+        fdsAtLastWalk = stats.fdsRead
         return finish(fdCounts: fdCounts, stats: stats, verified: [])
     }
 
@@ -188,15 +206,20 @@ public final class OwnerIndex {
         for inode in wanted where !isFound(inode) && !unownedAtFullScan.contains(inode) { missing.insert(inode) }
         foundSorted = []
         report.newInodes = missing.count
+        lapInodes.formIntersection(missing)
+        if lapInodes.isEmpty { lapSearched.removeAll() }
         if !missing.isEmpty {
             var searched = Set<Int32>()
-            // Searches the given processes, in batches, until every new inode has an owner;
-            // known links of a process are skipped, not read again.
+            let budgetEnd = stats.fdsRead + searchBudget
+            var overBudget: Bool { stats.fdsRead >= budgetEnd }
+            // Searches the given processes, in batches, until every new inode has an owner or
+            // the budget is spent; known links of a process are skipped, not read again.
             func search(_ candidates: [Int32]) {
                 let pending = candidates.filter { !searched.contains($0) }
                 var start = 0
-                while start < pending.count && !missing.isEmpty {
-                    let batch = Array(pending[start..<min(pending.count, start + searchBatch)])
+                while start < pending.count && !missing.isEmpty && !overBudget {
+                    let fits = max(1, (budgetEnd - stats.fdsRead) / averageFds)
+                    let batch = Array(pending[start..<min(pending.count, start + min(searchBatch, fits))])
                     start += batch.count
                     searched.formUnion(batch)
                     report.searched += batch
@@ -212,23 +235,39 @@ public final class OwnerIndex {
                 }
             }
             let all = try source.listProcesses()
-            // 1. Processes started since we last looked (a new leaker, or a replaced worker).
+            // 1. Processes started since we last looked (a new leaker, or a replaced worker);
+            //    those the budget left out stay new for the next tick.
             search(all.filter { !knownPids.contains($0) })
-            knownPids.formUnion(all)
+            knownPids.formUnion(overBudget ? searched : Set(all))
             // 2. Processes already holding sampled sockets: those that gained some most
             //    recently first, then the biggest.
             search(newLinks.keys.sorted {
                 (lastGain[$0] ?? 0, newLinks[$0]!.count, $1) > (lastGain[$1] ?? 0, newLinks[$1]!.count, $0)
             })
-            if !missing.isEmpty {
-                // 3. Processes of the uid that created the sockets, 4. everyone else.
+            if !missing.isEmpty && !overBudget {
+                // 3. Processes of the uid that created the sockets, 4. everyone else — those
+                //    this lap has not searched yet.
+                if lapInodes.isEmpty { lapInodes = missing }
                 let uids = Set(records.lazy.filter { missing.contains($0.inode) }.map(\.uid))
-                let rest = all.filter { !searched.contains($0) }
+                let rest = all.filter { !searched.contains($0) && !lapSearched.contains($0) }
                 let sameUID = rest.filter { source.uid(of: $0).map(uids.contains) ?? false }
                 search(sameUID)
                 search(rest)
-                // Searched everywhere and still no owner: do not search again until the next full walk.
-                if searched.count >= all.count { unownedAtFullScan.formUnion(missing) }
+            }
+            if !missing.isEmpty {
+                lapSearched.formUnion(searched)
+                if lapInodes.isEmpty { lapInodes = missing }
+                if all.allSatisfy(lapSearched.contains) {
+                    // Searched everywhere and still no owner: do not search again until the
+                    // next full walk. Inodes that joined mid-lap start a lap of their own.
+                    unownedAtFullScan.formUnion(missing.intersection(lapInodes))
+                    lapInodes = missing.subtracting(lapInodes)
+                    lapSearched.removeAll()
+                }
+                stats.notYetSearched = missing.subtracting(unownedAtFullScan).count
+            } else {
+                lapInodes.removeAll()
+                lapSearched.removeAll()
             }
             report.processesSearched = searched.count
         }

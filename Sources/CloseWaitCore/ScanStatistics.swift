@@ -9,6 +9,9 @@ public struct ScanStatistics: Equatable, Sendable {
     public var permissionDenied = 0
     /// Other per-process read errors (e.g. a malformed /proc file), counted.
     public var otherErrors = 0
+    /// Sampled sockets with no owner found yet whose search is not finished: the tick's
+    /// search budget ran out (`OwnerIndex.searchBudget`); it goes on next tick.
+    public var notYetSearched = 0
 
     public init() {}
 
@@ -19,6 +22,7 @@ public struct ScanStatistics: Equatable, Sendable {
         sum.vanished = a.vanished + b.vanished
         sum.permissionDenied = a.permissionDenied + b.permissionDenied
         sum.otherErrors = a.otherErrors + b.otherErrors
+        sum.notYetSearched = a.notYetSearched + b.notYetSearched
         return sum
     }
 }

@@ -209,7 +209,10 @@ public final class Daemon {
         let health = AttributionHealth(snapshot)
         if let entry = attribution.update(health) { writer.send(entry) }
         let alerting = Set(policy.firing.map(\.0)).count
-        let notes = [result.coverage.summary].compactMap { $0 }
+        let pendingSearch = snapshot.statistics.notYetSearched
+        let notes = [result.coverage.summary,
+                     pendingSearch > 0 ? "\(pendingSearch) new \(pendingSearch == 1 ? "socket's" : "sockets'") owner still being searched for" : nil]
+            .compactMap { $0 }
         let status = StatusLine.render(statuses: statuses, alerting: alerting, total: snapshot.total, health: health, notes: notes)
         if !ready {
             ready = true
@@ -222,6 +225,7 @@ public final class Daemon {
         self.health.attribution = health
         self.health.unowned = snapshot.unowned
         self.health.namespaces = result.coverage
+        self.health.notYetSearched = pendingSearch
         lastTick = (statuses, snapshot.total)
         if notifier.watchdogInterval != nil { notifier.watchdog() }
         reportDroppedNotifications()

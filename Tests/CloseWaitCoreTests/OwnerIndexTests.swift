@@ -179,6 +179,39 @@ import Testing
         #expect(next.details[150]?.comm == "java-child")
     }
 
+    /// Issue 17, row 10: a user with many idle fds and an unownable socket a tick cannot turn
+    /// every tick into a full walk: each tick's search reads at most `searchBudget` fds, goes
+    /// on where it stopped, and what still waits is counted.
+    @Test func theSearchForNewOwnersIsBudgetedAndGoesOnNextTick() throws {
+        let host = host()
+        for pid in Int32(1000)..<1040 { host.processes[pid] = .init(start: UInt64(pid), comm: "idle", otherFds: 5000) }
+        let index = OwnerIndex(source: host, fullScanInterval: 3600)
+        index.searchBudget = 20_000  // four idle processes a tick
+        _ = try index.attribute(records: host.records(), now: 0)
+        var extra: [UInt64] = [999]  // an unownable socket (in flight in a unix socket's queue)
+        var ticks = 0
+        var fdsPerTick = [Int]()
+        var pending = [Int]()
+        repeat {
+            ticks += 1
+            let next = try index.attribute(records: host.records(extra: extra), now: Double(ticks) * 5)
+            fdsPerTick.append(next.statistics.fdsRead)
+            pending.append(next.statistics.notYetSearched)
+        } while pending.last != 0 && ticks < 30
+        #expect(fdsPerTick.allSatisfy { $0 <= 20_000 + 5_100 }, "\(fdsPerTick)")  // a batch may finish past the budget
+        #expect(ticks >= 8 && ticks < 30, "a lap over 43 processes at ~4 a tick: \(ticks) ticks")
+        #expect(pending.dropLast().allSatisfy { $0 == 1 }, "said while it waits: \(pending)")
+        // Searched everywhere: not searched again until the next full walk.
+        host.resetLog()
+        _ = try index.attribute(records: host.records(extra: extra), now: 200)
+        #expect(host.scanned.isEmpty)
+        // A new socket that someone does hold is still found at once (new pids, holders first).
+        host.processes[2000] = .init(start: 2000, comm: "leaker", sockets: [3: 4242])
+        extra.append(4242)
+        let found = try index.attribute(records: host.records(extra: extra), now: 205)
+        #expect(found.owners[4242] == [2000])
+    }
+
     @Test func forkSharedAndPassedSocketsAppearAtTheNextFullWalk() throws {
         let host = host()
         let index = OwnerIndex(source: host, fullScanInterval: 60)
