@@ -5,6 +5,11 @@ public enum AlertReason: String, Sendable, CaseIterable, Hashable {
     case age
     case fdExhaustion = "fd-exhaustion"
     case total
+    /// Host-wide: CLOSE_WAIT sockets no process's fd table holds (not the listen backlog).
+    case unowned
+
+    /// About the whole host, not one process.
+    public var isHostWide: Bool { self == .total || self == .unowned }
 }
 
 public enum AlertLevel: Int, Sendable, Comparable, Hashable {

@@ -11,6 +11,7 @@ public enum AlertMessage {
             ("CLOSEWAIT_TOTAL", ByteString(String(e.total))),
         ]
         guard let p = e.process else {
+            if e.reason == .unowned { return unownedEntry(e, priority: priority, fields: fields) }
             let message: String
             switch e.kind {
             case .recovered:
@@ -103,6 +104,22 @@ public enum AlertMessage {
         return JournalEntry(message: message, priority: priority, messageID: MessageID.of(e.kind), fields: fields)
     }
 
+    /// The host-wide alert for sockets no process holds: no per-process alert can fire for them.
+    static func unownedEntry(_ e: AlertEvent, priority: JournalPriority, fields: [(String, ByteString)]) -> JournalEntry {
+        let count = Int(saturating: e.value ?? 0)
+        let message: String
+        if e.kind == .recovered {
+            message = "CLOSE_WAIT sockets without a known owner back below \(Int(saturating: e.threshold)); recovered from \(e.level.name)."
+        } else {
+            let prefix = e.kind == .escalated ? "escalated to critical: " : (e.kind == .reminder ? "still: " : "")
+            message = "\(prefix)\(count) CLOSE_WAIT sockets are held by no process's fd table (\(e.level.name) at \(Int(saturating: e.threshold))): "
+                + "passed over a unix socket and not received yet (SCM_RIGHTS in flight), or held where /proc cannot show them. "
+                + "No per-process alert can fire for them. `closewaitd snapshot` lists them as unowned; `ss -xp` shows unix sockets with queued data."
+        }
+        return JournalEntry(message: message, priority: priority, messageID: MessageID.of(e.kind),
+                            fields: fields + [("CLOSEWAIT_COUNT", ByteString(String(count)))])
+    }
+
     static func trend(_ p: ProcessStatus) -> String {
         func rate(_ v: Double) -> String { (v >= 0 ? "+" : "") + fixed(v, v.magnitude < 10 ? 1 : 0) + "/min" }
         let growth = p.growthPerMinute.map(rate)
@@ -114,7 +131,7 @@ public enum AlertMessage {
     static func describe(_ reason: AlertReason, _ value: Double?) -> String {
         guard let value else { return "-" }
         switch reason {
-        case .count, .total: return String(Int(saturating: value))
+        case .count, .total, .unowned: return String(Int(saturating: value))
         case .growth: return fixed(value, 1) + "/min"
         case .age: return TimeSpan.format(value)
         case .fdExhaustion: return "in " + TimeSpan.format(value)

@@ -44,13 +44,18 @@ public struct AlertPolicy: Sendable {
         states.compactMap { key, state in state.firing.map { (key.process, key.reason, $0) } }
     }
 
+    /// How many processes have an alert firing (the host-wide alerts are not a process).
+    public var alertingProcesses: Int {
+        Set(states.compactMap { key, state in state.firing == nil ? nil : key.process }).count
+    }
+
     /// Moves the holds, firing alerts and cooldowns of a process that handed its sockets over
     /// (it exited; a child or a receiver holds them now: `Tracker.handovers`) to the new
     /// holder, so a leaker that forks and exits every few seconds is not a new, unalerted
     /// process each time. A firing alert carries on without a second "crossed" message.
     public mutating func handOver(_ moves: [(from: ProcessIdentity, to: ProcessIdentity)]) {
         for move in moves {
-            for reason in AlertReason.allCases where reason != .total {
+            for reason in AlertReason.allCases where !reason.isHostWide {
                 let from = Key(process: move.from, reason: reason), to = Key(process: move.to, reason: reason)
                 guard states[to] == nil, let state = states[from] else { continue }
                 states[to] = state
@@ -59,11 +64,12 @@ public struct AlertPolicy: Sendable {
         // The predecessors are forgotten only once every move is done (two children may
         // continue one parent).
         for move in moves {
-            for reason in AlertReason.allCases where reason != .total { states[Key(process: move.from, reason: reason)] = nil }
+            for reason in AlertReason.allCases where !reason.isHostWide { states[Key(process: move.from, reason: reason)] = nil }
         }
     }
 
-    public mutating func evaluate(now: Double, statuses: [ProcessStatus], total: Int) -> [AlertEvent] {
+    /// - Parameter unowned: CLOSE_WAIT sockets with an inode that no process holds.
+    public mutating func evaluate(now: Double, statuses: [ProcessStatus], total: Int, unowned: Int = 0) -> [AlertEvent] {
         var events = [AlertEvent]()
         var seen = Set<Key>()
         rulesMatched = 0
@@ -81,7 +87,7 @@ public struct AlertPolicy: Sendable {
             cache[status.details.identity] = (on, rule)
             if rule.ignore {
                 // Withdraw what was firing for it (a reload added the rule), saying why.
-                for reason in AlertReason.allCases where reason != .total {
+                for reason in AlertReason.allCases where !reason.isHostWide {
                     let key = Key(process: status.details.identity, reason: reason)
                     guard let state = states.removeValue(forKey: key) else { continue }
                     if let level = state.firing {
@@ -115,6 +121,14 @@ public struct AlertPolicy: Sendable {
                                        critical: Double(settings.totalCritical), higherIsWorse: true,
                                        clearRatio: settings.clearRatio)
         if let event = step(totalKey, totalCondition, now: now, rule: "host", process: nil, total: total) {
+            events.append(event)
+        }
+        let unownedKey = Key(process: nil, reason: .unowned)
+        seen.insert(unownedKey)
+        let unownedCondition = Condition(value: Double(unowned), warning: Double(settings.unownedWarning),
+                                         critical: Double(settings.unownedCritical), higherIsWorse: true,
+                                         clearRatio: settings.clearRatio)
+        if let event = step(unownedKey, unownedCondition, now: now, rule: "host", process: nil, total: total) {
             events.append(event)
         }
         ruleCache = cache

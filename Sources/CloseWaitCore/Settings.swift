@@ -81,6 +81,10 @@ public struct Settings: Equatable, Sendable {
     public var thresholds = Thresholds()
     public var totalWarning = 1000
     public var totalCritical = 5000
+    /// CLOSE_WAIT sockets (listen backlog aside) that no process's fd table holds: sockets in
+    /// flight in a unix socket's queue (SCM_RIGHTS), or held where /proc cannot show them.
+    public var unownedWarning = 100
+    public var unownedCritical = 1000
     public var rules: [Rule] = []
     /// `[metrics] textfile`: a node_exporter textfile-collector file rewritten each tick.
     public var metricsTextfile: String?

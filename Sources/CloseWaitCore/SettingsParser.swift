@@ -8,7 +8,7 @@ public struct SettingsParser {
     public static let sections: [String: [String]] = [
         "daemon": ["interval", "source", "window", "full_scan_interval", "namespaces"],
         "alerts": ["hold", "reminder", "cooldown", "clear_ratio"],
-        "thresholds": thresholdKeys + ["total_warning", "total_critical"],
+        "thresholds": thresholdKeys + ["total_warning", "total_critical", "unowned_warning", "unowned_critical"],
         "metrics": ["textfile", "max_processes", "listen"],
     ]
     static let thresholdKeys = ["count_warning", "count_critical", "growth_warning", "growth_critical",
@@ -79,6 +79,9 @@ public struct SettingsParser {
             settings.totalWarning = integer(thresholds, "thresholds", "total_warning", min: 0, max: 10_000_000) ?? settings.totalWarning
             settings.totalCritical = integer(thresholds, "thresholds", "total_critical", min: 0, max: 10_000_000) ?? settings.totalCritical
             ordered("thresholds.total", Double(settings.totalWarning), Double(settings.totalCritical))
+            settings.unownedWarning = integer(thresholds, "thresholds", "unowned_warning", min: 0, max: 10_000_000) ?? settings.unownedWarning
+            settings.unownedCritical = integer(thresholds, "thresholds", "unowned_critical", min: 0, max: 10_000_000) ?? settings.unownedCritical
+            ordered("thresholds.unowned", Double(settings.unownedWarning), Double(settings.unownedCritical))
         }
         if let metrics = section(top, "metrics") {
             if let path = string(metrics, "metrics", "textfile") {

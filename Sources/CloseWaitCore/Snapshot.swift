@@ -82,6 +82,11 @@ public struct Snapshot: Sendable {
     /// Unowned sockets (inode not 0) while some processes' fd tables could not be read: their
     /// owner may be among those. Non-zero means attribution is degraded.
     public private(set) var ownerUnreadable: Int
+    /// Unowned sockets with inode 0: connections waiting in a listener's accept queue.
+    public private(set) var listenBacklog = 0
+    /// Unowned sockets that some process should hold but none does (not the listen backlog,
+    /// not a socket of a process we may not read): the host-wide `unowned` alert's count.
+    public var unownedHeld: Int { max(0, unowned - listenBacklog - ownerUnreadable) }
 
     public init(source: SocketSource, states: Set<TCPState>, sockets: [SnapshotSocket],
                 processes: [ProcessEntry], statistics: ScanStatistics) {
@@ -92,6 +97,7 @@ public struct Snapshot: Sendable {
         self.statistics = statistics
         total = sockets.count
         unowned = sockets.reduce(0) { $0 + ($1.owners.isEmpty ? 1 : 0) }
+        listenBacklog = sockets.reduce(0) { $0 + ($1.owners.isEmpty && $1.record.inode == 0 ? 1 : 0) }
         ownerUnreadable = sockets.reduce(0) { $0 + ($1.unownedReason == .ownerUnreadable ? 1 : 0) }
     }
 
@@ -115,6 +121,7 @@ public struct Snapshot: Sendable {
         var peersByPid = [Int32: [PeerKey: Int]]()
         var unowned = 0
         var ownerUnreadable = 0
+        var listenBacklog = 0
         for record in records {
             var owned = false
             var socketOwners = [Int32]()
@@ -130,6 +137,7 @@ public struct Snapshot: Sendable {
             }
             if !owned {
                 unowned += 1
+                if record.inode == 0 { listenBacklog += 1 }
                 if record.inode != 0 && statistics.permissionDenied > 0 { ownerUnreadable += 1 }
             }
             guard keepSockets else { continue }
@@ -157,6 +165,7 @@ public struct Snapshot: Sendable {
         snapshot.total = records.count
         snapshot.unowned = unowned
         snapshot.ownerUnreadable = ownerUnreadable
+        snapshot.listenBacklog = listenBacklog
         return snapshot
     }
 

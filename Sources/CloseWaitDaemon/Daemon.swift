@@ -189,7 +189,7 @@ public final class Daemon {
         let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))
         policy.handOver(tracker.handovers)
         for move in tracker.handovers where diagnoses[move.to] == nil { diagnoses[move.to] = diagnoses[move.from] }
-        let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total)
+        let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total, unowned: snapshot.unownedHeld)
         let firing = Set(policy.firing.compactMap(\.0))
         diagnoses = diagnoses.filter { firing.contains($0.key) }
         diagnosisBudget = (Self.diagnosesForAlertsPerTick, Self.refreshesPerTick)
@@ -208,9 +208,11 @@ public final class Daemon {
         ticks += 1
         let health = AttributionHealth(snapshot)
         if let entry = attribution.update(health) { writer.send(entry) }
-        let alerting = Set(policy.firing.map(\.0)).count
+        let alerting = policy.alertingProcesses
         let pendingSearch = snapshot.statistics.notYetSearched
+        let unowned = snapshot.unownedHeld
         let notes = [result.coverage.summary,
+                     settings.unownedWarning > 0 && unowned >= settings.unownedWarning ? "\(unowned) sockets held by no process" : nil,
                      pendingSearch > 0 ? "\(pendingSearch) new \(pendingSearch == 1 ? "socket's" : "sockets'") owner still being searched for" : nil]
             .compactMap { $0 }
         let status = StatusLine.render(statuses: statuses, alerting: alerting, total: snapshot.total, health: health, notes: notes)

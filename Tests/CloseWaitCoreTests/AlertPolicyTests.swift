@@ -146,4 +146,39 @@ import Testing
         #expect(policy.evaluate(now: 15, statuses: [Self.status(200)], total: 200).isEmpty)
         #expect(policy.firing.isEmpty)
     }
+
+    /// Issue 17, row 13: sockets no process holds (SCM_RIGHTS in flight) raise a host-wide
+    /// alert of their own once past unowned_warning; the listen backlog does not count.
+    @Test func unownedSocketsRaiseAHostAlert() throws {
+        var policy = AlertPolicy(settings: Self.settings { $0.unownedWarning = 100; $0.unownedCritical = 1000 })
+        var events = [AlertEvent]()
+        for tick in 0..<4 { events += policy.evaluate(now: Double(tick) * 5, statuses: [], total: 900, unowned: 900) }
+        let crossed = try #require(events.first { $0.reason == .unowned && $0.kind == .crossed })
+        #expect(crossed.level == .warning && crossed.process == nil)
+        let entry = AlertMessage.entry(crossed)
+        #expect(entry.message.contains("900 CLOSE_WAIT sockets are held by no process's fd table"))
+        #expect(entry.field("CLOSEWAIT_REASON") == "unowned" && entry.field("CLOSEWAIT_COUNT") == "900")
+        var snapshotLike = Snapshot(source: .netlink, states: [.closeWait], sockets: [
+            SnapshotSocket(record: AlertPolicyTests.record(inode: 0), owners: [], unownedReason: .listenBacklog, netns: nil),
+            SnapshotSocket(record: AlertPolicyTests.record(inode: 7), owners: [], unownedReason: .noOwnerFound, netns: nil),
+        ], processes: [], statistics: ScanStatistics())
+        #expect(snapshotLike.unownedHeld == 1, "the listen backlog is not held by anyone yet, and that is normal")
+        snapshotLike.sockets = []
+    }
+
+    /// Issue 18: the STATUS line's "N alerting" counts processes, not the host-wide alerts.
+    @Test func theAlertingCountIsProcessesOnly() {
+        var policy = AlertPolicy(settings: Self.settings { $0.totalWarning = 10; $0.hold = .samples(1) })
+        let statuses = [Self.status(12, pid: 1), Self.status(3, pid: 2)]
+        _ = policy.evaluate(now: 0, statuses: statuses, total: 15)
+        #expect(policy.firing.contains { $0.0 == nil && $0.1 == .total })
+        let alerting = policy.alertingProcesses
+        #expect(alerting == 1)
+        #expect(StatusLine.render(statuses: statuses, alerting: alerting, total: 15).contains(", 1 alerting;"))
+    }
+
+    static func record(inode: UInt64) -> SocketRecord {
+        SocketRecord(family: .inet, state: .closeWait, local: Endpoint(address: .v4(127, 0, 0, 1), port: 40000),
+                     remote: Endpoint(address: .v4(127, 0, 0, 1), port: 8080), inode: inode, uid: 0, recvQ: 1, sendQ: 0)
+    }
 }
