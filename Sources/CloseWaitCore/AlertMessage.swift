@@ -116,7 +116,8 @@ public enum AlertMessage {
                 + "passed over a unix socket and not received yet (SCM_RIGHTS in flight), or held where /proc cannot show them. "
                 + "No per-process alert can fire for them. `closewaitd snapshot` lists them as unowned; `ss -xp` shows unix sockets with queued data."
         }
-        return JournalEntry(message: message, priority: priority, messageID: MessageID.of(e.kind),
+        return JournalEntry(message: message, priority: priority,
+                            messageID: e.kind == .recovered ? MessageID.recovered : MessageID.unownedSockets,
                             fields: fields + [("CLOSEWAIT_COUNT", ByteString(String(count)))])
     }
 

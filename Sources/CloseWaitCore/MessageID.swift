@@ -11,6 +11,8 @@ public enum MessageID {
     public static let started = "4945f8b50fbe464d932a3977a7e93180"
     public static let attributionDegraded = "89e70d1c3ee54120b579ad6246fac63d"
     public static let attributionRecovered = "91b4568eee22485c9e7d7c05f9b07a26"
+    /// The host-wide alert for CLOSE_WAIT sockets no process holds (crossed, escalated, reminder).
+    public static let unownedSockets = "3c0fc66b4eb94883be1b391c2835909d"
     public static let namespacesIncomplete = "8e102ac37aa446ae906cbf1c19a41a36"
     public static let namespacesComplete = "ff3292b7847641c0b66b7ca34284c235"
 

@@ -158,6 +158,7 @@ import Testing
         let entry = AlertMessage.entry(crossed)
         #expect(entry.message.contains("900 CLOSE_WAIT sockets are held by no process's fd table"))
         #expect(entry.field("CLOSEWAIT_REASON") == "unowned" && entry.field("CLOSEWAIT_COUNT") == "900")
+        #expect(entry.messageID == MessageID.unownedSockets)
         var snapshotLike = Snapshot(source: .netlink, states: [.closeWait], sockets: [
             SnapshotSocket(record: AlertPolicyTests.record(inode: 0), owners: [], unownedReason: .listenBacklog, netns: nil),
             SnapshotSocket(record: AlertPolicyTests.record(inode: 7), owners: [], unownedReason: .noOwnerFound, netns: nil),
