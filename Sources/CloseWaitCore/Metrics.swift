@@ -16,6 +16,8 @@ public enum Metrics {
         public var namespaces = NamespaceCoverage()
         /// Unowned sockets whose owner search is not finished (the per-tick budget).
         public var notYetSearched = 0
+        /// Processes holding CLOSE_WAIT sockets past `daemon.max_processes`, not tracked.
+        public var untracked = 0
 
         public init(lastSuccessfulTick: Double? = nil, tickDuration: Double = 0, samplerFailures: Int = 0,
                     reloadsSucceeded: Int = 0, reloadsFailed: Int = 0, notificationsDropped: Int = 0,
@@ -73,6 +75,8 @@ public enum Metrics {
         family("closewaitd_process_fd_exhaustion_seconds", "gauge", "Predicted seconds until the process's open fds reach its limit at the current growth.")
         for p in kept { if let e = p.predictedExhaustion { sample("closewaitd_process_fd_exhaustion_seconds", labels(p.details), e) } }
 
+        family("closewaitd_untracked_processes", "gauge", "Processes holding CLOSE_WAIT sockets that the daemon does not track: past daemon.max_processes, those with the fewest sockets.")
+        sample("closewaitd_untracked_processes", [], Double(health.untracked))
         family("closewaitd_process_series_dropped", "gauge", "Processes holding CLOSE_WAIT sockets left out of the per-process series by the cap (metrics.max_processes).")
         sample("closewaitd_process_series_dropped", [], Double(sorted.count - kept.count))
 

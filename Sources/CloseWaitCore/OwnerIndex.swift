@@ -123,9 +123,20 @@ public final class OwnerIndex {
         var found = Set<UInt64>()
         let pids = try source.listProcesses()
         knownPids = Set(pids)
-        let results = source.scan(pids.map { FdScanRequest(pid: $0, wanted: wanted) })
-        for (pid, result) in zip(pids, results) {
-            for link in absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats) { found.insert(link.inode) }
+        // In chunks, each absorbed before the next is read, and identical link tables (forked
+        // children holding their parent's fds) stored once: ten thousand sharers of 150
+        // sockets cost one table, not 1.5 million links at once.
+        var interned = [[FdLinkEntry]: [FdLinkEntry]]()
+        var start = 0
+        while start < pids.count {
+            let chunk = Array(pids[start..<min(pids.count, start + 512)])
+            start += chunk.count
+            for (pid, result) in zip(chunk, source.scan(chunk.map { FdScanRequest(pid: $0, wanted: wanted) })) {
+                for link in absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats) { found.insert(link.inode) }
+                if let table = newLinks[pid] {
+                    if let shared = interned[table] { newLinks[pid] = shared } else { interned[table] = table }
+                }
+            }
         }
         links = newLinks
         counted = [:]

@@ -33,6 +33,9 @@ public struct ProcessDetails: Hashable, Sendable {
     public var innerPID: Int32?
     /// Its network namespace (the inode of /proc/<pid>/ns/net), when not the daemon's own.
     public var netns: UInt64?
+    /// Other processes holding exactly the same sampled sockets (forked children), when so
+    /// many do that they are tracked as this one (`Snapshot.groupAbove`).
+    public var sharedWith: SharedHolders?
 
     public init(identity: ProcessIdentity, comm: ByteString, exe: ByteString? = nil, cmdline: [ByteString] = [],
                 uid: UInt32? = nil, unit: ByteString? = nil, fdOpen: Int = 0, fdLimit: UInt64? = nil) {
@@ -56,6 +59,25 @@ public struct ProcessDetails: Hashable, Sendable {
         if let container { parts.append("container \(container.label)") }
         if let innerPID { parts.append(container == nil ? "pid \(innerPID) in its namespace" : "pid \(innerPID) inside") }
         if let netns { parts.append("netns \(netns)") }
+        if let sharedWith { parts.append(sharedWith.description) }
         return parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")"
+    }
+}
+
+/// SharedHolders are the other processes holding exactly a tracked process's sockets.
+public struct SharedHolders: Hashable, Sendable {
+    /// How many (the tracked process not included).
+    public var count: Int
+    /// The first few of them, ascending.
+    public var pids: [Int32]
+
+    public init(count: Int, pids: [Int32]) {
+        self.count = count
+        self.pids = pids
+    }
+
+    /// `its sockets shared by 9999 other processes (21001, 21002, 21003, …)`.
+    public var description: String {
+        "its sockets shared by \(count) other processes (" + pids.map(String.init).joined(separator: ", ") + (count > pids.count ? ", …)" : ")")
     }
 }

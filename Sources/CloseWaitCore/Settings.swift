@@ -74,6 +74,9 @@ public struct Settings: Equatable, Sendable {
     public var window = 300.0
     /// The fd walk runs in full at least this often; between, cached owners are verified.
     public var fullScanInterval = 300.0
+    /// Processes tracked at most (after grouping forked sharers of the same sockets); the
+    /// rest, those with the fewest sockets, are counted and said (`Snapshot.untracked`).
+    public var maxProcesses = Snapshot.defaultMaxProcesses
     public var hold = Hold.samples(3)
     public var reminder = 1800.0
     public var cooldown = 60.0

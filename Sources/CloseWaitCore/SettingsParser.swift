@@ -6,7 +6,7 @@ public struct SettingsParser {
     public private(set) var problems: [ConfigProblem] = []
 
     public static let sections: [String: [String]] = [
-        "daemon": ["interval", "source", "window", "full_scan_interval", "namespaces"],
+        "daemon": ["interval", "source", "window", "full_scan_interval", "namespaces", "max_processes"],
         "alerts": ["hold", "reminder", "cooldown", "clear_ratio"],
         "thresholds": thresholdKeys + ["total_warning", "total_critical", "unowned_warning", "unowned_critical"],
         "metrics": ["textfile", "max_processes", "listen"],
@@ -40,6 +40,7 @@ public struct SettingsParser {
             settings.interval = duration(daemon, "daemon", "interval", min: 0.1, max: 3600) ?? settings.interval
             settings.window = duration(daemon, "daemon", "window", min: 1, max: 86400) ?? settings.window
             settings.fullScanInterval = duration(daemon, "daemon", "full_scan_interval", min: 0, max: 86400) ?? settings.fullScanInterval
+            settings.maxProcesses = integer(daemon, "daemon", "max_processes", min: 1, max: 1_000_000) ?? settings.maxProcesses
             if let source = string(daemon, "daemon", "source") {
                 if let choice = SourceChoice(rawValue: source) { settings.source = choice } else {
                     problem("daemon.source", "must be auto, netlink or proc, not \"\(Escape.line(source))\"")

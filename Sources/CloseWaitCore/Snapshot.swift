@@ -87,6 +87,8 @@ public struct Snapshot: Sendable {
     /// Unowned sockets that some process should hold but none does (not the listen backlog,
     /// not a socket of a process we may not read): the host-wide `unowned` alert's count.
     public var unownedHeld: Int { max(0, unowned - listenBacklog - ownerUnreadable) }
+    /// Processes holding sampled sockets left out past `maxProcesses` (the fewest sockets).
+    public private(set) var untracked = 0
 
     public init(source: SocketSource, states: Set<TCPState>, sockets: [SnapshotSocket],
                 processes: [ProcessEntry], statistics: ScanStatistics) {
@@ -106,33 +108,45 @@ public struct Snapshot: Sendable {
         join(records: records, owners: OwnerMap(owners), details: details, statistics: statistics, source: source, states: states)
     }
 
+    /// At least this many processes holding exactly the same sockets (forked children of a
+    /// leaker) are tracked as one: the oldest, with the others counted (`sharedWith`). Below
+    /// it, each is its own row (a parent and a few workers sharing some sockets).
+    public static let groupAbove = 16
+    /// Processes (after grouping) tracked at most; the rest, those with the fewest sockets,
+    /// are counted in `untracked` and said. Another user can fork without limit: what the
+    /// daemon keeps per process must not grow with it.
+    public static let defaultMaxProcesses = 2000
+
     /// Joins the kernel's socket records with the fd owners found in /proc.
     /// - Parameters:
     ///   - owners: socket inode -> pids holding an fd to it.
     ///   - details: pid -> its details; an owner pid without details (it exited while we read
     ///     it) is dropped.
     ///   - keepSockets: false to build only the per-process view and the counts.
+    ///   - maxProcesses: processes (after grouping sharers) kept, most sockets first.
     public static func join(records: [SocketRecord], owners: OwnerMap, details: [Int32: ProcessDetails],
                             statistics: ScanStatistics, source: SocketSource, states: Set<TCPState>,
-                            keepSockets: Bool = true, foreign: [UInt64: UInt64] = [:]) -> Snapshot {
+                            keepSockets: Bool = true, foreign: [UInt64: UInt64] = [:],
+                            maxProcesses: Int = defaultMaxProcesses) -> Snapshot {
         var sockets = [SnapshotSocket]()
         if keepSockets { sockets.reserveCapacity(records.count) }
-        var inodesByPid = [Int32: [UInt64]]()
-        var peersByPid = [Int32: [PeerKey: Int]]()
+        // Pass 1: per pid, a signature of the set of sockets it holds (count and a sum of
+        // mixed inodes; inodes are the kernel's, not chosen by users) — no per-pid arrays yet.
+        var signature = [Int32: (sum: UInt64, count: Int)]()
         var unowned = 0
         var ownerUnreadable = 0
         var listenBacklog = 0
         for record in records {
             var owned = false
             var socketOwners = [Int32]()
-            let netns = record.inode == 0 ? nil : foreign[record.inode]
             if record.inode != 0 {
+                let mixed = mix(record.inode)
                 owners.forEachOwner(of: record.inode) { pid in
                     guard details[pid] != nil else { return }
                     owned = true
                     if keepSockets { socketOwners.append(pid) }
-                    inodesByPid[pid, default: []].append(record.inode)
-                    peersByPid[pid, default: [:]][PeerKey(endpoint: record.remote, netns: netns), default: 0] += 1
+                    let old = signature[pid] ?? (0, 0)
+                    signature[pid] = (old.sum &+ mixed, old.count + 1)
                 }
             }
             if !owned {
@@ -146,7 +160,45 @@ public struct Snapshot: Sendable {
                 reason = record.inode == 0 ? .listenBacklog : (statistics.permissionDenied > 0 ? .ownerUnreadable : .noOwnerFound)
             }
             sockets.append(SnapshotSocket(record: record, owners: socketOwners.sorted(), unownedReason: reason,
-                                          netns: netns))
+                                          netns: record.inode == 0 ? nil : foreign[record.inode]))
+        }
+        // Group identical sets; a large group is tracked as its oldest member.
+        var groups = [SetKey: [Int32]]()
+        for (pid, sig) in signature { groups[SetKey(sum: sig.sum, count: sig.count), default: []].append(pid) }
+        var tracked = [(pid: Int32, count: Int, shared: SharedHolders?)]()
+        for (key, pids) in groups {
+            if pids.count >= groupAbove {
+                let sorted = pids.sorted()
+                let leader = pids.min { (details[$0]!.identity.startTime, $0) < (details[$1]!.identity.startTime, $1) }!
+                let others = sorted.filter { $0 != leader }
+                tracked.append((leader, key.count, SharedHolders(count: others.count, pids: Array(others.prefix(5)))))
+            } else {
+                for pid in pids { tracked.append((pid, key.count, nil)) }
+            }
+        }
+        tracked.sort { ($1.count, $0.pid) < ($0.count, $1.pid) }
+        var untracked = 0
+        if tracked.count > maxProcesses {
+            for dropped in tracked[maxProcesses...] { untracked += 1 + (dropped.shared?.count ?? 0) }
+            tracked.removeSubrange(maxProcesses...)
+        }
+        // Pass 2: inodes and peers for the tracked processes only.
+        var slot = [Int32: Int]()
+        slot.reserveCapacity(tracked.count)
+        for (index, entry) in tracked.enumerated() { slot[entry.pid] = index }
+        var inodesBySlot = tracked.map { entry -> [UInt64] in
+            var inodes = [UInt64]()
+            inodes.reserveCapacity(entry.count)
+            return inodes
+        }
+        var peersBySlot = [[PeerKey: Int]](repeating: [:], count: tracked.count)
+        for record in records where record.inode != 0 {
+            let netns = foreign[record.inode]
+            owners.forEachOwner(of: record.inode) { pid in
+                guard let index = slot[pid] else { return }
+                inodesBySlot[index].append(record.inode)
+                peersBySlot[index][PeerKey(endpoint: record.remote, netns: netns), default: 0] += 1
+            }
         }
         // By inode (unique but for the inode-0 backlog sockets), then by endpoints.
         sockets.sort {
@@ -154,19 +206,35 @@ public struct Snapshot: Sendable {
                 : ($0.record.local, $0.record.remote) < ($1.record.local, $1.record.remote)
         }
         var processes = [ProcessEntry]()
-        for (pid, inodes) in inodesByPid {
-            guard let info = details[pid] else { continue }
-            let peers = (peersByPid[pid] ?? [:]).map { PeerCount(endpoint: $0.key.endpoint, count: $0.value, netns: $0.key.netns) }
+        processes.reserveCapacity(tracked.count)
+        for (index, entry) in tracked.enumerated() {
+            guard var info = details[entry.pid] else { continue }
+            info.sharedWith = entry.shared
+            let peers = peersBySlot[index].map { PeerCount(endpoint: $0.key.endpoint, count: $0.value, netns: $0.key.netns) }
                 .sorted { ($1.count, $0.endpoint, $0.netns ?? 0) < ($0.count, $1.endpoint, $1.netns ?? 0) }
-            processes.append(ProcessEntry(details: info, inodes: inodes.sorted(), peers: peers))
+            processes.append(ProcessEntry(details: info, inodes: inodesBySlot[index].sorted(), peers: peers))
         }
-        processes.sort { ($1.socketCount, $0.details.pid) < ($0.socketCount, $1.details.pid) }
         var snapshot = Snapshot(source: source, states: states, sockets: sockets, processes: processes, statistics: statistics)
         snapshot.total = records.count
         snapshot.unowned = unowned
         snapshot.ownerUnreadable = ownerUnreadable
         snapshot.listenBacklog = listenBacklog
+        snapshot.untracked = untracked
         return snapshot
+    }
+
+    /// A socket set's signature: how many, and the sum of their mixed inodes.
+    struct SetKey: Hashable {
+        var sum: UInt64
+        var count: Int
+    }
+
+    /// splitmix64's finalizer: spreads an inode over 64 bits, so sums of distinct sets differ.
+    static func mix(_ value: UInt64) -> UInt64 {
+        var z = value &+ 0x9e37_79b9_7f4a_7c15
+        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
+        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
+        return z ^ (z >> 31)
     }
 
     /// Keeps only the processes matching any given pid or unit (glob) and the sockets they hold.

@@ -39,6 +39,8 @@ public struct StateDocument: Equatable, Sendable {
         public var evidence: String? = nil
         /// Socket counts per `Evidence.ageBuckets`, for diagnosed processes.
         public var ageHistogram: [Int]? = nil
+        /// Other processes holding exactly its sockets, tracked as it (forked children).
+        public var sharers: Int? = nil
     }
 
     public static let version = 1
@@ -93,7 +95,8 @@ public struct StateDocument: Equatable, Sendable {
                            topPeer: p.topPeer?.description(), level: level?.0.name ?? "ok",
                            reasons: (level?.1 ?? []).sorted(), earlyGrowthPerMinute: p.earlyGrowth?.perMinute,
                            pattern: p.pattern.rawValue, diagnosis: diagnosis?.0.kind.rawValue, diagnosisText: diagnosis?.0.sentence,
-                           advice: diagnosis?.0.advice, evidence: diagnosis?.1.summary, ageHistogram: diagnosis?.1.ageHistogram)
+                           advice: diagnosis?.0.advice, evidence: diagnosis?.1.summary, ageHistogram: diagnosis?.1.ageHistogram,
+                           sharers: d.sharedWith?.count)
         }
     }
 
@@ -135,6 +138,7 @@ public struct StateDocument: Equatable, Sendable {
                     ("advice", .optional(p.advice)),
                     ("evidence", .optional(p.evidence)),
                     ("ageHistogram", p.ageHistogram.map { .array($0.map { JSONValue.number($0) }) } ?? .null),
+                    ("sharers", .optional(p.sharers)),
                 ])
             })),
         ])
@@ -181,7 +185,8 @@ public struct StateDocument: Equatable, Sendable {
                 reasons: try p.strings(item, "reasons"), earlyGrowthPerMinute: try p.optionalDouble(item, "earlyGrowthPerMinute"),
                 pattern: try p.optionalString(item, "pattern"), diagnosis: try p.optionalString(item, "diagnosis"),
                 diagnosisText: try p.optionalString(item, "diagnosisText"), advice: try p.optionalString(item, "advice"),
-                evidence: try p.optionalString(item, "evidence"), ageHistogram: try p.optionalInts(item, "ageHistogram")))
+                evidence: try p.optionalString(item, "evidence"), ageHistogram: try p.optionalInts(item, "ageHistogram"),
+                sharers: try p.optionalInt(item, "sharers", 0...Int.max)))
         }
         var attribution: AttributionHealth?
         if let health = root["attribution"], health != .null {
@@ -239,7 +244,8 @@ public struct StateDocument: Equatable, Sendable {
                 let runtime = String(escaped.prefix { $0 != ":" }), id = String(escaped.drop { $0 != ":" }.dropFirst())
                 return owner + ContainerIdentity.shortLabel(runtime: runtime, id: id) + (p.innerPid.map { " pid \($0)" } ?? "")
             } ?? p.netns.map { "netns \($0)" } ?? "-"
-            rows.append([String(p.pid)] + (containers ? [container] : []) + [p.unit.map { Escape.bytes(Array($0.utf8)) } ?? "-", Escape.bytes(Array(p.comm.utf8)),
+            rows.append([String(p.pid)] + (containers ? [container] : []) + [p.unit.map { Escape.bytes(Array($0.utf8)) } ?? "-",
+                         Escape.bytes(Array(p.comm.utf8)) + (p.sharers.map { " (+\($0) sharing)" } ?? ""),
                          String(p.closeWait), growth, TimeSpan.format(Double(p.oldestAgeSeconds)),
                          "\(p.fdOpen)/\(p.fdLimit.map(String.init) ?? "unlimited")", level, p.topPeer ?? "-"])
         }

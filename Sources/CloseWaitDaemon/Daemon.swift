@@ -87,6 +87,7 @@ public final class Daemon {
         collector = SnapshotCollector(source: settings.source, procRoot: options.procRoot,
                                       fullScanInterval: settings.fullScanInterval)
         collector.fdTables.reader.readsCmdline = false  // never shown by the daemon; can block (D state)
+        collector.maxProcesses = settings.maxProcesses
         collector.sampler.namespaces = settings.namespaces == .all ? NetNamespaces(proc: ProcFS(root: options.procRoot)) : nil
         tracker = Tracker(window: settings.window)
         policy = AlertPolicy(settings: settings)
@@ -213,6 +214,7 @@ public final class Daemon {
         let unowned = snapshot.unownedHeld
         let notes = [result.coverage.summary,
                      settings.unownedWarning > 0 && unowned >= settings.unownedWarning ? "\(unowned) sockets held by no process" : nil,
+                     snapshot.untracked > 0 ? "\(snapshot.untracked) more processes holding CLOSE_WAIT sockets not tracked (daemon.max_processes)" : nil,
                      pendingSearch > 0 ? "\(pendingSearch) new \(pendingSearch == 1 ? "socket's" : "sockets'") owner still being searched for" : nil]
             .compactMap { $0 }
         let status = StatusLine.render(statuses: statuses, alerting: alerting, total: snapshot.total, health: health, notes: notes)
@@ -228,6 +230,7 @@ public final class Daemon {
         self.health.unowned = snapshot.unowned
         self.health.namespaces = result.coverage
         self.health.notYetSearched = pendingSearch
+        self.health.untracked = snapshot.untracked
         lastTick = (statuses, snapshot.total)
         if notifier.watchdogInterval != nil { notifier.watchdog() }
         reportDroppedNotifications()
@@ -360,6 +363,7 @@ public final class Daemon {
                 collector.sampler.namespaces = new.namespaces == .all ? NetNamespaces(proc: ProcFS(root: options.procRoot)) : nil
             }
             collector.owners.fullScanInterval = new.fullScanInterval
+            collector.maxProcesses = new.maxProcesses
             collector.owners.invalidate()
             if intervalChanged { scheduleTimer() }
             health.reloadsSucceeded += 1

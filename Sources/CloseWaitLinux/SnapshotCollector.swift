@@ -31,12 +31,15 @@ public struct SnapshotCollector {
     /// One sample: the kernel's sockets in `states`, joined with their owners.
     /// - Parameter now: monotonic seconds, for the owner index's full-walk schedule.
     /// - Parameter keepSockets: false for the per-process view only (the daemon).
+    /// Processes tracked at most (`daemon.max_processes`).
+    public var maxProcesses = Snapshot.defaultMaxProcesses
+
     public mutating func collect(states: Set<TCPState>, now: Double = monotonicNow(), keepSockets: Bool = true) throws -> Result {
         let sample = try sampler.sample(states: states, now: now)
         let found = try owners.attribute(records: sample.records, now: now)
         let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
                                      statistics: found.statistics, source: sample.source, states: states,
-                                     keepSockets: keepSockets, foreign: sample.foreign)
+                                     keepSockets: keepSockets, foreign: sample.foreign, maxProcesses: maxProcesses)
         return Result(snapshot: snapshot, fallbackReason: sample.fallbackReason, coverage: sample.coverage)
     }
 }

@@ -125,4 +125,38 @@ import Testing
         #expect(v6([0x2001, 0xdb8, 1, 2, 3, 4, 5, 6]) == "2001:db8:1:2:3:4:5:6")
         #expect(v6([0, 0, 0, 0, 0, 0xffff, 0x0a00, 0x0001]) == "10.0.0.1")
     }
+
+    /// Issue 17, row 2: forked children holding exactly their parent's sockets are tracked as
+    /// the parent with a count, and past max_processes the rest are counted, not kept.
+    @Test func forkedSharersAreOneEntryAndTheRestAreCapped() throws {
+        func record(_ inode: UInt64) -> SocketRecord {
+            SocketRecord(family: .inet, state: .closeWait, local: Endpoint(address: .v4(127, 0, 0, 1), port: 40000),
+                         remote: Endpoint(address: .v4(127, 0, 0, 1), port: 8080), inode: inode, uid: 0, recvQ: 1, sendQ: 0)
+        }
+        var owners = [UInt64: [Int32]]()
+        var details = [Int32: ProcessDetails]()
+        func add(_ pid: Int32, start: UInt64, _ inodes: [UInt64]) {
+            details[pid] = ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: start), comm: ByteString("p\(pid)"))
+            for inode in inodes { owners[inode, default: []].append(pid) }
+        }
+        // A parent (started first) and 999 children holding its 150 sockets.
+        add(5000, start: 10, Array(1...150))
+        for child in Int32(5001)...5999 { add(child, start: 20, Array(1...150)) }
+        // A parent and two workers sharing 3 sockets: below groupAbove, three rows.
+        for pid in Int32(100)...102 { add(pid, start: 1, [201, 202, 203]) }
+        // 30 small holders of one socket each.
+        for i in 0..<30 { add(Int32(7000 + i), start: 5, [UInt64(300 + i)]) }
+        let records = (Array(1...150) + [201, 202, 203] + (300..<330).map(UInt64.init)).map(record)
+        let snapshot = Snapshot.join(records: records, owners: OwnerMap(owners), details: details, statistics: ScanStatistics(),
+                                     source: .netlink, states: [.closeWait], keepSockets: false, maxProcesses: 20)
+        let leader = try #require(snapshot.processes.first)
+        #expect(leader.details.pid == 5000 && leader.socketCount == 150)
+        #expect(leader.details.sharedWith?.count == 999)
+        #expect(leader.details.sharedWith?.pids == [5001, 5002, 5003, 5004, 5005])
+        #expect(leader.details.whereItRuns.contains("its sockets shared by 999 other processes (5001, 5002, 5003, 5004, 5005, …)"))
+        #expect(snapshot.processes.filter { (100...102).contains($0.details.pid) }.count == 3)
+        #expect(snapshot.processes.count == 20, "capped")
+        #expect(snapshot.untracked == 14, "34 rows, 20 kept: \(snapshot.untracked)")
+        #expect(snapshot.total == 183 && snapshot.unowned == 0)
+    }
 }

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""One process makes SOCKETS CLOSE_WAIT sockets on loopback and forks CHILDREN that share
+them all (issue 17, row 2: state that grows with processes x sockets). Children die with
+the parent (PR_SET_PDEATHSIG); the parent ends them after SECONDS or when stdin closes.
+
+usage: fork-sharers.py SOCKETS CHILDREN SECONDS [--exit-every S]
+  --exit-every S: instead, every S seconds the holder forks one child that inherits the
+                  sockets and exits itself (row 7); one more socket joins every 0.5 s.
+Prints one JSON line when ready: {"ready", "pid", "children"}.
+"""
+import ctypes, json, os, select, signal, socket, sys, time
+
+count, children, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+exit_every = float(sys.argv[sys.argv.index("--exit-every") + 1]) if "--exit-every" in sys.argv else 0
+libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(1024)
+held = []
+
+
+def leak_one():
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    accepted.close()
+    held.append(client)
+
+
+for _ in range(count):
+    leak_one()
+deadline = time.monotonic() + seconds
+
+if exit_every:
+    # A chain: each generation holds everything, forks its successor and exits.
+    print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
+    next_exit = time.monotonic() + exit_every
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        leak_one()
+        if time.monotonic() >= next_exit:
+            if os.fork() > 0:
+                os._exit(0)
+            os.setsid() if os.getpid() != os.getpgrp() else None
+            next_exit = time.monotonic() + exit_every
+    os._exit(0)
+
+pids = []
+for _ in range(children):
+    pid = os.fork()
+    if pid == 0:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() == 1:
+            os._exit(0)
+        while True:
+            signal.pause()
+    pids.append(pid)
+print(json.dumps({"ready": True, "pid": os.getpid(), "children": len(pids)}), flush=True)
+while time.monotonic() < deadline:
+    readable, _, _ = select.select([sys.stdin], [], [], 0.5)
+    if readable and not sys.stdin.read(1):
+        break
+for pid in pids:
+    os.kill(pid, signal.SIGKILL)
+for pid in pids:
+    os.waitpid(pid, 0)
