@@ -160,22 +160,58 @@ public final class OwnerIndex {
         var verifiedPids = Set<Int32>()
         var toCount = [(pid: Int32, links: [FdLinkEntry])]()
         toCount.reserveCapacity(links.count)
+        // Holders whose tables are one shared array (forked children holding their parent's
+        // fds, stored once by the full walk) stay one array: a table whose links are all still
+        // sampled is kept as it is, and the same filtered copy serves every sharer.
+        var filtered = [TableID: [FdLinkEntry]]()
         for (pid, pidLinks) in links {
-            let alive = pidLinks.filter { wanted.contains($0.inode) }
+            let id = TableID(pidLinks)
+            let alive: [FdLinkEntry]
+            if let done = filtered[id] {
+                alive = done
+            } else {
+                alive = pidLinks.allSatisfy { wanted.contains($0.inode) } ? pidLinks : pidLinks.filter { wanted.contains($0.inode) }
+                filtered[id] = alive
+            }
             if !alive.isEmpty { toCount.append((pid, alive)) }
         }
+        filtered = [:]
+        // A large group of sharers is checked in part each tick: the oldest members (the one
+        // shown is among them) and a window that moves on each tick; the others keep their
+        // links and last fd count until their turn or the next full walk. Ten thousand
+        // sharers cost a tick about a hundred reads, not twenty thousand.
+        var members = [TableID: [Int]]()
+        for (index, item) in toCount.enumerated() { members[TableID(item.links), default: []].append(index) }
+        var unchecked = Set<Int>()
+        for (_, group) in members where group.count > Self.sharerChecks + Self.rotatingChecks {
+            let ordered = group.sorted {
+                (details[toCount[$0].pid]?.identity.startTime ?? 0, toCount[$0].pid) < (details[toCount[$1].pid]?.identity.startTime ?? 0, toCount[$1].pid)
+            }
+            let rest = ordered.dropFirst(Self.sharerChecks)
+            let window = (tick * Self.rotatingChecks) % rest.count
+            let turn = Set((0..<Self.rotatingChecks).map { rest[rest.startIndex + (window + $0) % rest.count] })
+            for index in rest where !turn.contains(index) && details[toCount[index].pid] != nil { unchecked.insert(index) }
+        }
+        members = [:]
         var foundSorted = [UInt64]()
         foundSorted.reserveCapacity(wanted.count)
-        let counts = source.fdCounts(toCount.map(\.pid))
+        var foundTables = Set<TableID>()
+        let checked = toCount.indices.filter { !unchecked.contains($0) }
+        var counts = [Result<Int?, FdTableError>?](repeating: nil, count: toCount.count)
+        for (index, count) in zip(checked, source.fdCounts(checked.map { toCount[$0].pid })) { counts[index] = count }
+        for index in unchecked {
+            let pid = toCount[index].pid
+            counts[index] = .success(counted[pid].map { $0.fds } ?? details[pid]?.fdOpen)
+        }
         // Each cached holder's start time, read after its count: a holder that exited and
         // whose pid a new process took (the sockets living on in a child) must not keep them
         // for a whole full-walk interval under the newcomer's name. One small read each.
-        let cachedHolders = toCount.indices.filter { details[toCount[$0].pid] != nil }
+        let cachedHolders = checked.filter { details[toCount[$0].pid] != nil }
         var starts = [Int: Result<UInt64, FdTableError>]()
         for (index, start) in zip(cachedHolders, source.startTimes(cachedHolders.map { toCount[$0].pid })) { starts[index] = start }
-        for (position, (item, result)) in zip(toCount, counts).enumerated() {
+        for (position, item) in toCount.enumerated() {
             report.linksKept += item.links.count
-            var result = result
+            guard var result = counts[position] else { continue }
             if case .success = result, let start = starts[position], let known = details[item.pid] {
                 switch start {
                 case let .success(time) where time != known.identity.startTime:
@@ -196,7 +232,7 @@ public final class OwnerIndex {
                     fdCounts[item.pid] = max(item.links.count, last.fds + item.links.count - last.links)
                 }
                 verifiedPids.insert(item.pid)
-                for link in item.links { foundSorted.append(link.inode) }
+                if foundTables.insert(TableID(item.links)).inserted { for link in item.links { foundSorted.append(link.inode) } }
             case let .failure(error):
                 // Gone (its sockets, if still sampled, are searched below) or unreadable.
                 stats.count(error)
@@ -204,6 +240,7 @@ public final class OwnerIndex {
         }
         // A sorted array, not a Set: half the memory at 50k sockets, and only searched here.
         foundSorted.sort()
+        foundTables = []
         func isFound(_ inode: UInt64) -> Bool {
             var low = 0, high = foundSorted.count
             while low < high {
@@ -314,7 +351,9 @@ public final class OwnerIndex {
     /// cache, so a new process is never shown under the old one's name, rule or history.
     func finish(fdCounts: [Int32: Int], stats: ScanStatistics, verified: Set<Int32>) -> Attribution {
         var result = Attribution()
-        result.owners = OwnerMap(minimumCapacity: links.values.reduce(0) { $0 + $1.count })
+        // One entry per socket, however many share it (not one per link: 1.5 million slots
+        // for ten thousand sharers of 150 sockets).
+        result.owners = OwnerMap(minimumCapacity: min(links.values.reduce(0) { $0 + $1.count }, Self.capacityHint))
         result.statistics = stats
         var kept = [Int32: ProcessDetails]()
         for (pid, pidLinks) in links {
@@ -346,5 +385,21 @@ public final class OwnerIndex {
         details = kept
         result.details = kept
         return result
+    }
+
+    /// Members of a group of sharers checked every tick, and more checked in turn.
+    static let sharerChecks = 16
+    static let rotatingChecks = 64
+    /// Sockets a tick usually holds at most; the map grows past it if need be.
+    static let capacityHint = 1 << 16
+
+    /// A link table by its storage: sharers' tables are one array (interned by the full walk).
+    struct TableID: Hashable {
+        let address: UInt
+        let count: Int
+        init(_ table: [FdLinkEntry]) {
+            address = table.withUnsafeBufferPointer { UInt(bitPattern: $0.baseAddress) }
+            count = table.count
+        }
     }
 }
