@@ -41,6 +41,7 @@ public final class OwnerIndex {
     /// Processes the last full walk could not read: until the next one, the sockets it found
     /// no owner for may be theirs (attribution stays "degraded" between walks).
     private var unreadableAtFullScan = 0
+    private var unreadableUIDsAtFullScan = Set<UInt32>()
     private var details: [Int32: ProcessDetails] = [:]
     private var lastFullScan: Double?
     /// Every pid seen at the last full walk or searched since: a pid not in here is a process
@@ -102,6 +103,7 @@ public final class OwnerIndex {
             lastFullScan = nil
             unownedAtFullScan.removeAll()
             unreadableAtFullScan = 0
+            unreadableUIDsAtFullScan = []
             lastReport = TickReport(kind: .idle)
             return Attribution()
         }
@@ -143,6 +145,7 @@ public final class OwnerIndex {
         for (pid, count) in fdCounts { counted[pid] = (count, newLinks[pid]?.count ?? 0) }
         unownedAtFullScan = wanted.subtracting(found)
         unreadableAtFullScan = stats.permissionDenied
+        unreadableUIDsAtFullScan = stats.unreadableUIDs
         details.removeAll(keepingCapacity: true)  // re-read: exec may have changed comm or exe
         lastReport = TickReport(kind: .full, linksKept: 0, processesSearched: stats.processesScanned, newInodes: wanted.count, searched: pids)
         fdsAtLastWalk = stats.fdsRead
@@ -324,6 +327,7 @@ public final class OwnerIndex {
         counted = counted.filter { newLinks[$0.key] != nil }
         lastReport = report
         stats.permissionDenied = max(stats.permissionDenied, unreadableAtFullScan)
+        stats.unreadableUIDs.formUnion(unreadableUIDsAtFullScan)
         return finish(fdCounts: fdCounts, stats: stats, verified: verifiedPids)
     }
 
@@ -341,6 +345,7 @@ public final class OwnerIndex {
             return table.links
         case let .failure(error):
             stats.count(error)
+            if error == .permissionDenied { stats.unreadableUIDs.insert(source.uid(of: pid) ?? .max) }
             return []
         }
     }

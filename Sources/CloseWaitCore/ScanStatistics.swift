@@ -12,8 +12,17 @@ public struct ScanStatistics: Equatable, Sendable {
     /// Sampled sockets with no owner found yet whose search is not finished: the tick's
     /// search budget ran out (`OwnerIndex.searchBudget`); it goes on next tick.
     public var notYetSearched = 0
+    /// The uids of the processes whose fd tables could not be read (`UInt32.max`: unknown).
+    public var unreadableUIDs = Set<UInt32>()
 
     public init() {}
+
+    /// Whether an unowned socket created by `uid` may belong to a process we could not read:
+    /// only if some unreadable process runs as that uid (a socket's uid is its creator's), so
+    /// one unreadable process of another user does not hide every unowned socket.
+    public func mayHide(uid: UInt32) -> Bool {
+        permissionDenied > 0 && (unreadableUIDs.isEmpty || unreadableUIDs.contains(uid) || unreadableUIDs.contains(.max))
+    }
 
     public static func + (a: ScanStatistics, b: ScanStatistics) -> ScanStatistics {
         var sum = ScanStatistics()
@@ -23,6 +32,7 @@ public struct ScanStatistics: Equatable, Sendable {
         sum.permissionDenied = a.permissionDenied + b.permissionDenied
         sum.otherErrors = a.otherErrors + b.otherErrors
         sum.notYetSearched = a.notYetSearched + b.notYetSearched
+        sum.unreadableUIDs = a.unreadableUIDs.union(b.unreadableUIDs)
         return sum
     }
 }

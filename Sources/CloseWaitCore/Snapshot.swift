@@ -152,12 +152,12 @@ public struct Snapshot: Sendable {
             if !owned {
                 unowned += 1
                 if record.inode == 0 { listenBacklog += 1 }
-                if record.inode != 0 && statistics.permissionDenied > 0 { ownerUnreadable += 1 }
+                if record.inode != 0 && statistics.mayHide(uid: record.uid) { ownerUnreadable += 1 }
             }
             guard keepSockets else { continue }
             var reason: UnownedReason?
             if !owned {
-                reason = record.inode == 0 ? .listenBacklog : (statistics.permissionDenied > 0 ? .ownerUnreadable : .noOwnerFound)
+                reason = record.inode == 0 ? .listenBacklog : (statistics.mayHide(uid: record.uid) ? .ownerUnreadable : .noOwnerFound)
             }
             sockets.append(SnapshotSocket(record: record, owners: socketOwners.sorted(), unownedReason: reason,
                                           netns: record.inode == 0 ? nil : foreign[record.inode]))

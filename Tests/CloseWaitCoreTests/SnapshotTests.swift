@@ -159,4 +159,24 @@ import Testing
         #expect(snapshot.untracked == 14, "34 rows, 20 kept: \(snapshot.untracked)")
         #expect(snapshot.total == 183 && snapshot.unowned == 0)
     }
+
+    /// One unreadable process of another user (here: pid 1 of the sandbox) must not make every
+    /// unowned socket "owner-unreadable": only sockets of an unreadable process's uid are.
+    @Test func onlyAnUnreadableUsersSocketsMayBeHidden() {
+        var stats = ScanStatistics()
+        stats.permissionDenied = 1
+        stats.unreadableUIDs = [0]
+        func record(_ inode: UInt64, uid: UInt32) -> SocketRecord {
+            SocketRecord(family: .inet, state: .closeWait, local: Endpoint(address: .v4(127, 0, 0, 1), port: 40000),
+                         remote: Endpoint(address: .v4(127, 0, 0, 1), port: 8080), inode: inode, uid: uid, recvQ: 1, sendQ: 0)
+        }
+        let snapshot = Snapshot.join(records: [record(1, uid: 0), record(2, uid: 65534), record(3, uid: 65534)], owners: OwnerMap(),
+                                     details: [:], statistics: stats, source: .netlink, states: [.closeWait])
+        #expect(snapshot.ownerUnreadable == 1)
+        #expect(snapshot.unownedHeld == 2)
+        #expect(snapshot.sockets.map(\.unownedReason) == [.ownerUnreadable, .noOwnerFound, .noOwnerFound])
+        stats.unreadableUIDs = []  // a source that does not say whose: every socket may be hidden
+        #expect(Snapshot.join(records: [record(2, uid: 65534)], owners: OwnerMap(), details: [:], statistics: stats,
+                              source: .netlink, states: [.closeWait]).ownerUnreadable == 1)
+    }
 }
