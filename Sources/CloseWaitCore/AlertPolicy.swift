@@ -53,17 +53,20 @@ public struct AlertPolicy: Sendable {
     /// (it exited; a child or a receiver holds them now: `Tracker.handovers`) to the new
     /// holder, so a leaker that forks and exits every few seconds is not a new, unalerted
     /// process each time. A firing alert carries on without a second "crossed" message.
-    public mutating func handOver(_ moves: [(from: ProcessIdentity, to: ProcessIdentity)]) {
+    public mutating func handOver(_ moves: [Tracker.Handover]) {
         for move in moves {
             for reason in AlertReason.allCases where !reason.isHostWide {
                 let from = Key(process: move.from, reason: reason), to = Key(process: move.to, reason: reason)
-                guard states[to] == nil, let state = states[from] else { continue }
+                guard let state = states[from] else { continue }
+                // The successor takes the state unless its own is further along (firing, or
+                // pending longer).
+                if let own = states[to], own.firing != nil || (state.firing == nil && own.pendingSamples >= state.pendingSamples) { continue }
                 states[to] = state
             }
         }
-        // The predecessors are forgotten only once every move is done (two children may
-        // continue one parent).
-        for move in moves {
+        // A gone predecessor is forgotten only once every move is done (two children may
+        // continue one parent), without a "recovered": its sockets live on in the successor.
+        for move in moves where move.fromGone {
             for reason in AlertReason.allCases where !reason.isHostWide { states[Key(process: move.from, reason: reason)] = nil }
         }
     }

@@ -226,6 +226,9 @@ public final class OwnerIndex {
                 default: break
                 }
             }
+            // A process with no open fd holds no socket: an exited one not yet reaped (a
+            // zombie's fd directory is empty) is gone, and its sockets are searched for.
+            if case .success(0?) = result { result = .failure(.vanished) }
             switch result {
             case let .success(count):
                 newLinks[item.pid] = item.links

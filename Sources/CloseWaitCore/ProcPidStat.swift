@@ -6,6 +6,9 @@ public struct ProcPidStat: Equatable, Sendable {
     /// Field 22, `starttime`: clock ticks since boot when the process started. With the pid it
     /// identifies a process, since pids are reused.
     public var startTime: UInt64
+    /// Field 3 is Z (zombie) or X (dead): it exited and holds no file any more, though its
+    /// /proc entry stays until it is reaped.
+    public var exited = false
 
     /// Parses the one-line file as bytes. `comm` may hold anything but NUL, including spaces,
     /// parentheses, newlines and invalid UTF-8, so the fields after it are counted from the
@@ -25,7 +28,9 @@ public struct ProcPidStat: Equatable, Sendable {
         guard rest.count > 19, let start = ASCIIDecimal.parse(rest[19].trimmingASCIISpaces, as: UInt64.self) else {
             throw .malformed(line: 1, key: "starttime", detail: "field 22 missing or not a number")
         }
-        return ProcPidStat(pid: pid, comm: comm, startTime: start)
+        var stat = ProcPidStat(pid: pid, comm: comm, startTime: start)
+        stat.exited = rest[0].elementsEqual("Z".utf8) || rest[0].elementsEqual("X".utf8)
+        return stat
     }
 
     public static func parse(_ text: String) throws(ProcFileError) -> ProcPidStat {

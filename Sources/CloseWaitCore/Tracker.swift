@@ -52,11 +52,18 @@ public struct Tracker: Sendable {
         var since: Double
     }
     private(set) var histories: [ProcessIdentity: History] = [:]
-    /// The hand-overs found by the last update: a process that is gone and a new one holding
-    /// its sockets (a leaker that forks and exits, sockets passed with SCM_RIGHTS before the
-    /// sender exited). The new one continues the old one's history (counts, first-seen times),
-    /// and the policy moves its holds and firing alerts (`AlertPolicy.handOver`).
-    public private(set) var handovers: [(from: ProcessIdentity, to: ProcessIdentity)] = []
+    /// The hand-overs found by the last update: a new process holding (mostly) the sockets of
+    /// one tracked before — a forked child, a receiver of SCM_RIGHTS — continues that one's
+    /// history (counts, first-seen times); and a process that is gone, whose sockets another
+    /// now holds, hands its alert state to it. `fromGone` says which (the policy moves the
+    /// holds and firing alerts of a gone one, and copies a living one's: `AlertPolicy.handOver`).
+    public private(set) var handovers: [Handover] = []
+
+    public struct Handover: Sendable, Equatable {
+        public var from: ProcessIdentity
+        public var to: ProcessIdentity
+        public var fromGone: Bool
+    }
 
     public init(window: Double) {
         self.window = window
@@ -76,11 +83,21 @@ public struct Tracker: Sendable {
         next.reserveCapacity(observations.count)
         var statuses = [ProcessStatus]()
         statuses.reserveCapacity(observations.count)
-        let inherited = predecessors(observations)
-        handovers = inherited.map { (from: $0.value, to: $0.key) }.sorted { $0.to < $1.to }
+        let (inherited, moves) = lineage(observations)
+        handovers = moves
         for observation in observations {
             let identity = observation.details.identity
             var history = histories[identity] ?? inherited[identity].flatMap { histories[$0] } ?? History(since: now)
+            // A successor already tracked (seen with a new socket before its predecessor
+            // exited) takes the older history: first-seen times, since, and the longer series.
+            for move in moves where move.to == identity && move.fromGone && histories[identity] != nil {
+                guard let old = histories[move.from] else { continue }
+                history.since = min(history.since, old.since)
+                var seen = [UInt64: Double]()
+                for entry in old.firstSeen { seen[entry.inode] = entry.seen }
+                history.firstSeen = history.firstSeen.map { ($0.inode, min($0.seen, seen[$0.inode] ?? $0.seen)) }
+                if let first = old.samples.first, first.time < (history.samples.first?.time ?? .infinity) { history.samples = old.samples }
+            }
             let inodes = observation.inodes.isSorted ? observation.inodes : observation.inodes.sorted()
             var firstSeen = [(inode: UInt64, seen: Double)]()
             firstSeen.reserveCapacity(inodes.count)
@@ -128,25 +145,46 @@ public struct Tracker: Sendable {
 }
 
 extension Tracker {
-    /// For each process seen for the first time, the gone process (tracked last tick, absent
-    /// now) that held the most of its sockets, if any. Costs nothing on a tick where no
-    /// tracked process went away or none is new.
-    func predecessors(_ observations: [ProcessObservation]) -> [ProcessIdentity: ProcessIdentity] {
+    /// For each process seen for the first time, the tracked process that held most of its
+    /// sockets (at least half of them), whose history it continues; and for each process gone
+    /// since the last tick, the present one that holds most of its sockets now. Costs nothing
+    /// on a tick where no process is new and none went away.
+    func lineage(_ observations: [ProcessObservation]) -> (inherit: [ProcessIdentity: ProcessIdentity], moves: [Handover]) {
         let present = Set(observations.map(\.details.identity))
         let newcomers = observations.filter { histories[$0.details.identity] == nil }
-        guard !newcomers.isEmpty else { return [:] }
+        let gone = histories.filter { !present.contains($0.key) }
+        guard !histories.isEmpty, !newcomers.isEmpty || !gone.isEmpty else { return ([:], []) }
         var heldBy = [UInt64: ProcessIdentity]()
-        for (identity, history) in histories where !present.contains(identity) {
-            for entry in history.firstSeen { heldBy[entry.inode] = identity }
+        for (identity, history) in histories {
+            for entry in history.firstSeen where heldBy[entry.inode].map({ identity < $0 }) ?? true { heldBy[entry.inode] = identity }
         }
-        guard !heldBy.isEmpty else { return [:] }
-        var result = [ProcessIdentity: ProcessIdentity]()
+        func best(_ overlap: [ProcessIdentity: Int]) -> (ProcessIdentity, Int)? {
+            overlap.max { ($0.value, $1.key) < ($1.value, $0.key) }.map { ($0.key, $0.value) }
+        }
+        var inherit = [ProcessIdentity: ProcessIdentity]()
+        var moves = [Handover]()
         for newcomer in newcomers {
             var overlap = [ProcessIdentity: Int]()
             for inode in newcomer.inodes { if let old = heldBy[inode] { overlap[old, default: 0] += 1 } }
-            if let best = overlap.max(by: { ($0.value, $1.key) < ($1.value, $0.key) }) { result[newcomer.details.identity] = best.key }
+            if let (source, shared) = best(overlap), shared * 2 >= newcomer.inodes.count {
+                inherit[newcomer.details.identity] = source
+                moves.append(Handover(from: source, to: newcomer.details.identity, fromGone: !present.contains(source)))
+            }
         }
-        return result
+        if !gone.isEmpty {
+            var holdsNow = [UInt64: ProcessIdentity]()
+            for observation in observations {
+                for inode in observation.inodes where holdsNow[inode].map({ observation.details.identity < $0 }) ?? true {
+                    holdsNow[inode] = observation.details.identity
+                }
+            }
+            for (identity, history) in gone where !moves.contains(where: { $0.from == identity }) {
+                var overlap = [ProcessIdentity: Int]()
+                for entry in history.firstSeen { if let now = holdsNow[entry.inode] { overlap[now, default: 0] += 1 } }
+                if let (successor, _) = best(overlap) { moves.append(Handover(from: identity, to: successor, fromGone: true)) }
+            }
+        }
+        return (inherit, moves.sorted { ($0.to, $0.from) < ($1.to, $1.from) })
     }
 
     /// The least-squares slope of count over time, per minute.

@@ -38,15 +38,22 @@ public struct ProcFdTableSource: FdTableSource, Sendable {
         }
     }
 
+    /// A zombie is gone: it holds no fd any more (Linux 6.2+ would show an fd count of 0,
+    /// which reads as "not cheap" on older kernels).
     public func startTime(of pid: Int32) -> Result<UInt64, FdTableError> {
-        Result { try reader.stat(pid: pid).startTime }.mapError(Self.tableError)
+        Self.liveStartTime(reader, pid)
+    }
+
+    static func liveStartTime(_ reader: ProcessReader, _ pid: Int32) -> Result<UInt64, FdTableError> {
+        switch Result(catching: { try reader.stat(pid: pid) }) {
+        case let .success(stat): stat.exited ? .failure(.vanished) : .success(stat.startTime)
+        case let .failure(error): .failure(tableError(error))
+        }
     }
 
     public func startTimes(_ pids: [Int32]) -> [Result<UInt64, FdTableError>] {
         let reader = reader
-        return ParallelScan.map(pids, minimumPerWorker: 256) { pid in
-            Result { try reader.stat(pid: pid).startTime }.mapError(Self.tableError)
-        }
+        return ParallelScan.map(pids, minimumPerWorker: 256) { pid in Self.liveStartTime(reader, pid) }
     }
 
     public func details(of pid: Int32, fdOpen: Int) -> Result<ProcessDetails, FdTableError> {

@@ -40,9 +40,12 @@ import Testing
         _ = tracker.update(now: 0, observations: [observation(pid: 1, inodes: [1, 2, 3])])
         _ = tracker.update(now: 5, observations: [observation(pid: 2, inodes: [7, 8])])
         #expect(tracker.handovers.isEmpty)
-        // A process still present does not hand over even if another shares its sockets.
-        _ = tracker.update(now: 10, observations: [observation(pid: 2, inodes: [7, 8]), observation(pid: 3, inodes: [7, 8])])
-        #expect(tracker.handovers.isEmpty)
+        // A new process sharing a present one's sockets (a forked child) continues a copy of
+        // its history; the one it came from stays.
+        let both = tracker.update(now: 10, observations: [observation(pid: 2, inodes: [7, 8]), observation(pid: 3, inodes: [7, 8])])
+        #expect(tracker.handovers.map(\.from.pid) == [2] && tracker.handovers.map(\.to.pid) == [3])
+        #expect(tracker.handovers.allSatisfy { !$0.fromGone })
+        #expect(both.map(\.since) == [5, 5])
     }
 
     @Test func rulesAreMatchedOncePerProcessUntilItChangesOrTheConfigDoes() {

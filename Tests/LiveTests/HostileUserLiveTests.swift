@@ -152,4 +152,125 @@ final class ReadyProcess {
         #expect(times.allSatisfy { $0 < 3 }, "scrape times under attack: \(times)")
         #expect(attack.process.isRunning, "the attack ran throughout")
     }
+
+    static let asNobody = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3"]
+
+    /// Row 2 at a small size: forked children sharing their parent's sockets are one row,
+    /// tracked and alerted once.
+    @Test func forkedSharersAreTrackedAsOne() throws {
+        try #require(getuid() == 0, "setpriv to nobody needs root")
+        let sharers = try ReadyProcess(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + [Self.redteam + "/fork-sharers.py", "30", "200", "120"])
+        defer { sharers.stop() }
+        let pid = try #require(sharers.ready["pid"] as? Int)
+        let daemon = try DaemonProcess(config: testConfig(interval: "500ms", thresholds: "count_warning = 10"))
+        defer { daemon.stop() }
+        let alert = try daemon.awaitLine("the alert for the shared set") {
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(pid) ")
+        }
+        #expect(alert.contains("its sockets shared by 200 other processes ("), "\(alert.prefix(300))")
+        let status = try daemon.notify.await("STATUS with one process") { $0.contains("STATUS=1 process with CLOSE_WAIT") }
+        #expect(status.contains("max python3[\(pid)] 30"))
+        let crossed = daemon.log.split(separator: "\n").filter { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_REASON=count") }
+        #expect(crossed.count == 1, "one alert for the set, not one per child: \(crossed.count)")
+    }
+
+    /// Row 7: a leaker that forks and exits every 3 s, its child inheriting the sockets, is
+    /// one leak: alerted once, never "recovered" on a hand-over, its oldest socket's age kept.
+    @Test func aLeakerThatForksAndExitsIsOneLeak() throws {
+        try #require(getuid() == 0, "setpriv to nobody needs root")
+        let pidfile = FileManager.default.temporaryDirectory.appendingPathComponent("cw-chain-\(getpid()).pid").path
+        let chain = try ReadyProcess(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + [Self.redteam + "/fork-sharers.py", "12", "0", "40",
+                                                                                          "--exit-every", "3", "--pidfile", pidfile])
+        defer {
+            // The holder of the moment, by pid (each generation writes its own).
+            if let text = try? String(contentsOfFile: pidfile, encoding: .utf8), let pid = Int32(text) { kill(pid, SIGKILL) }
+            unlink(pidfile)
+            chain.stop()
+        }
+        let daemon = try DaemonProcess(config: testConfig(interval: "500ms", hold: "3", thresholds: "count_warning = 10"))
+        defer { daemon.stop() }
+        _ = try daemon.awaitLine("the count alert") { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_COMM=python3 ") }
+        // Three hand-overs later, the history is the sockets': the oldest is older than a generation.
+        let start = Date()
+        try waitFor("ten seconds of hand-overs", timeout: 20) { Date().timeIntervalSince(start) >= 10 }
+        let lines = daemon.log.split(separator: "\n").filter { $0.contains("CLOSEWAIT_COMM=python3 ") }
+        #expect(lines.filter { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_REASON=count") }.count == 1,
+                "\(lines.map { $0.prefix(160) })")
+        #expect(!lines.contains { $0.contains("MESSAGE_ID=\(MessageID.recovered)") }, "a hand-over is not a recovery")
+        let state = try StateDocument.decode(Array(try String(contentsOfFile: daemon.statePath, encoding: .utf8).utf8))
+        let row = try #require(state.processes.first { $0.comm == "python3" })
+        #expect(row.oldestAgeSeconds >= 8, "age restarted with a pid: \(row.oldestAgeSeconds)")
+        #expect(row.level == "warning")
+    }
+
+    /// Rows 10 and 13 at a small size: sockets parked in a unix socket's queue (held by no
+    /// process) raise the host-wide unowned alert and show in STATUS.
+    @Test func socketsHeldByNoProcessAreSaid() throws {
+        try #require(getuid() == 0, "setpriv to nobody needs root")
+        let parked = try ReadyProcess(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + [Self.redteam + "/parked-sockets.py", "80", "120"])
+        defer { parked.stop() }
+        let daemon = try DaemonProcess(config: testConfig(interval: "500ms", thresholds: "unowned_warning = 50\nunowned_critical = 0"))
+        defer { daemon.stop() }
+        let alert = try daemon.awaitLine("the unowned alert") { $0.contains("MESSAGE_ID=\(MessageID.unownedSockets)") }
+        #expect(alert.contains("80 CLOSE_WAIT sockets are held by no process's fd table"), "\(alert.prefix(300))")
+        _ = try daemon.notify.await("STATUS saying so") { $0.contains("80 sockets held by no process") }
+    }
+
+    /// Row 6: a user's delegated subtree with cgroups named like a system unit and a docker
+    /// container: shown as the user's, and the README's rules do not silence them.
+    @Test func aUsersLookAlikeUnitsAndContainersAreTheUsers() throws {
+        try #require(getuid() == 0, "making cgroups needs root")
+        let id = String(repeating: "ab12", count: 16)
+        let user = "user.slice/user-65534.slice/user@65534.service/app.slice"
+        let w = try Workload(["--processes", "2", "--v4", "6"])
+        defer { w.stop() }
+        var made = [String]()
+        defer {
+            for dir in made.reversed() {
+                let procs = (try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8)) ?? ""
+                let root = dir.hasPrefix("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup/systemd"
+                for pid in procs.split(separator: "\n") { try? String(pid).write(toFile: root + "/cgroup.procs", atomically: false, encoding: .utf8) }
+                rmdir(dir)
+            }
+        }
+        for (holder, leaf) in zip(w.holders, ["legacy-proxy.service", "docker-\(id).scope"]) {
+            for root in ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd"] {
+                let dir = "\(root)/\(user)/\(leaf)"
+                var path = root
+                for component in (user + "/" + leaf).split(separator: "/") {
+                    path += "/" + component
+                    if mkdir(path, 0o755) == 0 { made.append(path) }
+                }
+                try String(holder).write(toFile: dir + "/cgroup.procs", atomically: false, encoding: .utf8)
+            }
+        }
+        let snap = try run(Build.path("closewaitd"), ["snapshot", "--json"])
+        let doc = try JSONSerialization.jsonObject(with: Data(snap.stdout.utf8)) as? [String: Any]
+        let rows = (doc?["processes"] as? [[String: Any]]) ?? []
+        let proxy = rows.first { $0["pid"] as? Int == Int(w.holders[0]) }
+        #expect(proxy?["unit"] as? String == "user@65534.service: legacy-proxy.service", "\(proxy ?? [:])")
+        let docker = rows.first { $0["pid"] as? Int == Int(w.holders[1]) }
+        let container = docker?["container"] as? [String: Any]
+        #expect(container?["runtime"] as? String == "docker" && container?["userManager"] as? String == "user@65534.service", "\(docker ?? [:])")
+        // The README's rules, written for the system's unit and containers, leave them alerting.
+        let rules = """
+        [[rule]]
+        name = "bounded-pool"
+        match_unit = "legacy-proxy.service"
+        ignore = true
+
+        [[rule]]
+        name = "docker"
+        match_container = "docker:*"
+        ignore = true
+        """
+        let daemon = try DaemonProcess(config: testConfig(interval: "500ms", thresholds: "count_warning = 5", extra: rules))
+        defer { daemon.stop() }
+        for holder in w.holders {
+            let alert = try daemon.awaitLine("the alert for \(holder)") {
+                $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
+            }
+            #expect(alert.contains("user@65534.service"), "\(alert.prefix(300))")
+        }
+    }
 }

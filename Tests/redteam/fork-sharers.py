@@ -3,15 +3,17 @@
 them all (issue 17, row 2: state that grows with processes x sockets). Children die with
 the parent (PR_SET_PDEATHSIG); the parent ends them after SECONDS or when stdin closes.
 
-usage: fork-sharers.py SOCKETS CHILDREN SECONDS [--exit-every S]
+usage: fork-sharers.py SOCKETS CHILDREN SECONDS [--exit-every S --pidfile F]
   --exit-every S: instead, every S seconds the holder forks one child that inherits the
-                  sockets and exits itself (row 7); one more socket joins every 0.5 s.
+                  sockets and exits itself (row 7); one more socket joins every 0.5 s; the
+                  current holder's pid is written to F (to end it by pid).
 Prints one JSON line when ready: {"ready", "pid", "children"}.
 """
 import ctypes, json, os, select, signal, socket, sys, time
 
 count, children, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 exit_every = float(sys.argv[sys.argv.index("--exit-every") + 1]) if "--exit-every" in sys.argv else 0
+pidfile = sys.argv[sys.argv.index("--pidfile") + 1] if "--pidfile" in sys.argv else None
 libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
 listener = socket.socket()
@@ -33,6 +35,12 @@ deadline = time.monotonic() + seconds
 
 if exit_every:
     # A chain: each generation holds everything, forks its successor and exits.
+    def note_pid():
+        if pidfile:
+            with open(pidfile + ".tmp", "w") as f:
+                f.write(str(os.getpid()))
+            os.rename(pidfile + ".tmp", pidfile)
+    note_pid()
     print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
     next_exit = time.monotonic() + exit_every
     while time.monotonic() < deadline:
@@ -41,7 +49,7 @@ if exit_every:
         if time.monotonic() >= next_exit:
             if os.fork() > 0:
                 os._exit(0)
-            os.setsid() if os.getpid() != os.getpgrp() else None
+            note_pid()
             next_exit = time.monotonic() + exit_every
     os._exit(0)
 
