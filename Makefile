@@ -8,6 +8,8 @@
 #   make fuzz           libFuzzer on every parser of untrusted bytes, FUZZ_SECONDS each (600)
 #   make soak           the release daemon for SOAK_SECONDS (1800) against a pool, a leak and churn
 #   make sanitize       every test under ThreadSanitizer, then AddressSanitizer (binaries included)
+#   make redteam        issue 17's local-user attacks at full size against the release daemon
+#                       (figures in dist/redteam.md; REDTEAM_ONLY=2,3 for some; ~10 minutes)
 
 VERSION := 0.1.0
 PREFIX ?= /usr
@@ -34,7 +36,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 SOAK_SECONDS ?= 1800
 SOAK_SMOKE_SECONDS ?= 120
 
-.PHONY: prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+.PHONY: redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -71,6 +73,15 @@ bench: test-deps
 	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS)
 	mkdir -p dist
 	.build/release/closewaitd-bench --sizes $(BENCH_SIZES) --markdown dist/bench.md
+
+# Issue 17's attacks by an unprivileged local user at full size, each against the release
+# daemon run as the unit runs it, with a real leak elsewhere (Tests/redteam/redteam.py).
+REDTEAM_ONLY ?=
+REDTEAM_SECONDS ?= 90
+redteam: test-deps
+	$(SWIFT) build -c release --static-swift-stdlib $(SWIFT_FLAGS)
+	mkdir -p dist
+	python3 Tests/redteam/redteam.py .build/release --seconds $(REDTEAM_SECONDS) --markdown dist/redteam.md $(if $(REDTEAM_ONLY),--only $(REDTEAM_ONLY))
 
 # A quick run of the benchmark so it cannot rot: small workload, debug build, no time asserted.
 bench-smoke:

@@ -29,7 +29,9 @@ public struct KernelSampler {
 
     /// Per foreign namespace: its TCP counters at the last read of its table (nil when
     /// unreadable), the records read then, when, and whether that read was cut short.
-    var foreignCache: [UInt64: (counters: [UInt8]?, records: [SocketRecord], at: Double, cut: String?)] = [:]
+    var foreignCache: [UInt64: (counters: [UInt8]?, records: [SocketRecord], at: Double, cut: String?, readAt: Double)] = [:]
+    /// A namespace whose table was cut short is read again at most this often.
+    public var cutRecheck = 30.0
     /// A namespace's table is read again at least this often, counters or not (0: every
     /// tick, as for a namespace with traffic; the bench's "busy" row).
     public var foreignRecheck = 60.0
@@ -100,10 +102,18 @@ public struct KernelSampler {
             foreignCache[ns]?.at = now
             return cached.records
         }
+        // A table too large to read whole (someone filled the namespace) costs up to the byte
+        // limit a read: it is read again at most every `cutRecheck`, its last part standing in.
+        if let cached = foreignCache[ns], let cut = cached.cut, now - cached.readAt < cutRecheck {
+            coverage.stale += 1
+            coverage.cut[ns] = cut
+            foreignCache[ns]?.at = now
+            return cached.records
+        }
         let (records, cut) = try sampleProcBounded(states, proc: memberProc, limit: foreignByteLimit, deadline: deadline)
         if let cut { coverage.cut[ns] = cut }
         coverage.read += 1
-        foreignCache[ns] = (cut == nil ? counters : nil, records, now, cut)
+        foreignCache[ns] = (cut == nil ? counters : nil, records, now, cut, now)
         return records
     }
 
