@@ -1,5 +1,6 @@
 # closewaitd — build, test, install.
 #   make run            install missing build dependencies (apt), build, take a snapshot
+#   make unit           the pure and fixture tests only (no root, seconds)
 #   make check          install missing test dependencies (apt), build, run every test,
 #                       then the service test in a booted systemd container
 #   sudo make install   release build (static Swift stdlib), install, enable and start the service
@@ -36,7 +37,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 SOAK_SECONDS ?= 1800
 SOAK_SMOKE_SECONDS ?= 120
 
-.PHONY: redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+.PHONY: unit redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -52,6 +53,11 @@ build: deps
 
 run: build
 	$$($(SWIFT) build --show-bin-path)/closewaitd snapshot
+
+# The pure and fixture tests: no root, no system tools beyond the build's, seconds.
+unit: deps
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	$(SWIFT) test --skip-build $(SWIFT_FLAGS) --filter 'CloseWaitCoreTests|CloseWaitLinuxTests|CloseWaitDaemonTests|CloseWaitSystemdTests'
 
 check: test-deps
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)

@@ -21,6 +21,10 @@ public final class OwnerIndex {
     public var fullScanInterval: Double
     /// Processes scanned per batch of a search (the source may read a batch in parallel).
     public var searchBatch = 32
+    /// Called after each chunk of a full walk and each batch of a search: the walk is making
+    /// progress (the daemon feeds the watchdog from it, so a long walk over millions of fds
+    /// is not taken for a hang, while a read that never returns still is).
+    public var progress: (() -> Void)?
     /// File descriptors a tick's search for new sockets' owners may read (about 0.3 s here).
     /// Another user can hold millions of idle fds and make an unownable CLOSE_WAIT socket a
     /// second (parked in a unix socket's queue): without a budget every tick became a full
@@ -139,6 +143,7 @@ public final class OwnerIndex {
                     if let shared = interned[table] { newLinks[pid] = shared } else { interned[table] = table }
                 }
             }
+            progress?()
         }
         links = newLinks
         counted = [:]
@@ -286,6 +291,7 @@ public final class OwnerIndex {
                         if !gained.isEmpty { lastGain[pid] = tick }
                         for link in gained { missing.remove(link.inode) }
                     }
+                    progress?()
                 }
             }
             let all = try source.listProcesses()

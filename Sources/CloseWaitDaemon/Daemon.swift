@@ -67,9 +67,13 @@ public final class Daemon {
     /// diagnosis (or `unknown`) and are looked at on a later tick.
     static let diagnosisTimePerTick = 1.0
     var diagnosisDeadline = 0.0
+    var diagnosisTables = EvidenceGatherer.TableCache()
     /// Named network namespaces last reported as not sampled (said once per change).
     var unreadableNamespaces: [String] = []
     var namespaceReporter = NamespaceReporter()
+    /// When the watchdog was last fed: after each good tick, and during a long full walk or
+    /// search that is still advancing (`OwnerIndex.progress`).
+    var lastWatchdogPing = 0.0
     var metricsServer: MetricsServer?
     public private(set) var ticks = 0
 
@@ -88,10 +92,15 @@ public final class Daemon {
                                       fullScanInterval: settings.fullScanInterval)
         collector.fdTables.reader.readsCmdline = false  // never shown by the daemon; can block (D state)
         collector.maxProcesses = settings.maxProcesses
+
         collector.sampler.namespaces = settings.namespaces == .all ? NetNamespaces(proc: ProcFS(root: options.procRoot)) : nil
         tracker = Tracker(window: settings.window)
         policy = AlertPolicy(settings: settings)
     }
+
+    /// What a tick may spend reading other namespaces: a fifth of the interval, at most 2 s
+    /// (a thousand busy namespaces then cost a fifth of a core, and are read in turn).
+    static func namespaceBudget(interval: Double) -> Double { min(2, interval * 0.2) }
 
     /// No tick comes sooner than this, whatever the watchdog asks (a WATCHDOG_USEC of 1000
     /// would otherwise spin a core): the config's own minimum interval.
@@ -127,6 +136,10 @@ public final class Daemon {
         logger.info("closewaitd starting: interval \(TimeSpan.format(tickInterval)), config \(options.configPath), \(settings.rules.count) rules",
                     metadata: ["message_id": "\(MessageID.started)"])
         startMetricsServer()
+        collector.sampler.foreignBudget = Self.namespaceBudget(interval: tickInterval)
+        if notifier.watchdogInterval != nil {
+            collector.owners.progress = { [weak self] in MainActor.assumeIsolated { self?.walkAdvanced() } }
+        }
         scheduleTimer()
     }
 
@@ -195,6 +208,7 @@ public final class Daemon {
         diagnoses = diagnoses.filter { firing.contains($0.key) }
         diagnosisBudget = (Self.diagnosesForAlertsPerTick, Self.refreshesPerTick)
         diagnosisDeadline = monotonicNow() + Self.diagnosisTimePerTick
+        diagnosisTables = EvidenceGatherer.TableCache()
         for var event in events {
             if event.kind != .recovered, let process = event.process {
                 event.diagnosis = diagnose(process, now: now, force: true)
@@ -232,7 +246,10 @@ public final class Daemon {
         self.health.notYetSearched = pendingSearch
         self.health.untracked = snapshot.untracked
         lastTick = (statuses, snapshot.total)
-        if notifier.watchdogInterval != nil { notifier.watchdog() }
+        if notifier.watchdogInterval != nil {
+            notifier.watchdog()
+            lastWatchdogPing = monotonicNow()
+        }
         reportDroppedNotifications()
     }
 
@@ -250,7 +267,7 @@ public final class Daemon {
             let budgeted = (force ? diagnosisBudget.alerts > 0 : diagnosisBudget.refreshes > 0) && monotonicNow() < diagnosisDeadline
             if budgeted {
                 if force { diagnosisBudget.alerts -= 1 } else { diagnosisBudget.refreshes -= 1 }
-                let gatherer = EvidenceGatherer(proc: ProcFS(root: options.procRoot))
+                let gatherer = EvidenceGatherer(proc: ProcFS(root: options.procRoot), cache: diagnosisTables)
                 if let evidence = try? gatherer.evidence(for: status, ages: tracker.socketAges(identity, now: now), deadline: diagnosisDeadline) {
                     let diagnosis = Diagnosis.classify(evidence)
                     diagnoses[identity] = (diagnosis, evidence, now)
@@ -267,6 +284,17 @@ public final class Daemon {
         let diagnosis = Diagnosis.classify(evidence)
         diagnoses[identity] = (diagnosis, evidence, cached!.at)
         return (diagnosis, evidence)
+    }
+
+    /// A long walk is advancing: feed the watchdog at most every quarter of its interval, and
+    /// only once READY (systemd's start timeout covers the first tick).
+    func walkAdvanced() {
+        guard ready, let interval = notifier.watchdogInterval else { return }
+        let now = monotonicNow()
+        if now - lastWatchdogPing >= interval / 4 {
+            notifier.watchdog()
+            lastWatchdogPing = now
+        }
     }
 
     func wallClock() -> Double {
@@ -365,6 +393,7 @@ public final class Daemon {
             collector.owners.fullScanInterval = new.fullScanInterval
             collector.maxProcesses = new.maxProcesses
             collector.owners.invalidate()
+            collector.sampler.foreignBudget = Self.namespaceBudget(interval: tickInterval)
             if intervalChanged { scheduleTimer() }
             health.reloadsSucceeded += 1
             logger.notice("configuration reloaded from \(options.configPath); history kept",

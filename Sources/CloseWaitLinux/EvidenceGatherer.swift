@@ -12,8 +12,18 @@ public struct EvidenceGatherer {
     /// At most this many peers are looked at (the bytecode holds at most 8).
     public static let maxPeers = 5
 
-    public init(proc: ProcFS = ProcFS()) {
+    /// Tables of other namespaces read during one tick, shared by every look of that tick:
+    /// twenty processes of one namespace crossing a threshold together cost one read of its
+    /// table, not twenty.
+    public final class TableCache {
+        var tables: [UInt64: [SocketRecord]] = [:]
+        public init() {}
+    }
+    public var cache: TableCache?
+
+    public init(proc: ProcFS = ProcFS(), cache: TableCache? = nil) {
         self.proc = proc
+        self.cache = cache
     }
 
     public struct Sockets: Sendable {
@@ -33,9 +43,15 @@ public struct EvidenceGatherer {
         if let mine = namespaces.namespace(of: pid), let own = namespaces.own, mine != own {
             let wanted = Set(peers)
             // Streamed and bounded: another user may have filled this namespace's table.
-            let table = try sampler.sampleProcBounded(states, proc: ProcFS(root: proc.root + "/" + String(pid)),
-                                                      limit: sampler.foreignByteLimit, deadline: deadline)
-            records = table.records.filter { wanted.contains($0.remote) }
+            let table: [SocketRecord]
+            if let cached = cache?.tables[mine] {
+                table = cached
+            } else {
+                table = try sampler.sampleProcBounded(states, proc: ProcFS(root: proc.root + "/" + String(pid)),
+                                                      limit: sampler.foreignByteLimit, deadline: deadline).records
+                cache?.tables[mine] = table
+            }
+            records = table.filter { wanted.contains($0.remote) }
         } else {
             records = try sampler.samplePerFamily(states, peers: peers)
         }

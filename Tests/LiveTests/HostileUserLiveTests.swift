@@ -80,10 +80,16 @@ final class ReadyProcess {
         let whole = try sampler.sample(states: [.closeWait], now: 1)
         #expect(inNamespace(whole) == 120)
         #expect(whole.coverage.cut.isEmpty && whole.coverage.failed.isEmpty)
-        // 120 connections are 240 lines of 150 bytes in a random (hash) order: the first 60%
-        // hold some of the 120 CLOSE_WAIT lines, never all.
-        let size = try ProcFS(root: "/proc/\(w.holders[0])").read("net/tcp").count
-        sampler.foreignByteLimit = size * 6 / 10
+        // The limit falls inside the table's last CLOSE_WAIT line (the order is the kernel's
+        // hash order, stable while the sockets are): some are before it, that one is not.
+        let table = try ProcFS(root: "/proc/\(w.holders[0])").read("net/tcp")
+        var offset = 0, lastCloseWait = 0
+        for line in table.split(separator: 0x0a, omittingEmptySubsequences: false) {
+            let fields = line.split(separator: 0x20)
+            if fields.count > 3, fields[3].elementsEqual("08".utf8) { lastCloseWait = offset }
+            offset += line.count + 1
+        }
+        sampler.foreignByteLimit = lastCloseWait + 10
         sampler.foreignRecheck = 0
         let cut = try sampler.sample(states: [.closeWait], now: 2)
         #expect(cut.coverage.cut[ns]?.contains("larger than") == true, "\(cut.coverage)")
