@@ -27,7 +27,7 @@ public final class MetricsServer: Sendable {
         /// When full, a writer held this long may give its place to a newcomer.
         public var idleEviction = 1.0
         /// Connections accepted per round at most (the queue is drained over rounds).
-        public var acceptPerRound = 256
+        public var acceptPerRound = 1024
         public init() {}
     }
 
@@ -69,7 +69,9 @@ public final class MetricsServer: Sendable {
             for (i, b) in address.address.enumerated() { raw[offset + i] = b }
         }
         let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(length)) } }
-        if rc != 0 || listen(fd, 64) != 0 {
+        // A deep queue (the kernel clamps it to net.core.somaxconn): with 64, a few hundred
+        // silent connections from another user fill it and the scraper's SYN is dropped.
+        if rc != 0 || listen(fd, SOMAXCONN) != 0 {
             let code = errno
             close(fd)
             throw Errno(code, call: rc != 0 ? "bind" : "listen", path: address.description)
