@@ -110,10 +110,11 @@ public enum Metrics {
         sample("closewaitd_tick_duration_seconds", [], health.tickDuration)
         family("closewaitd_sampler_failures_total", "counter", "Ticks whose kernel sample (or /proc listing) failed.")
         sample("closewaitd_sampler_failures_total", [], Double(health.samplerFailures))
-        family("closewaitd_network_namespaces", "gauge", "Network namespaces other than the daemon's at the last tick, by how their sockets were seen: read, unchanged (counters still), stale (the tick's budget ran out: an earlier table used), unread (never read yet), cut (table larger than the limit or outlasting the budget), failed, memberless (named, no process in it).")
+        family("closewaitd_network_namespaces", "gauge", "Network namespaces other than the daemon's at the last tick, by how their sockets were seen: read, unchanged (counters still), stale (the tick's budget ran out: an earlier table used), unread (never read yet), cut (table larger than the limit or outlasting the budget), failed, memberless (named, no process in it), orphaned (no task left, kept alive by its sockets: its last CLOSE_WAIT sockets still held).")
         let ns = health.namespaces
         for (state, value) in [("read", ns.read), ("unchanged", ns.unchanged), ("stale", ns.stale), ("unread", ns.unread),
-                               ("cut", ns.cut.count), ("failed", ns.failed.count), ("memberless", ns.memberless.count)] {
+                               ("cut", ns.cut.count), ("failed", ns.failed.count), ("memberless", ns.memberless.count),
+                               ("orphaned", ns.orphaned.count)] {
             sample("closewaitd_network_namespaces", [("state", state)], Double(value))
         }
         family("closewaitd_attribution_problems", "gauge", "Processes the last tick's /proc walk could not read, by kind.")

@@ -16,11 +16,14 @@ public struct NamespaceCoverage: Equatable, Sendable {
     public var failed: [UInt64: String] = [:]
     /// Named namespaces (`/run/netns/NAME (net:[INODE])`) with no process in them.
     public var memberless: [String] = []
+    /// Namespaces no task is in any more, kept alive by sockets: inode -> the CLOSE_WAIT
+    /// sockets of their last read still held by a process (newer ones cannot be seen).
+    public var orphaned: [UInt64: Int] = [:]
 
     public init() {}
 
     /// Namespaces whose sockets this tick may be missing or old.
-    public var incomplete: Int { stale + unread + cut.count + failed.count }
+    public var incomplete: Int { stale + unread + cut.count + failed.count + orphaned.count }
 
     /// `3 of 1000 network namespaces not read this tick (budget), 1 cut, 1 failed`, or nil
     /// when every namespace was seen.
@@ -30,6 +33,7 @@ public struct NamespaceCoverage: Equatable, Sendable {
         if stale > 0 { parts.append("\(stale) from an earlier tick") }
         if !cut.isEmpty { parts.append("\(cut.count) cut short") }
         if !failed.isEmpty { parts.append("\(failed.count) unreadable") }
+        if !orphaned.isEmpty { parts.append("\(orphaned.count) with no task left") }
         guard !parts.isEmpty else { return nil }
         return "network namespaces \(namespaces): " + parts.joined(separator: ", ")
     }
@@ -40,9 +44,12 @@ public struct NamespaceCoverage: Equatable, Sendable {
         public var cut: [UInt64: String]
         public var failed: [UInt64: String]
         public var behind: Bool
+        public var orphaned: Set<UInt64> = []
     }
 
-    public var problems: Problems { Problems(cut: cut, failed: failed, behind: stale + unread > 0) }
+    public var problems: Problems {
+        Problems(cut: cut, failed: failed, behind: stale + unread > 0, orphaned: Set(orphaned.keys))
+    }
 }
 
 /// NamespaceReporter turns each tick's coverage into journal entries on changes only: which
@@ -61,7 +68,10 @@ public struct NamespaceReporter: Sendable {
         var problems = [String]()
         for (ns, why) in now.cut.sorted(by: { $0.key < $1.key }).prefix(Self.named) { problems.append("net:[\(ns)] cut: \(why)") }
         for (ns, why) in now.failed.sorted(by: { $0.key < $1.key }).prefix(Self.named) { problems.append("net:[\(ns)] unreadable: \(why)") }
-        let more = now.cut.count + now.failed.count - problems.count
+        for ns in now.orphaned.sorted().prefix(Self.named) {
+            problems.append("net:[\(ns)] has no task left (its sockets keep it alive): \(coverage.orphaned[ns] ?? 0) CLOSE_WAIT sockets from its last read, still held; newer ones cannot be seen")
+        }
+        let more = now.cut.count + now.failed.count + now.orphaned.count - problems.count
         if more > 0 { problems.append("and \(more) more") }
         if now.behind {
             problems.append("\(coverage.stale) of \(coverage.namespaces) from an earlier tick, \(coverage.unread) never read yet "
@@ -71,7 +81,7 @@ public struct NamespaceReporter: Sendable {
             return JournalEntry(message: "Every network namespace's TCP table is read in full again.", priority: .notice,
                                 messageID: MessageID.namespacesComplete, fields: [])
         }
-        let netns = (Array(now.cut.keys) + Array(now.failed.keys)).sorted().prefix(Self.named).map(String.init).joined(separator: " ")
+        let netns = (Array(now.cut.keys) + Array(now.failed.keys) + Array(now.orphaned)).sorted().prefix(Self.named).map(String.init).joined(separator: " ")
         let text = problems.joined(separator: "; ")
         return JournalEntry(message: "Not every network namespace was read in full: \(text). Their CLOSE_WAIT sockets may be missing or old.",
                             priority: .warning, messageID: MessageID.namespacesIncomplete,

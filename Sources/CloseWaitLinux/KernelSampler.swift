@@ -30,6 +30,18 @@ public struct KernelSampler {
     /// Per foreign namespace: its TCP counters at the last read of its table (nil when
     /// unreadable), the records read then, when, and whether that read was cut short.
     var foreignCache: [UInt64: (counters: [UInt8]?, records: [SocketRecord], at: Double, cut: String?, readAt: Double)] = [:]
+    /// Namespaces with no task left, and their last CLOSE_WAIT records still held by someone.
+    var orphans: [UInt64: [SocketRecord]] = [:]
+
+    /// Drops the orphaned namespaces' records that no process holds any more (`held`: the
+    /// inodes this tick's attribution found an owner for).
+    public mutating func pruneOrphans(held: (UInt64) -> Bool) {
+        for (ns, records) in orphans {
+            let kept = records.filter { held($0.inode) }
+            orphans[ns] = kept.isEmpty ? nil : kept
+        }
+    }
+
     /// A namespace whose table was cut short is read again at most this often.
     public var cutRecheck = 30.0
     /// A namespace's table is read again at least this often, counters or not (0: every
@@ -52,7 +64,22 @@ public struct KernelSampler {
             sample.coverage.memberless.append("\(namespaces.namedRoot)/\(name) (net:[\(ns)])")
         }
         sample.coverage.memberless.sort()
+        // A namespace whose last task left lives on while sockets hold it (a process leaked
+        // there and moved to another namespace): it has no /proc path any more, so its last
+        // CLOSE_WAIT records stand in for as long as some process still holds them
+        // (`pruneOrphans`), said as orphaned. Sockets that entered CLOSE_WAIT there since are
+        // not seen (the eBPF scanner sees them).
+        for (ns, cached) in foreignCache where current[ns] == nil {
+            let held = cached.records.filter { $0.inode != 0 }
+            if !held.isEmpty { orphans[ns] = held }
+        }
+        for ns in current.keys { orphans[ns] = nil }
         foreignCache = foreignCache.filter { current[$0.key] != nil }
+        for (ns, records) in orphans {
+            sample.coverage.orphaned[ns] = records.count
+            for record in records { sample.foreign[record.inode] = ns }
+            sample.records += records
+        }
         let deadline = monotonicNow() + foreignBudget
         // Never read first, then the longest unread: a round robin over ticks.
         let order = current.keys.sorted { (foreignCache[$0]?.at ?? -.infinity, $0) < (foreignCache[$1]?.at ?? -.infinity, $1) }

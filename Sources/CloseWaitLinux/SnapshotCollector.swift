@@ -37,6 +37,7 @@ public struct SnapshotCollector {
     public mutating func collect(states: Set<TCPState>, now: Double = monotonicNow(), keepSockets: Bool = true) throws -> Result {
         let sample = try sampler.sample(states: states, now: now)
         let found = try owners.attribute(records: sample.records, now: now)
+        sampler.pruneOrphans { !found.owners[$0].isEmpty }
         let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
                                      statistics: found.statistics, source: sample.source, states: states,
                                      keepSockets: keepSockets, foreign: sample.foreign, maxProcesses: maxProcesses)

@@ -58,4 +58,17 @@ import Testing
         #expect(page.contains("closewaitd_network_namespaces{state=\"cut\"} 1\n"))
         #expect(page.contains("closewaitd_network_namespaces{state=\"read\"} 6\n"))
     }
+
+    @Test func aNamespaceWithNoTaskLeftIsSaid() throws {
+        var reporter = NamespaceReporter()
+        var c = Self.coverage()
+        c.orphaned = [4026532999: 300]
+        let said = reporter.update(c, budget: 1)
+        let entry = try #require(said)
+        #expect(entry.message.contains("net:[4026532999] has no task left (its sockets keep it alive): 300 CLOSE_WAIT sockets from its last read"))
+        #expect(c.summary == "network namespaces 10: 1 with no task left")
+        var health = Metrics.Health()
+        health.namespaces = c
+        #expect(Metrics.render(statuses: [], firing: [], total: 0, health: health, version: "t").contains("closewaitd_network_namespaces{state=\"orphaned\"} 1\n"))
+    }
 }

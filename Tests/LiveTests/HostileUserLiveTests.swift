@@ -9,10 +9,11 @@ final class ReadyProcess {
     private(set) var ready: [String: Any] = [:]
     private let stdin = Pipe()
 
+    private let out = Pipe()
+
     init(_ executable: String, _ arguments: [String], timeout: Double = 30) throws {
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        let out = Pipe()
         process.standardOutput = out
         process.standardInput = stdin
         try process.run()
@@ -32,6 +33,34 @@ final class ReadyProcess {
         }
         // A JSON object, or any other line that just says "ready".
         ready = (try? JSONSerialization.jsonObject(with: Data(line.prefix { $0 != 0x0a }))) as? [String: Any] ?? [:]
+        rest = Array(line.drop { $0 != 0x0a }.dropFirst())
+        output = fd
+    }
+
+    private var rest: [UInt8] = []
+    private var output: Int32 = -1
+
+    /// Sends one line to its standard input.
+    func send(_ line: String) {
+        stdin.fileHandleForWriting.write(Data((line + "\n").utf8))
+    }
+
+    /// The next line it prints, as JSON, within `timeout` seconds.
+    func nextObject(timeout: Double = 20) throws -> [String: Any] {
+        let end = Date().addingTimeInterval(timeout)
+        while !rest.contains(0x0a) {
+            var entry = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+            guard Date() < end, poll(&entry, 1, Int32(max(1, end.timeIntervalSinceNow * 1000))) == 1 else {
+                throw TimedOut(description: "no line within \(timeout) s")
+            }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = read(output, &chunk, chunk.count)
+            guard n > 0 else { throw TimedOut(description: "it exited") }
+            rest += chunk[0..<n]
+        }
+        let line = rest.prefix { $0 != 0x0a }
+        rest = Array(rest.drop { $0 != 0x0a }.dropFirst())
+        return (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] ?? [:]
     }
 
     func stop() {
@@ -65,6 +94,38 @@ final class ReadyProcess {
         #expect(entry?["closeWait"] as? Int == 7, "\(result.stdout)")
         let peers = (entry?["peers"] as? [[String: Any]]) ?? []
         #expect(peers.allSatisfy { ($0["netns"] as? NSNumber)?.uint64Value == netns }, "\(peers)")
+    }
+
+    /// Row 1, "moved": the process leaks in its namespace, then moves to a fresh one; the
+    /// first lives on only through its sockets. Its last CLOSE_WAIT sockets stay counted and
+    /// attributed while held, and the namespace is said to have no task left.
+    @Test func aNamespaceWithNoTaskLeftIsStillCounted() throws {
+        try #require(getuid() == 0, "unshare(CLONE_NEWNET) needs root here")
+        let leaker = try ReadyProcess("/usr/bin/python3", [Self.redteam + "/moved-netns-leaker.py", "9", "120"])
+        defer { leaker.stop() }
+        let pid = try #require((leaker.ready["pid"] as? Int).map(Int32.init))
+        let first = try #require((leaker.ready["netns"] as? NSNumber)?.uint64Value)
+        var collector = SnapshotCollector(source: .netlink, fullScanInterval: 3600)
+        collector.sampler.namespaces = NetNamespaces()
+        let before = try collector.collect(states: [.closeWait], now: 1, keepSockets: false)
+        #expect(before.snapshot.processes.first { $0.details.pid == pid }?.socketCount == 9)
+        leaker.send("move")
+        let moved = try leaker.nextObject()
+        #expect((moved["netns"] as? NSNumber)?.uint64Value != first)
+        collector.sampler.namespaces?.rescan(now: 2)
+        let after = try collector.collect(states: [.closeWait], now: 3, keepSockets: false)
+        let row = after.snapshot.processes.first { $0.details.pid == pid }
+        #expect(row?.socketCount == 9, "the sockets of a namespace with no task left went missing")
+        #expect(row?.peers.allSatisfy { $0.netns == first } == true)
+        #expect(after.coverage.orphaned[first] == 9, "\(after.coverage)")
+        #expect(after.coverage.summary?.contains("1 with no task left") == true)
+        // Once nobody holds them, they are forgotten.
+        leaker.stop()
+        var now = 4.0
+        try waitFor("the sockets closed with the process", timeout: 10) {
+            now += 1
+            return try collector.collect(states: [.closeWait], now: now, keepSockets: false).coverage.orphaned.isEmpty
+        }
     }
 
     /// Row 3 at a small size: a namespace's table larger than the byte limit is read in

@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""A process that leaks CLOSE_WAIT sockets in a network namespace of its own, then moves to
+a fresh one: the first lives on only through its sockets, with no task in it (issue 17,
+row 1, "moved"). Needs CAP_SYS_ADMIN (run as root) or a user namespace.
+
+usage: moved-netns-leaker.py COUNT SECONDS
+Prints {"ready", "pid", "netns"} once the sockets sit in CLOSE_WAIT; on the line "move" on
+stdin, moves to a new namespace and prints {"moved", "netns"}; ends after SECONDS or EOF.
+"""
+import ctypes, fcntl, json, os, select, socket, struct, sys, time
+
+CLONE_NEWNET = 0x40000000
+libc = ctypes.CDLL(None, use_errno=True)
+count, seconds = int(sys.argv[1]), float(sys.argv[2])
+
+
+def new_netns():
+    if libc.unshare(CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), "unshare")
+    s = socket.socket()
+    flags = struct.unpack("16sH14s", fcntl.ioctl(s, 0x8913, struct.pack("16sH14s", b"lo", 0, b"")))[1]
+    fcntl.ioctl(s, 0x8914, struct.pack("16sH14s", b"lo", flags | 1, b""))
+    s.close()
+    return int(os.readlink("/proc/self/ns/net")[5:-1])
+
+
+netns = new_netns()
+listener = socket.socket()
+listener.bind(("127.0.0.1", 0))
+listener.listen(count + 8)
+held = []
+for _ in range(count):
+    c = socket.create_connection(listener.getsockname())
+    a, _ = listener.accept()
+    a.close()
+    held.append(c)
+listener.close()
+print(json.dumps({"ready": True, "pid": os.getpid(), "netns": netns}), flush=True)
+end = time.monotonic() + seconds
+while time.monotonic() < end:
+    readable, _, _ = select.select([sys.stdin], [], [], 0.5)
+    if readable:
+        line = sys.stdin.readline()
+        if not line:
+            break
+        if line.strip() == "move":
+            print(json.dumps({"moved": True, "netns": new_netns()}), flush=True)
