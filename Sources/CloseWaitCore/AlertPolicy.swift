@@ -118,21 +118,14 @@ public struct AlertPolicy: Sendable {
                 }
             }
         }
-        let totalKey = Key(process: nil, reason: .total)
-        seen.insert(totalKey)
-        let totalCondition = Condition(value: Double(total), warning: Double(settings.totalWarning),
-                                       critical: Double(settings.totalCritical), higherIsWorse: true,
-                                       clearRatio: settings.clearRatio)
-        if let event = step(totalKey, totalCondition, now: now, rule: "host", process: nil, total: total) {
-            events.append(event)
-        }
-        let unownedKey = Key(process: nil, reason: .unowned)
-        seen.insert(unownedKey)
-        let unownedCondition = Condition(value: Double(unowned), warning: Double(settings.unownedWarning),
-                                         critical: Double(settings.unownedCritical), higherIsWorse: true,
-                                         clearRatio: settings.clearRatio)
-        if let event = step(unownedKey, unownedCondition, now: now, rule: "host", process: nil, total: total) {
-            events.append(event)
+        // Host-wide: every CLOSE_WAIT socket, and those no process holds.
+        for (reason, value, warning, critical) in [(AlertReason.total, total, settings.totalWarning, settings.totalCritical),
+                                                   (.unowned, unowned, settings.unownedWarning, settings.unownedCritical)] {
+            let key = Key(process: nil, reason: reason)
+            seen.insert(key)
+            let condition = Condition(value: Double(value), warning: Double(warning), critical: Double(critical),
+                                      higherIsWorse: true, clearRatio: settings.clearRatio)
+            if let event = step(key, condition, now: now, rule: "host", process: nil, total: total) { events.append(event) }
         }
         ruleCache = cache
         // Processes that exited, dropped their sockets, or are now ignored: recover and forget.

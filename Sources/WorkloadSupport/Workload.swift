@@ -49,6 +49,25 @@ public func run(_ executable: String, _ arguments: [String], timeout: Double = 6
     return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
 }
 
+/// The next line (without its newline) from `fd`, within `timeout` seconds: bytes already read
+/// past it stay in `buffer` for the next call.
+public func readLine(_ fd: Int32, buffer: inout [UInt8], timeout: Double) throws -> [UInt8] {
+    let end = Date().addingTimeInterval(timeout)
+    while !buffer.contains(0x0a) {
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        guard Date() < end, poll(&entry, 1, Int32(max(1, end.timeIntervalSinceNow * 1000))) == 1 else {
+            throw TimedOut(description: "no line within \(timeout) s")
+        }
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        let n = read(fd, &chunk, chunk.count)
+        guard n > 0 else { throw TimedOut(description: "it exited before writing a line") }
+        buffer += chunk[0..<n]
+    }
+    let line = Array(buffer.prefix { $0 != 0x0a })
+    buffer.removeFirst(line.count + 1)
+    return line
+}
+
 /// Polls `condition` until it holds or the deadline passes.
 public func waitFor(_ what: String, timeout: Double = 20, _ condition: () throws -> Bool) throws {
     let end = Date().addingTimeInterval(timeout)
@@ -97,23 +116,14 @@ public final class Workload {
         process.standardOutput = out
         try process.run()
         // Read the ready line with a deadline (poll, no guessed sleep).
-        let fd = out.fileHandleForReading.fileDescriptor
-        var line = [UInt8]()
-        let end = Date().addingTimeInterval(timeout)
-        while !line.contains(0x0a) {
-            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let left = Int32(max(1, end.timeIntervalSinceNow * 1000))
-            guard Date() < end, poll(&entry, 1, left) == 1 else {
-                stop()
-                throw TimedOut(description: "workload \(arguments) not ready within \(timeout) s")
-            }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = read(fd, &chunk, chunk.count)
-            guard n > 0 else { stop(); throw TimedOut(description: "workload exited before ready") }
-            line += chunk[0..<n]
+        var pending = [UInt8]()
+        do {
+            let first = try readLine(out.fileHandleForReading.fileDescriptor, buffer: &pending, timeout: timeout)
+            ready = try JSONSerialization.jsonObject(with: Data(first)) as? [String: Any] ?? [:]
+        } catch {
+            stop()
+            throw TimedOut(description: "workload \(arguments) not ready: \(error)")
         }
-        let first = line.split(separator: 0x0a).first ?? []
-        ready = try JSONSerialization.jsonObject(with: Data(first)) as? [String: Any] ?? [:]
     }
 
     /// The manifest: one entry per (holder pid, socket), less the holders that exited

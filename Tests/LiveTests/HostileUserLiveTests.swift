@@ -3,13 +3,13 @@ import CloseWaitLinux
 import Foundation
 import Testing
 
-/// A helper process that prints one JSON line when ready; ended by pid.
+/// A helper process that prints one JSON line when ready (or just "ready"); ended by pid.
 final class ReadyProcess {
     let process = Process()
     private(set) var ready: [String: Any] = [:]
     private let stdin = Pipe()
-
     private let out = Pipe()
+    private var pending: [UInt8] = []
 
     init(_ executable: String, _ arguments: [String], timeout: Double = 30) throws {
         process.executableURL = URL(fileURLWithPath: executable)
@@ -17,49 +17,22 @@ final class ReadyProcess {
         process.standardOutput = out
         process.standardInput = stdin
         try process.run()
-        let fd = out.fileHandleForReading.fileDescriptor
-        var line = [UInt8]()
-        let end = Date().addingTimeInterval(timeout)
-        while !line.contains(0x0a) {
-            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard Date() < end, poll(&entry, 1, Int32(max(1, end.timeIntervalSinceNow * 1000))) == 1 else {
-                stop()
-                throw TimedOut(description: "\(executable) not ready within \(timeout) s")
-            }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = read(fd, &chunk, chunk.count)
-            guard n > 0 else { stop(); throw TimedOut(description: "\(executable) exited before it was ready") }
-            line += chunk[0..<n]
+        do {
+            ready = try nextObject(timeout: timeout)
+        } catch {
+            stop()
+            throw TimedOut(description: "\(executable) not ready: \(error)")
         }
-        // A JSON object, or any other line that just says "ready".
-        ready = (try? JSONSerialization.jsonObject(with: Data(line.prefix { $0 != 0x0a }))) as? [String: Any] ?? [:]
-        rest = Array(line.drop { $0 != 0x0a }.dropFirst())
-        output = fd
     }
-
-    private var rest: [UInt8] = []
-    private var output: Int32 = -1
 
     /// Sends one line to its standard input.
     func send(_ line: String) {
         stdin.fileHandleForWriting.write(Data((line + "\n").utf8))
     }
 
-    /// The next line it prints, as JSON, within `timeout` seconds.
+    /// The next line it prints, as a JSON object (empty when the line is not one).
     func nextObject(timeout: Double = 20) throws -> [String: Any] {
-        let end = Date().addingTimeInterval(timeout)
-        while !rest.contains(0x0a) {
-            var entry = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
-            guard Date() < end, poll(&entry, 1, Int32(max(1, end.timeIntervalSinceNow * 1000))) == 1 else {
-                throw TimedOut(description: "no line within \(timeout) s")
-            }
-            var chunk = [UInt8](repeating: 0, count: 4096)
-            let n = read(output, &chunk, chunk.count)
-            guard n > 0 else { throw TimedOut(description: "it exited") }
-            rest += chunk[0..<n]
-        }
-        let line = rest.prefix { $0 != 0x0a }
-        rest = Array(rest.drop { $0 != 0x0a }.dropFirst())
+        let line = try readLine(out.fileHandleForReading.fileDescriptor, buffer: &pending, timeout: timeout)
         return (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] ?? [:]
     }
 

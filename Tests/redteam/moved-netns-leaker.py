@@ -7,7 +7,9 @@ usage: moved-netns-leaker.py COUNT SECONDS
 Prints {"ready", "pid", "netns"} once the sockets sit in CLOSE_WAIT; on the line "move" on
 stdin, moves to a new namespace and prints {"moved", "netns"}; ends after SECONDS or EOF.
 """
-import ctypes, fcntl, json, os, select, socket, struct, sys, time
+import ctypes, json, os, select, socket, sys, time
+
+from netns_up import loopback_up
 
 CLONE_NEWNET = 0x40000000
 libc = ctypes.CDLL(None, use_errno=True)
@@ -17,10 +19,7 @@ count, seconds = int(sys.argv[1]), float(sys.argv[2])
 def new_netns():
     if libc.unshare(CLONE_NEWNET) != 0:
         raise OSError(ctypes.get_errno(), "unshare")
-    s = socket.socket()
-    flags = struct.unpack("16sH14s", fcntl.ioctl(s, 0x8913, struct.pack("16sH14s", b"lo", 0, b"")))[1]
-    fcntl.ioctl(s, 0x8914, struct.pack("16sH14s", b"lo", flags | 1, b""))
-    s.close()
+    loopback_up()
     return int(os.readlink("/proc/self/ns/net")[5:-1])
 
 

@@ -12,7 +12,9 @@ usage: netns-flood.py timewait COUNT SECONDS [--leakers N --leak M]
 Run it as the unprivileged user; it unshares user namespaces itself. Prints one JSON line
 when ready; ends after SECONDS or when stdin closes; its children die with it.
 """
-import ctypes, fcntl, json, os, select, signal, socket, struct, sys, time
+import ctypes, json, os, select, signal, socket, struct, sys, time
+
+from netns_up import loopback_up
 
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 libc = ctypes.CDLL(None, use_errno=True)
@@ -29,11 +31,7 @@ def enter_namespace():
     open("/proc/self/setgroups", "w").write("deny")
     open("/proc/self/uid_map", "w").write(f"0 {uid} 1")
     open("/proc/self/gid_map", "w").write(f"0 {gid} 1")
-    s = socket.socket()
-    ifreq = struct.pack("16sH14s", b"lo", 0, b"")
-    flags = struct.unpack("16sH14s", fcntl.ioctl(s, 0x8913, ifreq))[1]  # SIOCGIFFLAGS
-    fcntl.ioctl(s, 0x8914, struct.pack("16sH14s", b"lo", flags | 1, b""))  # SIOCSIFFLAGS, IFF_UP
-    s.close()
+    loopback_up()
 
 
 def die_with_parent():
