@@ -104,4 +104,75 @@ import Testing
         }
         return text
     }
+
+    /// Issue 17, row 12: the holder forks a child that keeps the sockets and exits; its pid
+    /// is reused at once (`sleep`). With a full walk only every hour, the daemon must name the
+    /// child, never the newcomer, within a few ticks.
+    static let forker = """
+    import os, socket, sys, time
+    port, count = int(sys.argv[1]), int(sys.argv[2])
+    open("/proc/self/comm", "w").write("alpha")
+    held = [socket.create_connection(("127.0.0.1", port)) for _ in range(count)]
+    for s in held:
+        s.settimeout(10)
+        assert s.recv(1) == b""
+    child = os.fork()
+    if child == 0:
+        open("/proc/self/comm", "w").write("keeper")
+        time.sleep(120)
+        os._exit(0)
+    print("ready", child, flush=True)
+    time.sleep(120)
+    """
+
+    @Test func aHolderWhosePidIsReusedIsNeverTheNewcomer() throws {
+        try #require(getuid() == 0, "needs root for a pid namespace")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-handover-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Self.forker.write(toFile: dir + "/forker.py", atomically: true, encoding: .utf8)
+        try testConfig(interval: "1s", thresholds: "count_warning = 10\ncount_critical = 1000", extra: "")
+            .replacingOccurrences(of: "window = \"10s\"", with: "window = \"10s\"\nfull_scan_interval = \"1h\"")
+            .write(toFile: dir + "/config.toml", atomically: true, encoding: .utf8)
+        let bin = Build.binDirectory
+        let script = """
+        set -u
+        cd \(dir)
+        wait_for() { i=0; while ! eval "$1"; do i=$((i+1)); [ $i -gt 300 ] && { echo "TIMEOUT $2"; exit 1; }; sleep 0.05; done; }
+        \(bin)/closewaitd-workload --processes 0 --duration 120 > peer.json &
+        wait_for 'grep -q ready peer.json' peer
+        port=$(sed 's/.*"port4":\\([0-9]*\\).*/\\1/' peer.json)
+        \(bin)/closewaitd run --config config.toml --log stderr --state-file state.json 2> daemon.log &
+        daemon=$!
+        python3 forker.py $port 12 > forker.out &
+        alpha=$!
+        wait_for 'grep -q ready forker.out' forker
+        keeper=$(cut -d' ' -f2 forker.out)
+        wait_for "grep -q '\\"comm\\": \\"alpha\\"' state.json 2>/dev/null" alpha-tracked
+        ticks=$(grep '"ticks"' state.json)
+        wait_for "! grep -q '$ticks' state.json" next-tick
+        kill -9 $alpha; wait $alpha 2>/dev/null
+        for attempt in 1 2 3 4 5; do
+            echo $((alpha - 1)) > /proc/sys/kernel/ns_last_pid
+            sleep 60 &
+            newcomer=$!
+            [ $newcomer -eq $alpha ] && break
+            kill -9 $newcomer; wait $newcomer 2>/dev/null
+        done
+        echo "ALPHA $alpha NEWCOMER $newcomer KEEPER $keeper"
+        wait_for "grep -q '\\"comm\\": \\"keeper\\"' state.json" keeper-named
+        sleep 2.5
+        cat state.json
+        kill $daemon; wait $daemon
+        kill -9 $newcomer $keeper 2>/dev/null
+        """
+        let result = try run("/usr/bin/unshare", ["-p", "-f", "--mount-proc", "/bin/sh", "-c", script], timeout: 90)
+        let ids = result.stdout.split(separator: "\n").first { $0.hasPrefix("ALPHA ") }?.split(separator: " ")
+        try #require(ids != nil && ids!.count == 6, "\(result.stdout)\n\(result.stderr)")
+        #expect(ids![1] == ids![3], "pid not reused: \(result.stdout)")
+        #expect(!result.stdout.contains("TIMEOUT"), "\(result.stdout)")
+        let state = try StateDocument.decode(Array(Self.stateText(result.stdout).utf8))
+        #expect(state.processes.contains { $0.comm == "keeper" && String($0.pid) == String(ids![5]) && $0.closeWait == 12 })
+        #expect(!state.processes.contains { $0.comm == "sleep" || String($0.pid) == String(ids![3]) }, "the newcomer named as the holder")
+    }
 }
