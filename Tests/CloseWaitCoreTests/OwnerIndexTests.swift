@@ -212,6 +212,22 @@ import Testing
         #expect(found.owners[4242] == [2000])
     }
 
+    /// A long full walk reports its progress chunk by chunk (the daemon feeds the watchdog
+    /// from it), and a search batch by batch.
+    @Test func aLongWalkReportsProgress() throws {
+        let host = host()
+        for pid in Int32(1000)..<3000 { host.processes[pid] = .init(start: UInt64(pid), comm: "idle") }
+        let index = OwnerIndex(source: host, fullScanInterval: 3600)
+        var calls = 0
+        index.progress = { calls += 1 }
+        _ = try index.attribute(records: host.records(), now: 0)
+        #expect(calls == 4, "2003 processes in chunks of 512")
+        calls = 0
+        host.processes[5000] = .init(start: 5000, comm: "leaker", sockets: [3: 4242])
+        _ = try index.attribute(records: host.records(), now: 5)
+        #expect(calls >= 1)
+    }
+
     @Test func forkSharedAndPassedSocketsAppearAtTheNextFullWalk() throws {
         let host = host()
         let index = OwnerIndex(source: host, fullScanInterval: 60)
