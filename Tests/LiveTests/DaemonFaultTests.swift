@@ -8,7 +8,7 @@ import Testing
 /// The fault suite of issue 8: the real daemon against hostile processes, a manager that
 /// stops reading, files that are not files, and a hostile state file. Each asserts the
 /// outcome: exit status, message, the daemon still ticking, nothing lost.
-@Suite(.serialized) struct DaemonFaultTests {
+@Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct DaemonFaultTests {
     static func hex(_ text: String) -> String { Array(text.utf8).map { String(format: "%02x", $0) }.joined() }
 
     /// Rows 2, 3, 4: comms that hid a leak, forged a STOPPING=1 line or a log line, or

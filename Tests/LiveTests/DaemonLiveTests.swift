@@ -8,7 +8,7 @@ import Testing
 /// `closewaitd run` against real CLOSE_WAIT sockets, with sd_notify received on a real
 /// datagram socket and alerts read from stderr (no journald here; the service test in a
 /// booted container reads the real journal).
-@Suite(.serialized) struct DaemonLiveTests {
+@Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct DaemonLiveTests {
     @Test func alertsOnALeakWithFieldsAndReportsHealth() throws {
         let leak = try Workload(["--processes", "1", "--v4", "6"])
         defer { leak.stop() }

@@ -8,7 +8,7 @@ import WorkloadSupport
 
 /// Each class of bug reproduced with real sockets on loopback (closewaitd-workload modes), then
 /// diagnosed by `closewaitd explain --json` and by the daemon's alert.
-@Suite(.serialized) struct DiagnosisLiveTests {
+@Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct DiagnosisLiveTests {
     func explain(_ pid: Int32, stateFile: String = "/nonexistent/state.json") throws -> [String: Any] {
         let result = try run(Build.path("closewaitd"), ["explain", String(pid), "--json", "--state-file", stateFile])
         #expect(result.status == 0, "\(result.stderr)")
@@ -117,7 +117,7 @@ import WorkloadSupport
 }
 
 /// The shell completions `make install` generates from the argument parser.
-@Suite struct CompletionTests {
+@Suite(.enabled(if: Live.available, Live.reason)) struct CompletionTests {
     @Test(arguments: ["bash", "zsh"])
     func completionScriptsKnowEverySubcommand(shell: String) throws {
         let script = try run(Build.path("closewaitd"), ["--generate-completion-script", shell])

@@ -47,7 +47,7 @@ final class ReadyProcess {
 
 /// Issue 17: what any local user can do to the monitor, each row a test at a size that fits
 /// `make check` (the full sizes are `make redteam`).
-@Suite(.serialized) struct HostileUserLiveTests {
+@Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct HostileUserLiveTests {
     static let redteam = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("redteam").path
 

@@ -62,7 +62,7 @@ func residentKiB(_ pid: Int32) -> Int? {
 
 /// GET /metrics served by `closewaitd run` from a socket systemd's tools pass in (socket
 /// activation) or from `[metrics] listen`, against real leaking processes and hostile clients.
-@Suite(.serialized) struct MetricsEndpointLiveTests {
+@Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct MetricsEndpointLiveTests {
     @Test func servesTheLeakerFromAnInheritedSocket() throws {
         let leak = try Workload(["--processes", "1", "--v4", "6"])
         defer { leak.stop() }

@@ -4,7 +4,7 @@ import Foundation
 import Testing
 
 /// Issue 10: CLOSE_WAIT sockets in other network namespaces are sampled and attributed.
-@Suite(.serialized) struct NamespaceLiveTests {
+@Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct NamespaceLiveTests {
     /// `unshare --net`, then `lo` up, then exec the workload: its sockets live on that
     /// namespace's own loopback, invisible to netlink from here.
     static let unshare = ["/usr/bin/unshare", "--net", "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""]

@@ -5,7 +5,7 @@ import Testing
 
 /// The daemon's incremental owner search against real sockets: a full walk first, then
 /// verified links and a search limited to new inodes.
-@Suite(.serialized) struct OwnerIndexLiveTests {
+@Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct OwnerIndexLiveTests {
     static func owners(_ index: OwnerIndex, now: Double, ports: Set<Int>) throws -> [UInt64: Set<Int32>] {
         var sampler = KernelSampler(choice: .netlink)
         // Only this test's sockets: other suites make CLOSE_WAIT sockets at the same time.

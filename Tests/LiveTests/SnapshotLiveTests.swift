@@ -5,7 +5,7 @@ import Testing
 
 /// Real CLOSE_WAIT sockets on loopback, held by child processes, seen through the real
 /// netlink sock_diag, /proc and `closewaitd snapshot`, and compared with `ss`.
-@Suite(.serialized) struct SnapshotLiveTests {
+@Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct SnapshotLiveTests {
     static func snapshotJSON(_ extra: [String] = []) throws -> [String: Any] {
         let result = try run(Build.path("closewaitd"), ["snapshot", "--json"] + extra)
         #expect(result.status == 0, "snapshot failed: \(result.stderr)")
