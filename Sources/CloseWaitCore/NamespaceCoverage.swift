@@ -53,9 +53,12 @@ public struct NamespaceCoverage: Equatable, Sendable {
 }
 
 /// NamespaceReporter turns each tick's coverage into journal entries on changes only: which
-/// namespaces are cut or unreadable, and whether the budget left some behind. Pure.
+/// namespaces are cut or unreadable, and whether the budget left some behind. A change is
+/// said once it has lasted `hold` ticks, so a host near its budget does not flap. Pure.
 public struct NamespaceReporter: Sendable {
     private var reported = NamespaceCoverage.Problems(cut: [:], failed: [:], behind: false)
+    private var pending: (problems: NamespaceCoverage.Problems, ticks: Int)?
+    public var hold = 2
     /// At most this many namespaces are named in one entry.
     static let named = 10
 
@@ -63,7 +66,14 @@ public struct NamespaceReporter: Sendable {
 
     public mutating func update(_ coverage: NamespaceCoverage, budget: Double) -> JournalEntry? {
         let now = coverage.problems
-        guard now != reported else { return nil }
+        guard now != reported else {
+            pending = nil
+            return nil
+        }
+        let ticks = pending?.problems == now ? pending!.ticks + 1 : 1
+        pending = (now, ticks)
+        guard ticks >= hold else { return nil }
+        pending = nil
         reported = now
         var problems = [String]()
         for (ns, why) in now.cut.sorted(by: { $0.key < $1.key }).prefix(Self.named) { problems.append("net:[\(ns)] cut: \(why)") }

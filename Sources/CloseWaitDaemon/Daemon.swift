@@ -203,7 +203,9 @@ public final class Daemon {
         let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))
         policy.handOver(tracker.handovers)
         for move in tracker.handovers where diagnoses[move.to] == nil { diagnoses[move.to] = diagnoses[move.from] }
-        let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total, unowned: snapshot.unownedHeld)
+        // Sockets whose owner search is still going on are not "held by no process" yet.
+        let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total,
+                                     unowned: max(0, snapshot.unownedHeld - snapshot.statistics.notYetSearched))
         let firing = Set(policy.firing.compactMap(\.0))
         diagnoses = diagnoses.filter { firing.contains($0.key) }
         diagnosisBudget = (Self.diagnosesForAlertsPerTick, Self.refreshesPerTick)
@@ -225,7 +227,7 @@ public final class Daemon {
         if let entry = attribution.update(health) { writer.send(entry) }
         let alerting = policy.alertingProcesses
         let pendingSearch = snapshot.statistics.notYetSearched
-        let unowned = snapshot.unownedHeld
+        let unowned = max(0, snapshot.unownedHeld - pendingSearch)
         let notes = [result.coverage.summary,
                      settings.unownedWarning > 0 && unowned >= settings.unownedWarning ? "\(unowned) sockets held by no process" : nil,
                      snapshot.untracked > 0 ? "\(snapshot.untracked) more processes holding CLOSE_WAIT sockets not tracked (daemon.max_processes)" : nil,

@@ -17,6 +17,7 @@ import Testing
 
     @Test func everyProblemIsSaidOnceAndTheRecoveryToo() throws {
         var reporter = NamespaceReporter()
+        reporter.hold = 1
         #expect(reporter.update(Self.coverage(), budget: 2) == nil)
         let failedEntry = reporter.update(Self.coverage(failed: [4026532567: "EACCES"]), budget: 2)
         let failed = try #require(failedEntry)
@@ -37,6 +38,7 @@ import Testing
 
     @Test func manyNamespacesAreNamedUpToTen() throws {
         var reporter = NamespaceReporter()
+        reporter.hold = 1
         var cut = [UInt64: String]()
         for ns in 1...25 { cut[UInt64(ns)] = "net/tcp larger than the 32 MiB read per tick" }
         let entryEntry = reporter.update(Self.coverage(cut: cut), budget: 2)
@@ -61,6 +63,7 @@ import Testing
 
     @Test func aNamespaceWithNoTaskLeftIsSaid() throws {
         var reporter = NamespaceReporter()
+        reporter.hold = 1
         var c = Self.coverage()
         c.orphaned = [4026532999: 300]
         let said = reporter.update(c, budget: 1)
@@ -70,5 +73,17 @@ import Testing
         var health = Metrics.Health()
         health.namespaces = c
         #expect(Metrics.render(statuses: [], firing: [], total: 0, health: health, version: "t").contains("closewaitd_network_namespaces{state=\"orphaned\"} 1\n"))
+    }
+
+    /// A change is said once it has lasted two ticks: a host at the edge of its budget does
+    /// not flap between "behind" and "complete" every tick.
+    @Test func aChangeMustLastBeforeItIsSaid() {
+        var reporter = NamespaceReporter()
+        #expect(reporter.update(Self.coverage(stale: 2), budget: 1) == nil)
+        #expect(reporter.update(Self.coverage(), budget: 1) == nil)
+        #expect(reporter.update(Self.coverage(stale: 2), budget: 1) == nil)
+        #expect(reporter.update(Self.coverage(stale: 3), budget: 1)?.messageID == MessageID.namespacesIncomplete)
+        #expect(reporter.update(Self.coverage(), budget: 1) == nil)
+        #expect(reporter.update(Self.coverage(), budget: 1)?.messageID == MessageID.namespacesComplete)
     }
 }
