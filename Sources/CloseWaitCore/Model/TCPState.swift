@@ -48,10 +48,3 @@ extension Set where Element == TCPState {
     /// The kernel-side state filter mask for a set of states.
     public var filterMask: UInt32 { reduce(0) { $0 | $1.filterBit } }
 }
-
-extension String {
-    /// Replaces every occurrence of one character (kept here to stay free of Foundation).
-    func replacingAll(_ old: Character, with new: Character) -> String {
-        String(map { $0 == old ? new : $0 })
-    }
-}

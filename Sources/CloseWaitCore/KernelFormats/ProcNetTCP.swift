@@ -159,9 +159,3 @@ public enum ProcNetTCPError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
-
-extension StringProtocol {
-    var trimmingSpaces: String {
-        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
-    }
-}
