@@ -30,24 +30,12 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.holder.write(toFile: dir + "/holder.py", atomically: true, encoding: .utf8)
         // A full walk only every hour: only the incremental path can get this right.
-        try testConfig(interval: "2s", thresholds: "count_warning = 10\ncount_critical = 1000",
-                       extra: "").replacingOccurrences(of: "window = \"10s\"", with: "window = \"10s\"\nfull_scan_interval = \"1h\"")
-            .write(toFile: dir + "/config.toml", atomically: true, encoding: .utf8)
-        let bin = Build.binDirectory
-        let script = """
-        set -u
-        cd \(dir)
-        wait_for() { i=0; while ! eval "$1"; do i=$((i+1)); [ $i -gt 200 ] && { echo "TIMEOUT $2"; exit 1; }; sleep 0.05; done; }
-        \(bin)/closewaitd-workload --processes 0 --duration 120 > peer.json &
-        wait_for 'grep -q ready peer.json' peer
-        port=$(sed 's/.*"port4":\\([0-9]*\\).*/\\1/' peer.json)
-        \(bin)/closewaitd run --config config.toml --log stderr --state-file state.json 2> daemon.log &
-        daemon=$!
+        let script = try Self.prelude(dir, interval: "2s") + """
         # charlie stays all along, so the index always has sockets to keep (an empty sample resets it).
-        python3 holder.py charlie $port 2 > charlie.out &
+        /usr/bin/python3 holder.py charlie $port 2 > charlie.out &
         charlie=$!
         wait_for 'grep -q ready charlie.out' charlie
-        python3 holder.py alpha $port 3 > alpha.out &
+        /usr/bin/python3 holder.py alpha $port 3 > alpha.out &
         alpha=$!
         wait_for 'grep -q ready alpha.out' alpha
         wait_for "grep -q '\\"comm\\": \\"alpha\\"' state.json 2>/dev/null" alpha-tracked
@@ -59,7 +47,7 @@ import Testing
         kill -9 $alpha; wait $alpha 2>/dev/null
         for attempt in 1 2 3 4 5; do
             echo $((alpha - 1)) > /proc/sys/kernel/ns_last_pid
-            python3 holder.py bravo $port 12 > bravo.out &
+            /usr/bin/python3 holder.py bravo $port 12 > bravo.out &
             bravo=$!
             [ $bravo -eq $alpha ] && break
             kill -9 $bravo; wait $bravo 2>/dev/null
@@ -91,6 +79,27 @@ import Testing
         #expect(alert?.contains("bravo[\(pid)] holds 12 CLOSE_WAIT sockets") == true, "\(result.stdout)")
         #expect(alert?.contains("CLOSEWAIT_START_TIME=\(start) ") == true)
         #expect(lines.contains("DAEMON-EXIT 0"))
+    }
+
+    /// The start of a script run in a fresh pid namespace: the config (a full walk only every
+    /// hour) written to `dir`, `wait_for` (a deadline, no guessed sleeps), a loopback peer
+    /// (`$port`) and the daemon (`$daemon`) writing `state.json`.
+    static func prelude(_ dir: String, interval: String) throws -> String {
+        try testConfig(interval: interval, thresholds: "count_warning = 10\ncount_critical = 1000", extra: "")
+            .replacingOccurrences(of: "window = \"10s\"", with: "window = \"10s\"\nfull_scan_interval = \"1h\"")
+            .write(toFile: dir + "/config.toml", atomically: true, encoding: .utf8)
+        let bin = Build.binDirectory
+        return """
+        set -u
+        cd \(dir)
+        wait_for() { i=0; while ! eval "$1"; do i=$((i+1)); [ $i -gt 1200 ] && { echo "TIMEOUT $2"; exit 1; }; sleep 0.05; done; }
+        \(bin)/closewaitd-workload --processes 0 --duration 120 > peer.json &
+        wait_for 'grep -q ready peer.json' peer
+        port=$(sed 's/.*"port4":\\([0-9]*\\).*/\\1/' peer.json)
+        \(bin)/closewaitd run --config config.toml --log stderr --state-file state.json 2> daemon.log &
+        daemon=$!
+
+        """
     }
 
     /// The pretty-printed state document within the script's output.
@@ -131,19 +140,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.forker.write(toFile: dir + "/forker.py", atomically: true, encoding: .utf8)
-        try testConfig(interval: "1s", thresholds: "count_warning = 10\ncount_critical = 1000", extra: "")
-            .replacingOccurrences(of: "window = \"10s\"", with: "window = \"10s\"\nfull_scan_interval = \"1h\"")
-            .write(toFile: dir + "/config.toml", atomically: true, encoding: .utf8)
-        let bin = Build.binDirectory
-        let script = """
-        set -u
-        cd \(dir)
-        wait_for() { i=0; while ! eval "$1"; do i=$((i+1)); [ $i -gt 1200 ] && { echo "TIMEOUT $2"; exit 1; }; sleep 0.05; done; }
-        \(bin)/closewaitd-workload --processes 0 --duration 120 > peer.json &
-        wait_for 'grep -q ready peer.json' peer
-        port=$(sed 's/.*"port4":\\([0-9]*\\).*/\\1/' peer.json)
-        \(bin)/closewaitd run --config config.toml --log stderr --state-file state.json 2> daemon.log &
-        daemon=$!
+        let script = try Self.prelude(dir, interval: "1s") + """
         /usr/bin/python3 forker.py $port 12 > forker.out &
         alpha=$!
         wait_for 'grep -q ready forker.out' forker
