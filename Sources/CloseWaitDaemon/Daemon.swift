@@ -310,14 +310,16 @@ public final class Daemon {
     func writeMetrics(tickStarted: Double) {
         health.tickDuration = monotonicNow() - tickStarted
         health.notificationsDropped = notifier.dropped
-        if metricsServer != nil {
-            metricsFeed.publish(.init(statuses: lastTick.statuses, firing: policy.firing, total: lastTick.total,
-                                      health: health, maxProcesses: settings.metricsMaxProcesses))
+        guard metricsServer != nil || settings.metricsTextfile != nil else { return }
+        let input = MetricsFeed.Input(statuses: lastTick.statuses, firing: policy.firing, total: lastTick.total,
+                                      health: health, maxProcesses: settings.metricsMaxProcesses)
+        // Rendered once a tick at most: for the textfile here, and the same bytes serve every
+        // scrape of this tick (without a textfile, the first scrape renders).
+        let page = settings.metricsTextfile.map { _ in MetricsFeed.render(input) }
+        if metricsServer != nil { metricsFeed.publish(input, page: page) }
+        if let path = settings.metricsTextfile, let page {
+            rewrite(path, page, what: "the metrics textfile", failed: &textfileFailed)
         }
-        guard let path = settings.metricsTextfile else { return }
-        let text = Metrics.render(statuses: lastTick.statuses, firing: policy.firing, total: lastTick.total, health: health,
-                                  version: Self.version, maxProcesses: settings.metricsMaxProcesses)
-        rewrite(path, Array(text.utf8), what: "the metrics textfile", failed: &textfileFailed)
     }
 
     /// Writes a file the daemon keeps for others atomically; a failure is logged once, the

@@ -18,11 +18,20 @@ final class MetricsFeed: Sendable {
     /// The server whose counters each page reports; set once it serves.
     let server = Mutex<MetricsServer?>(nil)
 
-    func publish(_ input: Input) {
-        state.withLock {
-            $0.input = input
-            $0.generation += 1
+    /// - Parameter page: the input already rendered (for the textfile): a scrape serves it
+    ///   as it is instead of rendering the same tick again.
+    func publish(_ input: Input, page: [UInt8]? = nil) {
+        state.withLock { feed in
+            feed.input = input
+            feed.generation += 1
+            if let page { feed.page = (feed.generation, page) }
         }
+    }
+
+    /// The exposition of one tick, the same for a scrape and the textfile.
+    static func render(_ input: Input) -> [UInt8] {
+        Array(Metrics.render(statuses: input.statuses, firing: input.firing, total: input.total, health: input.health,
+                             version: Daemon.version, maxProcesses: input.maxProcesses).utf8)
     }
 
     /// The page for the last published tick, rendered once per tick (outside the lock), with
@@ -34,9 +43,7 @@ final class MetricsFeed: Sendable {
         guard let input else {
             return Array("# closewaitd has not finished its first sample yet\n".utf8) + http
         }
-        let text = Metrics.render(statuses: input.statuses, firing: input.firing, total: input.total, health: input.health,
-                                  version: Daemon.version, maxProcesses: input.maxProcesses)
-        let bytes = Array(text.utf8)
+        let bytes = Self.render(input)
         state.withLock { if $0.generation == generation { $0.page = (generation, bytes) } }
         return bytes + http
     }

@@ -85,9 +85,7 @@ struct ExplainCommand: ParsableCommand {
             reports.append(ExplainReport(process: process, tracked: tracked, evidence: evidence, diagnosis: Diagnosis.classify(evidence)))
         }
         if json {
-            var bytes = JSONValue.array(reports.map { $0.json() }).renderedBytes(pretty: true)
-            bytes.append(0x0a)
-            _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) }
+            printJSON(.array(reports.map { $0.json() }))
         } else {
             print(reports.map { $0.text() }.joined(separator: "\n"), terminator: "")
         }

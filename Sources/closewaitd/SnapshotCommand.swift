@@ -92,9 +92,7 @@ struct SnapshotCommand: ParsableCommand {
         if coverage.unread > 0 { printError("closewaitd: \(coverage.unread) network namespace(s) not read within 30s") }
         let snapshot = result.snapshot.filtered(pids: Set(pid), units: unit)
         if json {
-            var bytes = SnapshotReport.json(snapshot).renderedBytes(pretty: true)
-            bytes.append(0x0a)
-            _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) }
+            printJSON(SnapshotReport.json(snapshot))
         } else {
             print(SnapshotReport.table(snapshot, topPeers: top), terminator: "")
         }
@@ -116,4 +114,14 @@ struct SnapshotCommand: ParsableCommand {
 
 func printError(_ message: String) {
     fputs(message + "\n", stderr)
+}
+
+/// A JSON document on stdout, pretty-printed, with a final newline.
+func printJSON(_ value: JSONValue) {
+    writeOut(value.renderedBytes(pretty: true) + [0x0a])
+}
+
+/// Bytes on stdout as they are (a state file is shown exactly as the daemon wrote it).
+func writeOut(_ bytes: [UInt8]) {
+    _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) }
 }

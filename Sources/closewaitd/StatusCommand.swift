@@ -80,7 +80,7 @@ struct StatusCommand: ParsableCommand {
         clock_gettime(CLOCK_REALTIME, &now)
         let age = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - doc.updatedAt
         if json {
-            _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, stdout) }
+            writeOut(bytes)
         } else {
             print(StateDocument.table(doc, age: age))
         }
