@@ -28,7 +28,9 @@ public struct KernelSampler {
     }
 
     /// Per foreign namespace: its TCP counters at the last read of its table (nil when
-    /// unreadable), the records read then, when, and whether that read was cut short.
+    /// unreadable), the records read then, when it was last taken care of (`at`: read or
+    /// found unchanged; the round robin's order), whether that read was cut short, and when
+    /// its table was last actually read (`readAt`: the forced re-reads count from it).
     var foreignCache: [UInt64: (counters: [UInt8]?, records: [SocketRecord], at: Double, cut: String?, readAt: Double)] = [:]
     /// Namespaces with no task left, and their last CLOSE_WAIT records still held by someone.
     var orphans: [UInt64: [SocketRecord]] = [:]
@@ -87,13 +89,15 @@ public struct KernelSampler {
         for ns in order {
             guard let member = current[ns] else { continue }
             let records: [SocketRecord]
-            if let cached = foreignCache[ns], monotonicNow() >= deadline {
+            if monotonicNow() >= deadline {
+                // Past the budget: the last table stands in, or none was ever read.
+                guard let cached = foreignCache[ns] else {
+                    sample.coverage.unread += 1
+                    continue
+                }
                 records = cached.records
                 sample.coverage.stale += 1
                 if let cut = cached.cut { sample.coverage.cut[ns] = cut }
-            } else if monotonicNow() >= deadline {
-                sample.coverage.unread += 1
-                continue
             } else {
                 do {
                     records = try readForeign(ns, member: member, states: states, now: now, deadline: deadline, coverage: &sample.coverage)
@@ -124,7 +128,7 @@ public struct KernelSampler {
                               coverage: inout NamespaceCoverage) throws -> [SocketRecord] {
         let memberProc = ProcFS(root: proc.root + "/" + member)
         let counters = states == [.closeWait] && now > 0 ? (try? memberProc.read("net/snmp", limit: 1 << 16)).flatMap(ProcNetSnmp.tcpCounters) : nil
-        if let counters, let cached = foreignCache[ns], cached.counters == counters, cached.cut == nil, now - cached.at < foreignRecheck {
+        if let counters, let cached = foreignCache[ns], cached.counters == counters, cached.cut == nil, now - cached.readAt < foreignRecheck {
             coverage.unchanged += 1
             foreignCache[ns]?.at = now
             return cached.records

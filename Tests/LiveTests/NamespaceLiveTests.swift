@@ -106,4 +106,26 @@ import Testing
         }
         #expect(reused, "an idle namespace's table was read again every time")
     }
+
+    /// An idle namespace is reused while its counters stand still, but read again once
+    /// `foreignRecheck` has passed since its last read (reuses do not push that back).
+    @Test func anIdleNamespaceIsReadAgainAfterTheRecheckInterval() throws {
+        let w = try Workload(["--processes", "1", "--v4", "3"], launcher: Self.unshare)
+        defer { w.stop() }
+        var sampler = KernelSampler(choice: .netlink)
+        sampler.namespaces = NetNamespaces()
+        sampler.foreignRecheck = 10
+        let ns = try #require(sampler.namespaces?.namespace(of: w.holders[0]))
+        func reads(_ now: Double) throws -> (read: Int, unchanged: Int) {
+            let s = try sampler.sample(states: [.closeWait], now: now)
+            #expect(s.records.filter { s.foreign[$0.inode] == ns }.count == 3)
+            return (s.coverage.read, s.coverage.unchanged)
+        }
+        _ = try reads(100)
+        var reused = false
+        for now in stride(from: 102.0, through: 108, by: 2) where try reads(now).unchanged > 0 { reused = true }
+        #expect(reused, "an idle namespace's table was read again every time")
+        let last = try reads(111)
+        #expect(last.read >= 1, "not read again 11 s after its last read: \(last)")
+    }
 }
