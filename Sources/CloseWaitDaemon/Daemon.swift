@@ -92,7 +92,6 @@ public final class Daemon {
                                       fullScanInterval: settings.fullScanInterval)
         collector.fdTables.reader.readsCmdline = false  // never shown by the daemon; can block (D state)
         collector.maxProcesses = settings.maxProcesses
-
         collector.sampler.namespaces = settings.namespaces == .all ? NetNamespaces(proc: ProcFS(root: options.procRoot)) : nil
         tracker = Tracker(window: settings.window)
         policy = AlertPolicy(settings: settings)
@@ -204,8 +203,9 @@ public final class Daemon {
         policy.handOver(tracker.handovers)
         for move in tracker.handovers where diagnoses[move.to] == nil { diagnoses[move.to] = diagnoses[move.from] }
         // Sockets whose owner search is still going on are not "held by no process" yet.
-        let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total,
-                                     unowned: max(0, snapshot.unownedHeld - snapshot.statistics.notYetSearched))
+        let pendingSearch = snapshot.statistics.notYetSearched
+        let unowned = max(0, snapshot.unownedHeld - pendingSearch)
+        let events = policy.evaluate(now: now, statuses: statuses, total: snapshot.total, unowned: unowned)
         let firing = Set(policy.firing.compactMap(\.0))
         diagnoses = diagnoses.filter { firing.contains($0.key) }
         diagnosisBudget = (Self.diagnosesForAlertsPerTick, Self.refreshesPerTick)
@@ -226,8 +226,6 @@ public final class Daemon {
         let health = AttributionHealth(snapshot)
         if let entry = attribution.update(health) { writer.send(entry) }
         let alerting = policy.alertingProcesses
-        let pendingSearch = snapshot.statistics.notYetSearched
-        let unowned = max(0, snapshot.unownedHeld - pendingSearch)
         let notes = [result.coverage.summary,
                      settings.unownedWarning > 0 && unowned >= settings.unownedWarning ? "\(unowned) sockets held by no process" : nil,
                      snapshot.untracked > 0 ? "\(snapshot.untracked) more processes holding CLOSE_WAIT sockets not tracked (daemon.max_processes)" : nil,

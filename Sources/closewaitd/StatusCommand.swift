@@ -33,8 +33,9 @@ struct StatusCommand: ParsableCommand {
     static func runningDaemon(stateFile: String, proc: ProcFS = ProcFS()) -> Int32? {
         let me = getpid()
         for pid in ((try? proc.pids()) ?? []).sorted() where pid != me {
-            guard let exe = try? proc.readLink("\(pid)/exe"), exe.split(separator: UInt8(ascii: "/")).last?.elementsEqual("closewaitd".utf8) == true
-                    || exe.split(separator: UInt8(ascii: "/")).last?.starts(with: "closewaitd (deleted)".utf8) == true,
+            // The executable's name: `closewaitd`, or `closewaitd (deleted)` after an upgrade.
+            guard let name = (try? proc.readLink("\(pid)/exe"))?.split(separator: UInt8(ascii: "/")).last,
+                  name.elementsEqual("closewaitd".utf8) || name.elementsEqual("closewaitd (deleted)".utf8),
                   let cmdline = try? proc.read("\(pid)/cmdline", limit: 4096) else { continue }
             let argv = cmdline.split(separator: 0, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
             guard argv.count > 1, argv[1] == "run" else { continue }

@@ -83,14 +83,16 @@ public struct Tracker: Sendable {
         next.reserveCapacity(observations.count)
         var statuses = [ProcessStatus]()
         statuses.reserveCapacity(observations.count)
-        let (inherited, moves) = lineage(observations)
-        handovers = moves
+        handovers = lineage(observations)
+        let predecessors = Dictionary(grouping: handovers, by: \.to)
         for observation in observations {
             let identity = observation.details.identity
-            var history = histories[identity] ?? inherited[identity].flatMap { histories[$0] } ?? History(since: now)
+            let mine = predecessors[identity] ?? []
+            // A newcomer continues its predecessor's history.
+            var history = histories[identity] ?? mine.first.flatMap { histories[$0.from] } ?? History(since: now)
             // A successor already tracked (seen with a new socket before its predecessor
             // exited) takes the older history: first-seen times, since, and the longer series.
-            for move in moves where move.to == identity && move.fromGone && histories[identity] != nil {
+            for move in mine where move.fromGone && histories[identity] != nil {
                 guard let old = histories[move.from] else { continue }
                 history.since = min(history.since, old.since)
                 var seen = [UInt64: Double]()
@@ -145,15 +147,16 @@ public struct Tracker: Sendable {
 }
 
 extension Tracker {
-    /// For each process seen for the first time, the tracked process that held most of its
-    /// sockets (at least half of them), whose history it continues; and for each process gone
-    /// since the last tick, the present one that holds most of its sockets now. Costs nothing
-    /// on a tick where no process is new and none went away.
-    func lineage(_ observations: [ProcessObservation]) -> (inherit: [ProcessIdentity: ProcessIdentity], moves: [Handover]) {
+    /// The hand-overs of this tick: for each process seen for the first time, the tracked
+    /// process that held most of its sockets (at least half of them), whose history it
+    /// continues; and for each process gone since the last tick, the present one that holds
+    /// most of its sockets now. Costs nothing on a tick where no process is new and none went
+    /// away.
+    func lineage(_ observations: [ProcessObservation]) -> [Handover] {
         let present = Set(observations.map(\.details.identity))
         let newcomers = observations.filter { histories[$0.details.identity] == nil }
         let gone = histories.filter { !present.contains($0.key) }
-        guard !histories.isEmpty, !newcomers.isEmpty || !gone.isEmpty else { return ([:], []) }
+        guard !histories.isEmpty, !newcomers.isEmpty || !gone.isEmpty else { return [] }
         var heldBy = [UInt64: ProcessIdentity]()
         for (identity, history) in histories {
             for entry in history.firstSeen where heldBy[entry.inode].map({ identity < $0 }) ?? true { heldBy[entry.inode] = identity }
@@ -161,14 +164,14 @@ extension Tracker {
         func best(_ overlap: [ProcessIdentity: Int]) -> (ProcessIdentity, Int)? {
             overlap.max { ($0.value, $1.key) < ($1.value, $0.key) }.map { ($0.key, $0.value) }
         }
-        var inherit = [ProcessIdentity: ProcessIdentity]()
         var moves = [Handover]()
+        var continued = Set<ProcessIdentity>()
         for newcomer in newcomers {
             var overlap = [ProcessIdentity: Int]()
             for inode in newcomer.inodes { if let old = heldBy[inode] { overlap[old, default: 0] += 1 } }
             if let (source, shared) = best(overlap), shared * 2 >= newcomer.inodes.count {
-                inherit[newcomer.details.identity] = source
                 moves.append(Handover(from: source, to: newcomer.details.identity, fromGone: !present.contains(source)))
+                continued.insert(source)
             }
         }
         if !gone.isEmpty {
@@ -178,13 +181,13 @@ extension Tracker {
                     holdsNow[inode] = observation.details.identity
                 }
             }
-            for (identity, history) in gone where !moves.contains(where: { $0.from == identity }) {
+            for (identity, history) in gone where !continued.contains(identity) {
                 var overlap = [ProcessIdentity: Int]()
                 for entry in history.firstSeen { if let now = holdsNow[entry.inode] { overlap[now, default: 0] += 1 } }
                 if let (successor, _) = best(overlap) { moves.append(Handover(from: identity, to: successor, fromGone: true)) }
             }
         }
-        return (inherit, moves.sorted { ($0.to, $0.from) < ($1.to, $1.from) })
+        return moves.sorted { ($0.to, $0.from) < ($1.to, $1.from) }
     }
 
     /// The least-squares slope of count over time, per minute.
