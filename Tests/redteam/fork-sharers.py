@@ -9,28 +9,17 @@ usage: fork-sharers.py SOCKETS CHILDREN SECONDS [--exit-every S --pidfile F]
                   current holder's pid is written to F (to end it by pid).
 Prints one JSON line when ready: {"ready", "pid", "children"}.
 """
-import ctypes, json, os, select, signal, socket, sys, time
+import ctypes, json, os, select, signal, sys, time
+
+from loopback import leak_one, listener
 
 count, children, seconds = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 exit_every = float(sys.argv[sys.argv.index("--exit-every") + 1]) if "--exit-every" in sys.argv else 0
 pidfile = sys.argv[sys.argv.index("--pidfile") + 1] if "--pidfile" in sys.argv else None
 libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen(1024)
-held = []
-
-
-def leak_one():
-    client = socket.create_connection(listener.getsockname())
-    accepted, _ = listener.accept()
-    accepted.close()
-    held.append(client)
-
-
-for _ in range(count):
-    leak_one()
+server = listener()
+held = [leak_one(server) for _ in range(count)]
 deadline = time.monotonic() + seconds
 
 if exit_every:
@@ -45,7 +34,7 @@ if exit_every:
     next_exit = time.monotonic() + exit_every
     while time.monotonic() < deadline:
         time.sleep(0.5)
-        leak_one()
+        held.append(leak_one(server))
         if time.monotonic() >= next_exit:
             if os.fork() > 0:
                 os._exit(0)

@@ -7,9 +7,9 @@ usage: moved-netns-leaker.py COUNT SECONDS
 Prints {"ready", "pid", "netns"} once the sockets sit in CLOSE_WAIT; on the line "move" on
 stdin, moves to a new namespace and prints {"moved", "netns"}; ends after SECONDS or EOF.
 """
-import ctypes, json, os, select, socket, sys, time
+import ctypes, json, os, select, sys, time
 
-from netns_up import loopback_up
+from loopback import close_wait, loopback_up
 
 CLONE_NEWNET = 0x40000000
 libc = ctypes.CDLL(None, use_errno=True)
@@ -24,15 +24,7 @@ def new_netns():
 
 
 netns = new_netns()
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen(count + 8)
-held = []
-for _ in range(count):
-    c = socket.create_connection(listener.getsockname())
-    a, _ = listener.accept()
-    a.close()
-    held.append(c)
+listener, held = close_wait(count)
 listener.close()
 print(json.dumps({"ready": True, "pid": os.getpid(), "netns": netns}), flush=True)
 end = time.monotonic() + seconds

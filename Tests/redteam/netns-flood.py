@@ -14,7 +14,7 @@ when ready; ends after SECONDS or when stdin closes; its children die with it.
 """
 import ctypes, json, os, select, signal, socket, struct, sys, time
 
-from netns_up import loopback_up
+from loopback import close_wait, leak_one, listener, loopback_up
 
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 libc = ctypes.CDLL(None, use_errno=True)
@@ -36,19 +36,6 @@ def enter_namespace():
 
 def die_with_parent():
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def close_wait(n):
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1024)
-    held = []
-    for _ in range(n):
-        c = socket.create_connection(listener.getsockname())
-        a, _ = listener.accept()
-        a.close()
-        held.append(c)
-    return listener, held
 
 
 def wait(deadline):
@@ -103,14 +90,9 @@ elif mode == "busy":
         if pid == 0:
             die_with_parent()
             enter_namespace()
-            listener = socket.socket()
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(16)
+            l = listener(16)
             while True:
-                c = socket.create_connection(listener.getsockname())
-                a, _ = listener.accept()
-                a.close()
-                c.close()
+                leak_one(l).close()  # a connection made and closed: the counters move
                 time.sleep(1)
         children.append(pid)
     time.sleep(2)

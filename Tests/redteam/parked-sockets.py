@@ -11,13 +11,13 @@ or when stdin closes (its helpers die with it).
 """
 import ctypes, json, os, select, signal, socket, sys, time
 
+from loopback import leak_one, listener
+
 count, seconds = int(sys.argv[1]), float(sys.argv[2])
 rate = float(sys.argv[sys.argv.index("--per-second") + 1]) if "--per-second" in sys.argv else 0
 idle = int(sys.argv[sys.argv.index("--idle-fds") + 1]) if "--idle-fds" in sys.argv else 0
 libc = ctypes.CDLL(None, use_errno=True)
-listener = socket.socket()
-listener.bind(("127.0.0.1", 0))
-listener.listen(1024)
+server = listener()
 # Many queues: a unix socket's queue holds a bounded number of messages.
 pairs = []
 parked = 0
@@ -27,10 +27,7 @@ def park_one():
     global parked
     if parked % 200 == 0:
         pairs.append(socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM))
-    client = socket.create_connection(listener.getsockname())
-    accepted, _ = listener.accept()
-    accepted.close()
-    time.sleep(0)
+    client = leak_one(server)
     socket.send_fds(pairs[-1][0], [b"x"], [client.fileno()])
     client.close()  # only the queued message holds it now
     parked += 1

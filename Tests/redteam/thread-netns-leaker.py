@@ -6,7 +6,9 @@ usage: thread-netns-leaker.py COUNT SECONDS
 Prints one JSON line once the sockets sit in CLOSE_WAIT: {"ready", "pid", "tid", "netns"};
 exits after SECONDS (bounded), or when stdin closes.
 """
-import ctypes, json, os, socket, subprocess, sys, threading, time
+import ctypes, json, os, subprocess, sys, threading, time
+
+from loopback import close_wait
 
 CLONE_NEWNET = 0x40000000
 count, seconds = int(sys.argv[1]), float(sys.argv[2])
@@ -20,14 +22,8 @@ def leak():
         os._exit(1)
     # A child forked by this thread starts in this thread's namespace.
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(count + 8)
-    for _ in range(count):
-        client = socket.create_connection(listener.getsockname())
-        accepted, _ = listener.accept()
-        accepted.close()  # the peer's FIN: the client side sits in CLOSE_WAIT
-        held.append(client)
+    listener, sockets = close_wait(count)
+    held.extend(sockets)
     listener.close()
     netns = os.readlink("/proc/thread-self/ns/net")
     print(json.dumps({"ready": True, "pid": os.getpid(), "tid": threading.get_native_id(),
