@@ -72,4 +72,26 @@ import Testing
                                 processes: [ProcessEntry(details: d, inodes: [1], peers: [])], statistics: ScanStatistics())
         #expect(SnapshotReport.json(snapshot).rendered().contains("\"userManager\":\"user@1000.service\""))
     }
+
+    /// Names below the boundary are the user's own bytes: escaped in the alert text, STATUS
+    /// label, table and metrics, exact in the journal field.
+    @Test func aUsersHostileNamesAreEscapedEverywhere() throws {
+        let evil = "\(Self.user)/app.slice/ev\u{1b}[2J\u{7f}il.service\n"
+        var d = ProcessDetails(identity: ProcessIdentity(pid: 4242, startTime: 1), comm: "proxy", fdOpen: 10, fdLimit: 1024)
+        d.unit = ProcPidCgroup.unit(evil)
+        #expect(d.unit == ByteString("user@1000.service: ev\u{1b}[2J\u{7f}il.service"))
+        let container = "\(Self.user)/machine-\u{1b}]0;pwn\u{07}.scope\n"
+        d.container = ContainerIdentity.fromCgroup(Array(container.utf8))
+        #expect(d.container?.userManager == "user@1000.service")
+        let status = ProcessStatus(details: d, count: 150, peers: [], growthPerMinute: nil, oldestAge: 0, since: 0, predictedExhaustion: nil)
+        let entry = AlertMessage.entry(AlertEvent(kind: .crossed, reason: .count, level: .warning, process: status, total: 150,
+                                                  value: 150, threshold: 100, rule: "default"))
+        for text in [entry.message, d.whereItRuns, Metrics.render(statuses: [status], firing: [], total: 150, health: Metrics.Health(), version: "t")] {
+            #expect(!text.unicodeScalars.contains { $0 == "\u{1b}" || $0 == "\u{07}" || $0 == "\u{7f}" }, "\(text.prefix(200))")
+        }
+        #expect(entry.fields.first { $0.0 == "CLOSEWAIT_UNIT" }?.1 == ByteString("user@1000.service: ev\u{1b}[2J\u{7f}il.service"))
+        let doc = StateDocument(statuses: [status], firing: [], total: 150, status: "x", daemonPID: 1, ticks: 1, wallTime: 0, interval: 5)
+        let table = StateDocument.table(try StateDocument.decode(doc.json().renderedBytes()), age: 0)
+        #expect(!table.unicodeScalars.contains { $0 == "\u{1b}" || $0 == "\u{07}" })
+    }
 }

@@ -84,7 +84,7 @@ import Testing
     /// The start of a script run in a fresh pid namespace: the config (a full walk only every
     /// hour) written to `dir`, `wait_for` (a deadline, no guessed sleeps), a loopback peer
     /// (`$port`) and the daemon (`$daemon`) writing `state.json`.
-    static func prelude(_ dir: String, interval: String) throws -> String {
+    static func prelude(_ dir: String, interval: String, fdCount: String = "size") throws -> String {
         try testConfig(interval: interval, thresholds: "count_warning = 10\ncount_critical = 1000", extra: "")
             .replacingOccurrences(of: "window = \"10s\"", with: "window = \"10s\"\nfull_scan_interval = \"1h\"")
             .write(toFile: dir + "/config.toml", atomically: true, encoding: .utf8)
@@ -96,7 +96,7 @@ import Testing
         \(bin)/closewaitd-workload --processes 0 --duration 120 > peer.json &
         wait_for 'grep -q ready peer.json' peer
         port=$(sed 's/.*"port4":\\([0-9]*\\).*/\\1/' peer.json)
-        \(bin)/closewaitd run --config config.toml --log stderr --state-file state.json 2> daemon.log &
+        CLOSEWAITD_FD_COUNT=\(fdCount) \(bin)/closewaitd run --config config.toml --log stderr --state-file state.json 2> daemon.log &
         daemon=$!
 
         """
@@ -134,13 +134,15 @@ import Testing
     time.sleep(120)
     """
 
-    @Test func aHolderWhosePidIsReusedIsNeverTheNewcomer() throws {
+    /// On both fd-count paths (`CLOSEWAITD_FD_COUNT`, as on kernels before 6.2).
+    @Test(arguments: ["size", "readdir"])
+    func aHolderWhosePidIsReusedIsNeverTheNewcomer(fdCount: String) throws {
         try #require(getuid() == 0, "needs root for a pid namespace")
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-handover-\(UUID().uuidString.prefix(8))").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-handover-\(fdCount)-\(UUID().uuidString.prefix(8))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try Self.forker.write(toFile: dir + "/forker.py", atomically: true, encoding: .utf8)
-        let script = try Self.prelude(dir, interval: "1s") + """
+        let script = try Self.prelude(dir, interval: "1s", fdCount: fdCount) + """
         /usr/bin/python3 forker.py $port 12 > forker.out &
         alpha=$!
         wait_for 'grep -q ready forker.out' forker
