@@ -48,8 +48,20 @@ final class ReadyProcess {
 /// Issue 17: what any local user can do to the monitor, each row a test at a size that fits
 /// `make check` (the full sizes are `make redteam`).
 @Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct HostileUserLiveTests {
-    static let redteam = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("redteam").path
+    /// The helpers (Tests/redteam), copied where `nobody` can read them: a checkout may sit in
+    /// a directory only its owner can enter (a `mktemp -d` clone is 0700).
+    static let redteam: String = {
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("redteam").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-redteam-\(UUID().uuidString.prefix(8))").path
+        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o755)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: source)) ?? [] where name.hasSuffix(".py") {
+            try? FileManager.default.copyItem(atPath: source + "/" + name, toPath: dir + "/" + name)
+            chmod(dir + "/" + name, 0o755)
+        }
+        return dir
+    }()
 
     /// Row 1: a thread unshares a network namespace and leaks there while its leader stays in
     /// the host's: found through the thread's task directory.

@@ -11,16 +11,23 @@ its alert came. Goals (issue 17): under 64 MiB, READY within 15 s, no watchdog g
 usage: redteam.py BIN_DIR [--only NAME,...] [--seconds S] [--markdown FILE]
 Every process it starts is ended by pid (and the attack's children die with their parent).
 """
-import json, os, signal, socket, subprocess, sys, tempfile, threading, time
+import json, os, shutil, signal, socket, subprocess, sys, tempfile, threading, time
 
 BIN = sys.argv[1]
-HERE = os.path.dirname(os.path.abspath(__file__))
+# The helpers run as nobody: copied where nobody can read them (a checkout may sit in a
+# directory only its owner can enter).
+HERE = tempfile.mkdtemp(prefix="cw-redteam-helpers-")
+os.chmod(HERE, 0o755)
+for name in os.listdir(os.path.dirname(os.path.abspath(__file__))):
+    if name.endswith(".py"):
+        shutil.copy(os.path.join(os.path.dirname(os.path.abspath(__file__)), name), HERE)
+        os.chmod(os.path.join(HERE, name), 0o755)
 ONLY = sys.argv[sys.argv.index("--only") + 1].split(",") if "--only" in sys.argv else None
 SECONDS = float(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 90
 MARKDOWN = sys.argv[sys.argv.index("--markdown") + 1] if "--markdown" in sys.argv else None
 NOBODY = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3"]
 MEMCG = "/sys/fs/cgroup/memory"
-SHIPPED_CONFIG = os.path.join(HERE, "..", "..", "config", "closewaitd.toml")
+SHIPPED_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "config", "closewaitd.toml")
 
 ATTACKS = {
     # row: (description, argv of the attack run as nobody)
@@ -165,6 +172,7 @@ def main():
     print("\n".join(lines))
     if MARKDOWN:
         open(MARKDOWN, "w").write("\n".join(lines) + "\n")
+    shutil.rmtree(HERE, ignore_errors=True)
     sys.exit(0 if all(r["ok"] for r in results) else 1)
 
 
