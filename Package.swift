@@ -23,7 +23,7 @@ let package = Package(
                        providers: [.apt(["libsystemd-dev"])]),
         // sd_notify, sd_journal_sendv, a swift-log handler writing to the journal.
         .target(name: "CloseWaitSystemd", dependencies: [
-            "CSystemd", "CloseWaitCore", .product(name: "Logging", package: "swift-log"),
+            "CSystemd", "CLinuxShim", "CloseWaitCore", .product(name: "Logging", package: "swift-log"),
         ]),
         // Config file loading (TOMLKit) and the daemon loop, kept out of the executable so tests can reach them.
         .target(name: "CloseWaitDaemon", dependencies: [
@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "WorkloadSupport"),
         // The performance benchmark against ss -tnp (make bench).
         .executableTarget(name: "closewaitd-bench", dependencies: [
-            "CloseWaitCore", "CloseWaitLinux", "WorkloadSupport",
+            "CloseWaitCore", "CloseWaitLinux", "CloseWaitDaemon", "WorkloadSupport",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CloseWaitCoreTests", dependencies: ["CloseWaitCore"],
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "CloseWaitSystemdTests", dependencies: [
             "CloseWaitCore", "CloseWaitSystemd", .product(name: "Logging", package: "swift-log"),
         ]),
-        .testTarget(name: "CloseWaitDaemonTests", dependencies: ["CloseWaitCore", "CloseWaitDaemon", "CloseWaitFuzz"]),
+        .testTarget(name: "CloseWaitDaemonTests", dependencies: ["CloseWaitCore", "CloseWaitLinux", "CloseWaitDaemon", "CloseWaitFuzz"]),
         .testTarget(name: "LiveTests", dependencies: ["CloseWaitCore", "CloseWaitLinux", "WorkloadSupport"]),
     ]
 )

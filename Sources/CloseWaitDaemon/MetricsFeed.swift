@@ -15,8 +15,12 @@ final class MetricsFeed: Sendable {
     }
 
     let state = Mutex<(input: Input?, generation: Int, page: (generation: Int, bytes: [UInt8])?)>((nil, 0, nil))
-    /// The server whose counters each page reports; set once it serves.
-    let server = Mutex<MetricsServer?>(nil)
+    /// The server whose counters each page reports; set once it serves. Weak: the server
+    /// holds this feed (its page source), and the daemon holds the server.
+    private struct Served: Sendable { weak var server: MetricsServer? }
+    private let served = Mutex(Served())
+
+    func serve(_ server: MetricsServer) { served.withLock { $0.server = server } }
 
     /// - Parameter page: the input already rendered (for the textfile): a scrape serves it
     ///   as it is instead of rendering the same tick again.
@@ -38,7 +42,7 @@ final class MetricsFeed: Sendable {
     /// the endpoint's counters appended.
     func page() -> [UInt8] {
         let (input, generation, cached) = state.withLock { ($0.input, $0.generation, $0.page) }
-        let http = server.withLock { $0?.counters }.map { Array(Metrics.render(http: $0).utf8) } ?? []
+        let http = served.withLock { $0.server?.counters }.map { Array(Metrics.render(http: $0).utf8) } ?? []
         if let cached, cached.generation == generation { return cached.bytes + http }
         guard let input else {
             return Array("# closewaitd has not finished its first sample yet\n".utf8) + http

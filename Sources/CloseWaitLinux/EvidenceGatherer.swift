@@ -20,10 +20,15 @@ public struct EvidenceGatherer {
         public init() {}
     }
     public var cache: TableCache?
+    /// Made once per gatherer (the daemon keeps one), not per look.
+    let namespaces: NetNamespaces
+    let sampler: KernelSampler
 
     public init(proc: ProcFS = ProcFS(), cache: TableCache? = nil) {
         self.proc = proc
         self.cache = cache
+        namespaces = NetNamespaces(proc: proc)
+        sampler = KernelSampler(choice: .netlink, proc: proc)
     }
 
     public struct Sockets: Sendable {
@@ -37,8 +42,7 @@ public struct EvidenceGatherer {
         let peers = Array(peers.prefix(Self.maxPeers))
         guard !peers.isEmpty else { return Sockets(closeWait: [], established: []) }
         let states: Set<TCPState> = [.closeWait, .established]
-        let namespaces = NetNamespaces(proc: proc)
-        var sampler = KernelSampler(choice: .netlink, proc: proc)
+        var sampler = sampler
         let records: [SocketRecord]
         if let mine = namespaces.namespace(of: pid), let own = namespaces.own, mine != own {
             let wanted = Set(peers)

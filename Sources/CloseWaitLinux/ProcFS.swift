@@ -152,13 +152,6 @@ public func readRegularFile(_ path: String, limit: Int) throws(FileReadError) ->
     return buffer
 }
 
-/// CLOCK_MONOTONIC in seconds: the daemon's clock for ages and rates.
-public func monotonicNow() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
-
 /// Writes `bytes` to `path` atomically: a new temporary file beside it, renamed over it, so a
 /// reader sees the old content or the new, never a part. The temporary file gets a random
 /// name and is created with O_EXCL|O_NOFOLLOW: a file or symlink someone planted in the

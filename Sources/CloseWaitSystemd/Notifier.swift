@@ -1,3 +1,4 @@
+import CLinuxShim
 import CSystemd
 import CloseWaitCore
 @preconcurrency import Glibc
@@ -92,15 +93,9 @@ public final class Notifier {
 
     /// RELOADING=1 with the CLOCK_MONOTONIC time, as systemd's notify-reload protocol wants.
     public func reloading() {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let usec = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+        let usec = UInt64(cw_monotonic_seconds() * 1e6)
         notify(["RELOADING=1", "MONOTONIC_USEC=\(usec)", "STATUS=Reloading configuration."], wait: importantWait)
     }
 
-    private func monotonicSeconds() -> Double {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-    }
+    private func monotonicSeconds() -> Double { cw_monotonic_seconds() }
 }

@@ -1,4 +1,5 @@
 import CloseWaitCore
+import CloseWaitDaemon
 import CloseWaitLinux
 import Foundation
 import WorkloadSupport
@@ -45,11 +46,10 @@ struct BenchRun {
             let w = try startWorkload(closeWait: true, extra: [], closeWaitOff: true)
             defer { w.stop() }
             ssIdle = try timeCommand(ssPath, ["-tnp", "state", "close-wait"])
-            var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
-            collector.fdTables.scanner.fdCountMethod = config.fdCount
-            let first = try collector.collect(states: [.closeWait], now: monotonicNow())
-            idleHost = "\(first.snapshot.total) CLOSE_WAIT"
-            idleTick = try ticks(&collector, count: config.ticks, spacing: 0, workload: nil)
+            var pipeline = TickPipeline.bench(fdCount: config.fdCount)
+            let first = try pipeline.run(now: monotonicNow())
+            idleHost = "\(first.total) CLOSE_WAIT"
+            idleTick = try ticks(&pipeline, count: config.ticks, spacing: 0, workload: nil)
         }
 
         log("\(size.name): plateau")
@@ -62,24 +62,21 @@ struct BenchRun {
             defer { w.stop() }
             (ss, ssCPU) = try timeCommandWithCPU(ssPath, ["-tnp", "state", "close-wait"])
             cold = try timeCommand(closewaitd, ["snapshot", "--json"])
-            var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
-            collector.fdTables.scanner.fdCountMethod = config.fdCount
+            var pipeline = TickPipeline.bench(fdCount: config.fdCount)
+            pipeline.keepAttribution = true
             let start = monotonicNow()
-            let first = try collector.collect(states: [.closeWait], now: monotonicNow())
+            let first = try pipeline.run(now: monotonicNow())
             full.samples.append(monotonicNow() - start)
-            check(first.snapshot.sockets.map(\.record), OwnerMap(Dictionary(uniqueKeysWithValues:
-                first.snapshot.sockets.filter { $0.record.inode != 0 }.map { ($0.record.inode, $0.owners) })), against: w)
-            let stats = first.snapshot.statistics
-            hostLine = "\(first.snapshot.total) CLOSE_WAIT (\(size.holders) holders × \(size.perHolder), "
+            if let (records, owners) = first.attribution { check(records, owners, against: w) }
+            let stats = first.scan
+            hostLine = "\(first.total) CLOSE_WAIT (\(size.holders) holders × \(size.perHolder), "
                 + "\(Int(size.v6Share * 100))% IPv6), \(stats.fdsRead) fds, \(stats.processesScanned) processes"
-            plateau = try ticks(&collector, count: config.ticks, spacing: 0, workload: w, pairDumps: true)
-            // One scrape of /metrics: the pure render of the last tick's statuses (no /proc).
-            let last = try collector.collect(states: [.closeWait], now: monotonicNow(), keepSockets: false)
-            var tracker = Tracker(window: 300)
-            let statuses = tracker.update(now: monotonicNow(), observations: last.snapshot.processes.map(ProcessObservation.init))
+            plateau = try ticks(&pipeline, count: config.ticks, spacing: 0, workload: w, pairDumps: true)
+            // One scrape of /metrics: the pure render of the last tick's result (no /proc).
+            let last = try pipeline.run(now: monotonicNow())
             for _ in 0..<config.ticks {
                 let start = monotonicNow()
-                let page = Metrics.render(statuses: statuses, firing: [], total: last.snapshot.total, health: Metrics.Health(), version: "bench")
+                let page = Metrics.render(statuses: last.statuses, firing: last.firing, total: last.total, health: Metrics.Health(), version: "bench")
                 render.samples.append(monotonicNow() - start)
                 renderedBytes = page.utf8.count
             }
@@ -97,20 +94,18 @@ struct BenchRun {
             let perHolder = Swift.max(0.2, 0.01 * Double(size.total) / Double(size.holders))
             let g = try startWorkload(closeWait: true, extra: ["--grow-per-second", String(perHolder)])
             defer { g.stop() }
-            var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
-            collector.fdTables.scanner.fdCountMethod = config.fdCount
-            _ = try collector.collect(states: [.closeWait], now: monotonicNow())
-            growth = try ticks(&collector, count: config.ticks, spacing: 1, workload: g)
+            var pipeline = TickPipeline.bench(fdCount: config.fdCount)
+            _ = try pipeline.run(now: monotonicNow())
+            growth = try ticks(&pipeline, count: config.ticks, spacing: 1, workload: g)
         }
         log("\(size.name): churn, one holder replaced per second")
         var churn = Timings()
         do {
             let c = try startWorkload(closeWait: true, extra: ["--churn-per-second", "1"])
             defer { c.stop() }
-            var collector = SnapshotCollector(source: .netlink, fullScanInterval: 60)
-            collector.fdTables.scanner.fdCountMethod = config.fdCount
-            _ = try collector.collect(states: [.closeWait], now: monotonicNow())
-            churn = try ticks(&collector, count: config.ticks, spacing: 1, workload: c)
+            var pipeline = TickPipeline.bench(fdCount: config.fdCount)
+            _ = try pipeline.run(now: monotonicNow())
+            churn = try ticks(&pipeline, count: config.ticks, spacing: 1, workload: c)
         }
 
         let ssMedian = ss.median, ssIdleMedian = ssIdle.median
@@ -198,58 +193,46 @@ struct BenchRun {
         return ((status >> 8) & 0xff, cpu)
     }
 
-    /// Times `count` daemon sampler ticks (sample + attribute + join); `spacing` seconds apart
-    /// (0: back to back). With a workload, checks each tick's attribution.
+    /// Times `count` daemon ticks (the daemon's own pipeline: sample every namespace,
+    /// attribute, join, track, decide, diagnose); `spacing` seconds apart (0: back to back).
+    /// With a workload, checks each tick's attribution.
     /// `pairDumps`: also time a dump alone between the ticks, preceded by the same
     /// attribution check as each tick (the check walks megabytes, so a dump right after it runs
     /// with colder caches than dumps back to back; measured: 16.9 ms in ticks, 11.9 ms alone).
-    mutating func ticks(_ collector: inout SnapshotCollector, count: Int, spacing: Double, workload: Workload?,
+    mutating func ticks(_ pipeline: inout TickPipeline, count: Int, spacing: Double, workload: Workload?,
                         pairDumps: Bool = false) throws -> Timings {
         var t = Timings()
-        var phases = [Timings](repeating: Timings(), count: 4)
-        var tracker = Tracker(window: 300)
-        var policy = AlertPolicy(settings: Settings())
+        var phases = [Timings](repeating: Timings(), count: 5)
+        pipeline.keepAttribution = workload != nil
+        var sampler = KernelSampler(choice: .netlink)
         var next = monotonicNow() + spacing
         for _ in 0..<count {
             if spacing > 0 {
                 while monotonicNow() < next { usleep(10_000) }
                 next += spacing
             }
-            // What SnapshotCollector.collect does, phase by phase, then the tracker and policy.
-            let now = monotonicNow()
             let start = monotonicNow()
-            let sample = try collector.sampler.sample(states: [.closeWait])
-            let sampled = monotonicNow()
-            let found = try collector.owners.attribute(records: sample.records, now: now)
-            let attributed = monotonicNow()
-            let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
-                                         statistics: found.statistics, source: sample.source, states: [.closeWait],
-                                         keepSockets: false)
-            let joined = monotonicNow()
-            let statuses = tracker.update(now: now, observations: snapshot.processes.map(ProcessObservation.init))
-            _ = policy.evaluate(now: now, statuses: statuses, total: snapshot.total)
-            let end = monotonicNow()
-            t.samples.append(end - start)
-            phases[0].samples.append(sampled - start)
-            phases[1].samples.append(attributed - sampled)
-            phases[2].samples.append(joined - attributed)
-            phases[3].samples.append(end - joined)
-            if let workload {
-                check(sample.records, found.owners, against: workload)
+            let result = try pipeline.run(now: start)
+            t.samples.append(monotonicNow() - start)
+            let p = result.phases
+            for (i, phase) in [p.sample, p.attribute, p.join, p.track + p.decide, p.diagnose].enumerated() { phases[i].samples.append(phase) }
+            if let workload, let (records, owners) = result.attribution {
+                check(records, owners, against: workload)
                 if pairDumps {
                     // A dump alone after the check, then the same check again, so the next tick
                     // starts from what this dump started from.
                     let start = monotonicNow()
-                    _ = try collector.sampler.sample(states: [.closeWait])
+                    _ = try sampler.sample(states: [.closeWait])
                     pairedDumps.samples.append(monotonicNow() - start)
                     let counts = (checkedTicks, checkedSockets, correctnessFailures)
-                    check(sample.records, found.owners, against: workload)
+                    check(records, owners, against: workload)
                     (checkedTicks, checkedSockets, correctnessFailures) = counts  // not counted twice
                 }
             }
         }
         log("  tick phases (median): sample \(ms(phases[0].median)), attribute \(ms(phases[1].median)), "
-            + "join \(ms(phases[2].median)), track+policy \(ms(phases[3].median))")
+            + "join \(ms(phases[2].median)), track+decide \(ms(phases[3].median)), diagnose \(ms(phases[4].median)) "
+            + "(max \(ms(phases[4].max)))")
         return t
     }
 
@@ -318,5 +301,19 @@ struct BenchRun {
         kill(pid, SIGTERM)
         process.waitUntilExit()
         return ((kib("VmHWM:") / 1024, kib("RssAnon:") / 1024, kib("RssFile:") / 1024), cpu * 60 / (monotonicNow() - start))
+    }
+}
+
+extension TickPipeline {
+    /// The daemon's pipeline with the shipped defaults, netlink only, a full walk every 60 s.
+    /// - Parameter busy: every other namespace read on every tick (no idle-namespace reuse).
+    static func bench(fdCount: FdScanner.FdCountMethod, fullScanInterval: Double = 60, busy: Bool = false) -> TickPipeline {
+        var settings = Settings()
+        settings.source = .netlink
+        settings.fullScanInterval = fullScanInterval
+        return TickPipeline(settings: settings, tickInterval: settings.interval, prepare: { collector in
+            collector.fdTables.scanner.fdCountMethod = fdCount
+            if busy { collector.sampler.foreignRecheck = 0 }
+        })
     }
 }

@@ -1,4 +1,5 @@
 import CloseWaitCore
+import CloseWaitDaemon
 import CloseWaitLinux
 import Foundation
 import WorkloadSupport
@@ -46,21 +47,18 @@ struct NamespaceRun {
         return monotonicNow() - start
     }
 
-    /// In-process ticks (sample every namespace, attribute), after a first one that discovers
+    /// The daemon's ticks (its pipeline, every namespace sampled), after a first one that discovers
     /// the namespaces and walks /proc fully.
     func ticks(expectTotal: Int, busy: Bool = false) throws -> (Timings, Int) {
-        var collector = SnapshotCollector(source: .netlink, fullScanInterval: 300)
-        collector.sampler.namespaces = NetNamespaces(proc: ProcFS())
-        if busy { collector.sampler.foreignRecheck = 0 }
-        collector.fdTables.scanner.fdCountMethod = config.fdCount
-        let first = try collector.collect(states: [.closeWait], now: monotonicNow())
+        var pipeline = TickPipeline.bench(fdCount: config.fdCount, fullScanInterval: 300, busy: busy)
+        let first = try pipeline.run(now: monotonicNow())
         var t = Timings()
         for _ in 0..<config.ticks {
             let start = monotonicNow()
-            _ = try collector.collect(states: [.closeWait], now: monotonicNow(), keepSockets: false)
+            _ = try pipeline.run(now: start)
             t.samples.append(monotonicNow() - start)
         }
-        return (t, first.snapshot.total)
+        return (t, first.total)
     }
 
     func run() throws -> String {

@@ -361,11 +361,7 @@ func report(_ fd: Int32, _ line: String) {
     copy.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
 }
 
-func monotonicSeconds() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}
+func monotonicSeconds() -> Double { cw_monotonic_seconds() }
 
 /// Sets the soft RLIMIT_NOFILE to `soft`; with 0, raises it as far as allowed: as root, the
 /// hard limit too, up to fs.nr_open (the peer of a large workload holds every connection).

@@ -77,9 +77,7 @@ struct StatusCommand: ParsableCommand {
             printError("closewaitd: \(stateFile) is not a closewaitd state document: \(Escape.line(error.description))")
             throw ExitCode(1)
         }
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        let age = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9 - doc.updatedAt
+        let age = wallClockNow() - doc.updatedAt
         if json {
             writeOut(bytes)
         } else {

@@ -2,11 +2,11 @@
 import Testing
 
 func observation(pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: Int? = nil, fdLimit: UInt64? = 1024,
-                 comm: String = "java", unit: String? = "orders.service", exe: String? = "/usr/bin/java") -> ProcessObservation {
+                 comm: String = "java", unit: String? = "orders.service", exe: String? = "/usr/bin/java") -> ProcessEntry {
     let details = ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: start), comm: ByteString(comm), exe: exe.map { ByteString($0) },
                                  unit: unit.map { ByteString($0) }, fdOpen: fdOpen ?? inodes.count + 10, fdLimit: fdLimit)
     let peer = Endpoint(address: .v4(10, 0, 0, 5), port: 8080)
-    return ProcessObservation(details: details, inodes: inodes, peers: inodes.isEmpty ? [] : [PeerCount(endpoint: peer, count: inodes.count)])
+    return ProcessEntry(details: details, inodes: inodes, peers: inodes.isEmpty ? [] : [PeerCount(endpoint: peer, count: inodes.count)])
 }
 
 @Suite struct TrackerTests {

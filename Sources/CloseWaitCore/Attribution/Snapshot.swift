@@ -65,6 +65,12 @@ public struct ProcessEntry: Hashable, Sendable {
     /// Remote endpoints by count, most first.
     public var peers: [PeerCount]
     public var socketCount: Int { inodes.count }
+
+    public init(details: ProcessDetails, inodes: [UInt64], peers: [PeerCount]) {
+        self.details = details
+        self.inodes = inodes
+        self.peers = peers
+    }
 }
 
 /// Snapshot is one sample of the kernel's sockets joined with their owning processes.

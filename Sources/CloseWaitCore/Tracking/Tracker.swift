@@ -1,20 +1,3 @@
-/// ProcessObservation is one process's sampled sockets at one tick.
-public struct ProcessObservation: Sendable {
-    public var details: ProcessDetails
-    public var inodes: [UInt64]
-    public var peers: [PeerCount]
-
-    public init(details: ProcessDetails, inodes: [UInt64], peers: [PeerCount]) {
-        self.details = details
-        self.inodes = inodes
-        self.peers = peers
-    }
-
-    public init(_ entry: ProcessEntry) {
-        self.init(details: entry.details, inodes: entry.inodes, peers: entry.peers)
-    }
-}
-
 /// ProcessStatus is what the tracker knows about a process after a tick.
 public struct ProcessStatus: Sendable {
     public var details: ProcessDetails
@@ -38,6 +21,12 @@ public struct ProcessStatus: Sendable {
     public var pattern: GrowthPattern = .unknown
 
     public var topPeer: PeerCount? { peers.first }
+
+    /// The one order statuses are reported in (journal, state file, metrics): most CLOSE_WAIT
+    /// sockets first, then by pid.
+    public static func reportOrder(_ a: ProcessStatus, _ b: ProcessStatus) -> Bool {
+        (b.count, a.details.pid) < (a.count, b.details.pid)
+    }
 }
 
 /// Tracker keeps per-process history between ticks: counts over a window, the first-seen time
@@ -78,7 +67,7 @@ public struct Tracker: Sendable {
 
     /// Records one tick; processes absent from `observations` (exited, or no longer holding
     /// sampled sockets) are forgotten, so state stays bounded by what the host holds now.
-    public mutating func update(now: Double, observations: [ProcessObservation]) -> [ProcessStatus] {
+    public mutating func update(now: Double, observations: [ProcessEntry]) -> [ProcessStatus] {
         var next = [ProcessIdentity: History]()
         next.reserveCapacity(observations.count)
         var statuses = [ProcessStatus]()
@@ -152,7 +141,7 @@ extension Tracker {
     /// continues; and for each process gone since the last tick, the present one that holds
     /// most of its sockets now. Costs nothing on a tick where no process is new and none went
     /// away.
-    func lineage(_ observations: [ProcessObservation]) -> [Handover] {
+    func lineage(_ observations: [ProcessEntry]) -> [Handover] {
         let present = Set(observations.map(\.details.identity))
         let newcomers = observations.filter { histories[$0.details.identity] == nil }
         let gone = histories.filter { !present.contains($0.key) }
