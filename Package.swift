@@ -17,13 +17,15 @@ let package = Package(
         .target(name: "CloseWaitCore"),
         // Kernel UAPI headers the Linux layer needs (netlink, sock_diag, inet_diag).
         .target(name: "CLinuxShim"),
+        // The clock (CLOCK_MONOTONIC, CLOCK_REALTIME in seconds), in one place for every target.
+        .target(name: "CClock"),
         // Thin I/O: netlink sock_diag socket, /proc readers, the sampler.
-        .target(name: "CloseWaitLinux", dependencies: ["CloseWaitCore", "CLinuxShim"]),
+        .target(name: "CloseWaitLinux", dependencies: ["CloseWaitCore", "CLinuxShim", "CClock"]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd",
                        providers: [.apt(["libsystemd-dev"])]),
         // sd_notify, sd_journal_sendv, a swift-log handler writing to the journal.
         .target(name: "CloseWaitSystemd", dependencies: [
-            "CSystemd", "CLinuxShim", "CloseWaitCore", .product(name: "Logging", package: "swift-log"),
+            "CSystemd", "CClock", "CloseWaitCore", .product(name: "Logging", package: "swift-log"),
         ]),
         // Config file loading (TOMLKit) and the daemon loop, kept out of the executable so tests can reach them.
         .target(name: "CloseWaitDaemon", dependencies: [
@@ -37,7 +39,7 @@ let package = Package(
         ]),
         // Makes real CLOSE_WAIT sockets on loopback (tests, benchmarks, demos).
         .executableTarget(name: "closewaitd-workload", dependencies: [
-            "CLinuxShim",
+            "CLinuxShim", "CClock",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The fuzz targets (every parser of untrusted bytes, with its properties), shared by

@@ -1,4 +1,4 @@
-import CLinuxShim
+import CClock
 
 /// CLOCK_MONOTONIC in seconds: the daemon's clock for ticks, ages, rates and deadlines.
 public func monotonicNow() -> Double { cw_monotonic_seconds() }

@@ -1,4 +1,4 @@
-import CLinuxShim
+import CClock
 import CSystemd
 import CloseWaitCore
 @preconcurrency import Glibc

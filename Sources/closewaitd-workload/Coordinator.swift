@@ -1,3 +1,4 @@
+import CClock
 @preconcurrency import CLinuxShim
 @preconcurrency import Glibc
 

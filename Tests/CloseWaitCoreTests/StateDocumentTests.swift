@@ -24,7 +24,16 @@ import Testing
     @Test(arguments: [
         ("{", "invalid JSON at byte 1: expected a key"),
         ("{\"version\": 2}", "version: 2 is not a version this closewaitd reads"),
-        ("{\"version\": 1, \"processes\": [{\"pid\": -1}]}", "processes[0].pid: -1 is out of range"),
+        (StateDocumentTests.document(process: #""pid": -1, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#),
+         "processes[0].pid: -1 is out of range"),
+        (StateDocumentTests.document(process: #""pid": 7, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok""#),
+         "processes[0].reasons: missing"),
+        (StateDocumentTests.document(process: #""pid": 7, "startTime": 1, "comm": 3, "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#),
+         "processes[0].comm: not a string"),
+        (StateDocumentTests.document(process: #""pid": 4294967296, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#),
+         "processes[0].pid: 4294967296 is out of range"),
+        (StateDocumentTests.document(process: #""pid": 7, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": [], "ageHistogram": [1, -2]"#),
+         "processes[0].ageHistogram: not an array of counts"),
         ("{\"version\": 1, \"processes\": [], \"daemonPid\": 1e300}", "daemonPid: not an integer"),
         (String(repeating: "[", count: 100), "invalid JSON at byte 33: nested deeper than 32"),
         ("{\"a\": \"\\ud800\"}", "invalid JSON at byte 13: lone surrogate"),
@@ -39,6 +48,32 @@ import Testing
                 #expect("\(error)" == message)
             }
         }
+    }
+
+    /// A state file the previous release's daemon wrote (0.1.0 at 444608e, two leaking
+    /// holders, diagnosed): read by this one with the same meaning, and written again byte
+    /// for byte (same keys, same order, nulls kept).
+    @Test func aStateFileOfThePreviousReleaseReadsAndRendersTheSame() throws {
+        let bytes = try Fixture.bytes("state-previous-release.json")
+        let document = try StateDocument.decode(bytes)
+        #expect(document.processes.count == 2)
+        #expect(document.processes[0].diagnosis == "abandoned-connections")
+        #expect(document.processes[0].reasons == ["count", "growth"])
+        #expect(document.processes[0].unit == nil && document.processes[0].ageHistogram == [35, 0, 0, 0, 0])
+        #expect(document.attribution == AttributionHealth(unreadable: 1))
+        #expect(document.json().renderedBytes(pretty: true) + [0x0a] == bytes)
+    }
+
+    @Test func aFileFromBefore02HasNoWarningsAndNoAttribution() throws {
+        let text = Self.document(process: #""pid": 7, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#)
+        let document = try StateDocument.decode(Array(text.utf8))
+        #expect(document.warnings.isEmpty && document.attribution == nil && document.processes[0].exe == nil)
+    }
+
+    /// A whole document around one process's members (every other key valid).
+    static func document(process: String) -> String {
+        #"{"version": 1, "daemonPid": 9, "updatedAt": 1.5, "interval": 5.0, "ticks": 1, "status": "s", "total": 1, "hostLevel": "ok", "processes": [{"#
+            + process + "}]}"
     }
 
     @Test func parserReadsTheJSONItNeeds() throws {

@@ -6,7 +6,6 @@
 #include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <malloc.h>
-#include <time.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <linux/inet_diag.h>
@@ -16,16 +15,6 @@
 int cw_affinity_cpu_count(void);
 /* accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC): a GNU extension Glibc does not export to Swift. */
 int cw_accept_nonblocking(int fd);
-
-/* The one clock: seconds of CLOCK_MONOTONIC (ticks, deadlines, systemd's MONOTONIC_USEC) or of
-   CLOCK_REALTIME (the state file's "updated at"). Every Swift target reads time through these. */
-static inline double cw_clock_seconds(clockid_t clock) {
-    struct timespec now;
-    clock_gettime(clock, &now);
-    return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
-static inline double cw_monotonic_seconds(void) { return cw_clock_seconds(CLOCK_MONOTONIC); }
-static inline double cw_realtime_seconds(void) { return cw_clock_seconds(CLOCK_REALTIME); }
 
 static const int cw_netlink_sock_diag = NETLINK_SOCK_DIAG;
 static const int cw_sock_diag_by_family = SOCK_DIAG_BY_FAMILY;

@@ -53,14 +53,27 @@ public struct AttributionHealth: Equatable, Sendable {
          ("CLOSEWAIT_VANISHED", ByteString(String(vanished))), ("CLOSEWAIT_OTHER_ERRORS", ByteString(String(otherErrors)))]
     }
 
-    public func json() -> JSONValue {
-        .object([
-            ("degraded", .bool(degraded)),
-            ("unreadable", .number(unreadable)),
-            ("unattributed", .number(unattributed)),
-            ("vanished", .number(vanished)),
-            ("otherErrors", .number(otherErrors)),
-        ])
+}
+
+/// In the state file: the four counts and whether attribution is degraded (derived, written
+/// for readers; recomputed when read).
+extension AttributionHealth: Codable {
+    enum CodingKeys: String, CodingKey { case degraded, unreadable, unattributed, vanished, otherErrors }
+
+    public func encode(to encoder: any Encoder) throws {
+        var out = encoder.container(keyedBy: CodingKeys.self)
+        try out.encode(degraded, forKey: .degraded)
+        try out.encode(unreadable, forKey: .unreadable)
+        try out.encode(unattributed, forKey: .unattributed)
+        try out.encode(vanished, forKey: .vanished)
+        try out.encode(otherErrors, forKey: .otherErrors)
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let item = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(unreadable: try item.decode(Int.self, forKey: .unreadable), vanished: try item.decode(Int.self, forKey: .vanished),
+                  otherErrors: try item.decode(Int.self, forKey: .otherErrors),
+                  unattributed: try item.decode(Int.self, forKey: .unattributed))
     }
 }
 

@@ -60,7 +60,7 @@ public enum Metrics {
         sample("closewaitd_unowned_close_wait_sockets", [("reason", "other")],
                Double(max(0, health.unowned - health.attribution.unattributed - health.notYetSearched)))
 
-        let sorted = statuses.sorted { ($1.count, $0.details.pid) < ($0.count, $1.details.pid) }
+        let sorted = ProcessStatus.inReportOrder(statuses)
         let kept = sorted.prefix(max(0, maxProcesses))
         family("closewaitd_process_close_wait_sockets", "gauge", "CLOSE_WAIT sockets held by a process.")
         for p in kept { sample("closewaitd_process_close_wait_sockets", labels(p.details), Double(p.count)) }

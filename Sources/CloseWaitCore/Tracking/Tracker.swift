@@ -27,6 +27,12 @@ public struct ProcessStatus: Sendable {
     public static func reportOrder(_ a: ProcessStatus, _ b: ProcessStatus) -> Bool {
         (b.count, a.details.pid) < (a.count, b.details.pid)
     }
+
+    /// `statuses` in report order: as given when already so (a tick's result), else sorted.
+    public static func inReportOrder(_ statuses: [ProcessStatus]) -> [ProcessStatus] {
+        let ordered = zip(statuses, statuses.dropFirst()).allSatisfy { !reportOrder($1, $0) }
+        return ordered ? statuses : statuses.sorted(by: reportOrder)
+    }
 }
 
 /// Tracker keeps per-process history between ticks: counts over a window, the first-seen time
