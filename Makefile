@@ -1,6 +1,7 @@
 # closewaitd — build, test, install.
 #   make run            install missing build dependencies (apt), build, take a snapshot
 #   make unit           the pure and fixture tests only (no root, seconds)
+#   make format         reformat Sources, Tests and Package.swift (.swift-format); make lint checks
 #   make check          install missing test dependencies (apt), build, run every test,
 #                       then the service test in a booted systemd container
 #   sudo make install   release build (static Swift stdlib), install, enable and start the service
@@ -37,7 +38,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 SOAK_SECONDS ?= 1800
 SOAK_SMOKE_SECONDS ?= 120
 
-.PHONY: unit redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+.PHONY: unit format lint redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -59,7 +60,17 @@ unit: deps
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS) --filter 'CloseWaitCoreTests|CloseWaitLinuxTests|CloseWaitDaemonTests|CloseWaitSystemdTests'
 
+# The formatter configuration the code follows (.swift-format: 4 spaces, 120 columns; long
+# string literals are left whole).
+SWIFT_SOURCES = Sources Tests Package.swift
+format:
+	$(SWIFT) format format --in-place --recursive --parallel $(SWIFT_SOURCES)
+
+lint:
+	$(SWIFT) format lint --strict --recursive --parallel $(SWIFT_SOURCES)
+
 check: test-deps
+	$(MAKE) lint
 	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
 	$(MAKE) service-test
 	$(MAKE) bench-smoke

@@ -21,27 +21,36 @@ let package = Package(
         .target(name: "CClock"),
         // Thin I/O: netlink sock_diag socket, /proc readers, the sampler.
         .target(name: "CloseWaitLinux", dependencies: ["CloseWaitCore", "CLinuxShim", "CClock"]),
-        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd",
-                       providers: [.apt(["libsystemd-dev"])]),
+        .systemLibrary(
+            name: "CSystemd", pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]),
         // sd_notify, sd_journal_sendv, a swift-log handler writing to the journal.
-        .target(name: "CloseWaitSystemd", dependencies: [
-            "CSystemd", "CClock", "CloseWaitCore", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "CloseWaitSystemd",
+            dependencies: [
+                "CSystemd", "CClock", "CloseWaitCore", .product(name: "Logging", package: "swift-log"),
+            ]),
         // Config file loading (TOMLKit) and the daemon loop, kept out of the executable so tests can reach them.
-        .target(name: "CloseWaitDaemon", dependencies: [
-            "CloseWaitCore", "CloseWaitLinux", "CloseWaitSystemd",
-            .product(name: "Logging", package: "swift-log"),
-            .product(name: "TOMLKit", package: "TOMLKit"),
-        ]),
-        .executableTarget(name: "closewaitd", dependencies: [
-            "CloseWaitCore", "CloseWaitLinux", "CloseWaitDaemon",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .target(
+            name: "CloseWaitDaemon",
+            dependencies: [
+                "CloseWaitCore", "CloseWaitLinux", "CloseWaitSystemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]),
+        .executableTarget(
+            name: "closewaitd",
+            dependencies: [
+                "CloseWaitCore", "CloseWaitLinux", "CloseWaitDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // Makes real CLOSE_WAIT sockets on loopback (tests, benchmarks, demos).
-        .executableTarget(name: "closewaitd-workload", dependencies: [
-            "CLinuxShim", "CClock",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        .executableTarget(
+            name: "closewaitd-workload",
+            dependencies: [
+                "CLinuxShim", "CClock",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         // The fuzz targets (every parser of untrusted bytes, with its properties), shared by
         // the libFuzzer binary (make fuzz) and the unit tests that replay the seed corpora.
         .target(name: "CloseWaitFuzz", dependencies: ["CloseWaitCore", "CloseWaitDaemon"]),
@@ -51,18 +60,26 @@ let package = Package(
         // Runs the built executables and the loopback workload (live tests, benchmark).
         .target(name: "WorkloadSupport"),
         // The performance benchmark against ss -tnp (make bench).
-        .executableTarget(name: "closewaitd-bench", dependencies: [
-            "CloseWaitCore", "CloseWaitLinux", "CloseWaitDaemon", "WorkloadSupport",
-            .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
-        .testTarget(name: "CloseWaitCoreTests", dependencies: ["CloseWaitCore"],
-                    exclude: ["Fixtures"]),
-        .testTarget(name: "CloseWaitLinuxTests", dependencies: ["CloseWaitCore", "CloseWaitLinux"],
-                    exclude: ["Fixtures"]),
-        .testTarget(name: "CloseWaitSystemdTests", dependencies: [
-            "CloseWaitCore", "CloseWaitSystemd", .product(name: "Logging", package: "swift-log"),
-        ]),
-        .testTarget(name: "CloseWaitDaemonTests", dependencies: ["CloseWaitCore", "CloseWaitLinux", "CloseWaitDaemon", "CloseWaitFuzz"]),
+        .executableTarget(
+            name: "closewaitd-bench",
+            dependencies: [
+                "CloseWaitCore", "CloseWaitLinux", "CloseWaitDaemon", "WorkloadSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .testTarget(
+            name: "CloseWaitCoreTests", dependencies: ["CloseWaitCore"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "CloseWaitLinuxTests", dependencies: ["CloseWaitCore", "CloseWaitLinux"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "CloseWaitSystemdTests",
+            dependencies: [
+                "CloseWaitCore", "CloseWaitSystemd", .product(name: "Logging", package: "swift-log"),
+            ]),
+        .testTarget(
+            name: "CloseWaitDaemonTests",
+            dependencies: ["CloseWaitCore", "CloseWaitLinux", "CloseWaitDaemon", "CloseWaitFuzz"]),
         .testTarget(name: "LiveTests", dependencies: ["CloseWaitCore", "CloseWaitLinux", "WorkloadSupport"]),
     ]
 )

@@ -14,7 +14,10 @@ public enum ConfigLoader {
         do {
             bytes = try readRegularFile(path, limit: maximumSize)
         } catch {
-            return .failure(ConfigErrors(problems: [ConfigProblem(file: path, line: nil, key: "", message: "cannot read the file: \(error.description)")]))
+            return .failure(
+                ConfigErrors(problems: [
+                    ConfigProblem(file: path, line: nil, key: "", message: "cannot read the file: \(error.description)")
+                ]))
         }
         return parse(bytes, file: path)
     }
@@ -23,13 +26,20 @@ public enum ConfigLoader {
     /// parses them.
     public static func parse(_ bytes: [UInt8], file: String) -> Result<Settings, ConfigErrors> {
         if let bad = firstInvalidUTF8(bytes) {
-            return .failure(ConfigErrors(problems: [ConfigProblem(
-                file: file, line: bad.line, key: "",
-                message: "not valid UTF-8: byte 0x\(String(bad.byte, radix: 16)) at column \(bad.column) (TOML files are UTF-8)")]))
+            return .failure(
+                ConfigErrors(problems: [
+                    ConfigProblem(
+                        file: file, line: bad.line, key: "",
+                        message:
+                            "not valid UTF-8: byte 0x\(String(bad.byte, radix: 16)) at column \(bad.column) (TOML files are UTF-8)"
+                    )
+                ]))
         }
         if let nul = bytes.firstIndex(of: 0) {
             let line = bytes[..<nul].reduce(1) { $0 + ($1 == 0x0a ? 1 : 0) }
-            return .failure(ConfigErrors(problems: [ConfigProblem(file: file, line: line, key: "", message: "contains a NUL byte")]))
+            return .failure(
+                ConfigErrors(problems: [ConfigProblem(file: file, line: line, key: "", message: "contains a NUL byte")])
+            )
         }
         return parse(String(decoding: bytes, as: UTF8.self), file: file)
     }
@@ -50,7 +60,8 @@ public enum ConfigLoader {
                     // The name must follow on the same line.
                     guard i < scalars.count else { return (index + 1, i + 1) }
                     let c = scalars[i]
-                    let startsKey = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
+                    let startsKey =
+                        (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9")
                         || c == "_" || c == "-" || c == "\"" || c == "'" || c == "]"
                     if !startsKey { return (index + 1, i + 1) }
                 }
@@ -104,12 +115,16 @@ public enum ConfigLoader {
             // imports it) and link all of Foundation and ICU into the daemon (+50 MB, +4 MiB RSS).
             let bytes = Array(line.utf8)
             let needle = Array("\\u0000".utf8)
-            if bytes.count >= needle.count, (0...(bytes.count - needle.count)).contains(where: { start in
-                (0..<needle.count).allSatisfy { i in
-                    let b = bytes[start + i]
-                    return (b >= 0x41 && b <= 0x5a ? b + 0x20 : b) == needle[i]
-                }
-            }) { return index + 1 }
+            if bytes.count >= needle.count,
+                (0...(bytes.count - needle.count)).contains(where: { start in
+                    (0..<needle.count).allSatisfy { i in
+                        let b = bytes[start + i]
+                        return (b >= 0x41 && b <= 0x5a ? b + 0x20 : b) == needle[i]
+                    }
+                })
+            {
+                return index + 1
+            }
         }
         return nil
     }
@@ -137,25 +152,38 @@ public enum ConfigLoader {
             // toml++ 3.4 (inside TOMLKit) asserts, and so aborts the process, on a header
             // whose name starts with a character no key may start with (`[@a]`, `[.a]`):
             // found by `make fuzz`. Such a header is a syntax error; say so before it gets there.
-            return .failure(ConfigErrors(problems: [ConfigProblem(
-                file: file, line: line, key: "",
-                message: "TOML syntax error at column \(column): a table header needs a name (letters, digits, _ or -, or a quoted string) after '['")]))
+            return .failure(
+                ConfigErrors(problems: [
+                    ConfigProblem(
+                        file: file, line: line, key: "",
+                        message:
+                            "TOML syntax error at column \(column): a table header needs a name (letters, digits, _ or -, or a quoted string) after '['"
+                    )
+                ]))
         }
         if let line = nulEscapeLine(text) {
             // TOMLKit hands strings over as C strings, so "a\u0000b" would silently become "a".
-            return .failure(ConfigErrors(problems: [ConfigProblem(
-                file: file, line: line, key: "", message: "a NUL escape (\\u0000) in a string: no process, path or unit name holds a NUL")]))
+            return .failure(
+                ConfigErrors(problems: [
+                    ConfigProblem(
+                        file: file, line: line, key: "",
+                        message: "a NUL escape (\\u0000) in a string: no process, path or unit name holds a NUL")
+                ]))
         }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
             let where_ = error.source.begin
-            return .failure(ConfigErrors(problems: [ConfigProblem(
-                file: file, line: where_.line, key: "",
-                message: "TOML syntax error at column \(where_.column): \(error.description)")]))
+            return .failure(
+                ConfigErrors(problems: [
+                    ConfigProblem(
+                        file: file, line: where_.line, key: "",
+                        message: "TOML syntax error at column \(where_.column): \(error.description)")
+                ]))
         } catch {
-            return .failure(ConfigErrors(problems: [ConfigProblem(file: file, line: nil, key: "", message: "\(error)")]))
+            return .failure(
+                ConfigErrors(problems: [ConfigProblem(file: file, line: nil, key: "", message: "\(error)")]))
         }
         return SettingsParser.parse(node(table), file: file, text: text)
     }

@@ -15,8 +15,10 @@ public struct DaemonOptions: Sendable {
     /// A listening socket to serve GET /metrics on, and where it came from (for the journal).
     public var metricsSocket: (fd: Int32, origin: String)?
 
-    public init(configPath: String, logTarget: JournalWriter.Target, procRoot: String,
-                stateFile: String? = StateFile.defaultPath, metricsSocket: (fd: Int32, origin: String)? = nil) {
+    public init(
+        configPath: String, logTarget: JournalWriter.Target, procRoot: String,
+        stateFile: String? = StateFile.defaultPath, metricsSocket: (fd: Int32, origin: String)? = nil
+    ) {
         self.configPath = configPath
         self.logTarget = logTarget
         self.procRoot = procRoot
@@ -57,8 +59,9 @@ public final class Daemon {
         self.notifier = notifier
         outputs = TickOutputs(writer: writer, logger: logger, notifier: notifier)
         outputs.stateFile = options.stateFile
-        pipeline = TickPipeline(settings: settings, tickInterval: Self.tickInterval(settings.interval, watchdog: notifier.watchdogInterval),
-                                procRoot: options.procRoot)
+        pipeline = TickPipeline(
+            settings: settings, tickInterval: Self.tickInterval(settings.interval, watchdog: notifier.watchdogInterval),
+            procRoot: options.procRoot)
         configure(settings)
     }
 
@@ -102,12 +105,17 @@ public final class Daemon {
         }
         Glibc.signal(SIGPIPE, SIG_IGN)  // a closed stderr pipe is an EPIPE to ignore, not a death
         if let watchdog = notifier.watchdogInterval, watchdog / 2 < Self.minimumTickInterval {
-            logger.warning("the watchdog interval (\(TimeSpan.format(watchdog))) is too short to sample within: sampling every \(TimeSpan.format(Self.minimumTickInterval)); raise WatchdogSec= to at least 1s")
+            logger.warning(
+                "the watchdog interval (\(TimeSpan.format(watchdog))) is too short to sample within: sampling every \(TimeSpan.format(Self.minimumTickInterval)); raise WatchdogSec= to at least 1s"
+            )
         } else if let watchdog = notifier.watchdogInterval, settings.interval > watchdog / 2 {
-            logger.notice("daemon.interval \(TimeSpan.format(settings.interval)) is longer than half the watchdog interval (\(TimeSpan.format(watchdog))); sampling every \(TimeSpan.format(watchdog / 2)) instead")
+            logger.notice(
+                "daemon.interval \(TimeSpan.format(settings.interval)) is longer than half the watchdog interval (\(TimeSpan.format(watchdog))); sampling every \(TimeSpan.format(watchdog / 2)) instead"
+            )
         }
-        logger.info("closewaitd starting: interval \(TimeSpan.format(tickInterval)), config \(options.configPath), \(settings.rules.count) rules",
-                    metadata: ["message_id": "\(MessageID.started)"])
+        logger.info(
+            "closewaitd starting: interval \(TimeSpan.format(tickInterval)), config \(options.configPath), \(settings.rules.count) rules",
+            metadata: ["message_id": "\(MessageID.started)"])
         startMetricsServer()
         if notifier.watchdogInterval != nil {
             pipeline.onWalkProgress { [weak self] in MainActor.assumeIsolated { self?.walkAdvanced() } }
@@ -136,7 +144,9 @@ public final class Daemon {
         timer?.cancel()
         let timer = DispatchSource.makeTimerSource(queue: .main)
         let interval = tickInterval
-        timer.schedule(deadline: .now(), repeating: .nanoseconds(Int(interval * 1e9)), leeway: .milliseconds(Int(min(500, interval * 100))))
+        timer.schedule(
+            deadline: .now(), repeating: .nanoseconds(Int(interval * 1e9)),
+            leeway: .milliseconds(Int(min(500, interval * 100))))
         timer.setEventHandler { [weak self] in
             MainActor.assumeIsolated { self?.tick() }
         }
@@ -157,7 +167,8 @@ public final class Daemon {
         // A full walk frees what it built; give it back rather than keep it as peak.
         if result.fullWalk { Memory.returnFreeMemory() }
         ticks += 1
-        outputs.publish(result, ticks: ticks, interval: tickInterval, namespaceBudget: pipeline.collector.sampler.foreignBudget)
+        outputs.publish(
+            result, ticks: ticks, interval: tickInterval, namespaceBudget: pipeline.collector.sampler.foreignBudget)
         if notifier.watchdogInterval != nil {
             notifier.watchdog()
             lastWatchdogPing = monotonicNow()
@@ -185,16 +196,22 @@ public final class Daemon {
         switch ConfigLoader.load(path: options.configPath) {
         case let .success(new):
             if new.metricsListen != settings.metricsListen {
-                logger.notice("metrics.listen changed; a listening address changes only at restart (systemctl restart closewaitd)")
+                logger.notice(
+                    "metrics.listen changed; a listening address changes only at restart (systemctl restart closewaitd)"
+                )
             }
             configure(new)
             outputs.health.reloadsSucceeded += 1
-            logger.notice("configuration reloaded from \(options.configPath); history kept",
-                          metadata: ["message_id": "\(MessageID.configReloaded)"])
+            logger.notice(
+                "configuration reloaded from \(options.configPath); history kept",
+                metadata: ["message_id": "\(MessageID.configReloaded)"])
         case let .failure(errors):
             outputs.health.reloadsFailed += 1
-            logger.error("configuration \(options.configPath) rejected; still running with the previous one: \(errors.problems.map(\.description).joined(separator: "; "))",
-                         metadata: ["message_id": "\(MessageID.configRejected)", "closewait.config_errors": "\(errors.problems.count)"])
+            logger.error(
+                "configuration \(options.configPath) rejected; still running with the previous one: \(errors.problems.map(\.description).joined(separator: "; "))",
+                metadata: [
+                    "message_id": "\(MessageID.configRejected)", "closewait.config_errors": "\(errors.problems.count)",
+                ])
         }
         notifier.reloaded(status: "Configuration reload finished.")
     }

@@ -34,8 +34,11 @@ final class MetricsFeed: Sendable {
 
     /// The exposition of one tick, the same for a scrape and the textfile.
     static func render(_ input: Input) -> [UInt8] {
-        Array(Metrics.render(statuses: input.statuses, firing: input.firing, total: input.total, health: input.health,
-                             version: Daemon.version, maxProcesses: input.maxProcesses).utf8)
+        Array(
+            Metrics.render(
+                statuses: input.statuses, firing: input.firing, total: input.total, health: input.health,
+                version: Daemon.version, maxProcesses: input.maxProcesses
+            ).utf8)
     }
 
     /// The page for the last published tick, rendered once per tick (outside the lock), with

@@ -26,7 +26,9 @@ final class TickOutputs {
     private(set) var consecutiveFailures = 0
     /// Repeated sampler failures before the journal hears of it (and STATUS says why).
     static let failuresBeforeReport = 3
-    private var last: (statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)], total: Int) = ([], [], 0)
+    private var last: (statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)], total: Int) = (
+        [], [], 0
+    )
     private var fallbackReported = false
     private var stateFileFailed = false
     private var textfileFailed = false
@@ -58,7 +60,9 @@ final class TickOutputs {
         let coverage = result.health.coverage
         if coverage.memberless != unreadableNamespaces {
             if !coverage.memberless.isEmpty {
-                logger.warning("\(coverage.memberless.count) named network namespace(s) with no process in them are not sampled (reading one needs setns, CAP_SYS_ADMIN): \(coverage.memberless.map { Escape.line($0) }.joined(separator: ", "))")
+                logger.warning(
+                    "\(coverage.memberless.count) named network namespace(s) with no process in them are not sampled (reading one needs setns, CAP_SYS_ADMIN): \(coverage.memberless.map { Escape.line($0) }.joined(separator: ", "))"
+                )
             } else if !unreadableNamespaces.isEmpty {
                 logger.notice("every named network namespace has a process in it again; all are sampled")
             }
@@ -68,8 +72,9 @@ final class TickOutputs {
         for event in result.events { writer.send(AlertMessage.entry(event)) }
         if let entry = attribution.update(result.health.attribution) { writer.send(entry) }
 
-        let status = StatusLine.render(statuses: result.statuses, alerting: result.alertingProcesses, total: result.total,
-                                       health: result.health.attribution, notes: result.health.notes)
+        let status = StatusLine.render(
+            statuses: result.statuses, alerting: result.alertingProcesses, total: result.total,
+            health: result.health.attribution, notes: result.health.notes)
         if !ready {
             ready = true
             notifier.ready(status: status)
@@ -95,10 +100,15 @@ final class TickOutputs {
         guard consecutiveFailures >= Self.failuresBeforeReport else { return }
         notifier.status("Sampling failed \(consecutiveFailures) times in a row: \(text)")
         if consecutiveFailures == Self.failuresBeforeReport || consecutiveFailures % 100 == 0 {
-            writer.send(JournalEntry(
-                message: "Cannot sample the kernel's TCP sockets (\(consecutiveFailures) failures in a row): \(text). No alerts until it works again; the watchdog is not fed.",
-                priority: .error, messageID: MessageID.samplerFailure,
-                fields: [("CLOSEWAIT_REASON", "sampler"), ("CLOSEWAIT_ERROR", ByteString(text)), ("CLOSEWAIT_FAILURES", ByteString(String(consecutiveFailures)))]))
+            writer.send(
+                JournalEntry(
+                    message:
+                        "Cannot sample the kernel's TCP sockets (\(consecutiveFailures) failures in a row): \(text). No alerts until it works again; the watchdog is not fed.",
+                    priority: .error, messageID: MessageID.samplerFailure,
+                    fields: [
+                        ("CLOSEWAIT_REASON", "sampler"), ("CLOSEWAIT_ERROR", ByteString(text)),
+                        ("CLOSEWAIT_FAILURES", ByteString(String(consecutiveFailures))),
+                    ]))
         }
     }
 
@@ -107,7 +117,9 @@ final class TickOutputs {
         let dropped = notifier.dropped
         guard dropped > reportedDrops else { return }
         if reportedDrops == 0 || dropped / 1000 > reportedDrops / 1000 {
-            logger.warning("systemd's notify socket is full or gone: \(dropped) STATUS/WATCHDOG messages dropped so far (the loop never waits for it)")
+            logger.warning(
+                "systemd's notify socket is full or gone: \(dropped) STATUS/WATCHDOG messages dropped so far (the loop never waits for it)"
+            )
         }
         reportedDrops = dropped
     }
@@ -118,8 +130,9 @@ final class TickOutputs {
         health.tickDuration = tickDuration
         health.notificationsDropped = notifier.dropped
         guard serving || metricsTextfile != nil else { return }
-        let input = MetricsFeed.Input(statuses: last.statuses, firing: last.firing, total: last.total,
-                                      health: health, maxProcesses: metricsMaxProcesses)
+        let input = MetricsFeed.Input(
+            statuses: last.statuses, firing: last.firing, total: last.total,
+            health: health, maxProcesses: metricsMaxProcesses)
         // Rendered once a tick at most: for the textfile here, and the same bytes serve every
         // scrape of this tick (without a textfile, the first scrape renders).
         let page = metricsTextfile.map { _ in MetricsFeed.render(input) }
@@ -132,12 +145,15 @@ final class TickOutputs {
     /// Rewrites the state file atomically (a temporary file renamed over it).
     func writeState(_ result: TickResult, status: String, ticks: Int, interval: Double) {
         guard let path = stateFile else { return }
-        let document = StateDocument(statuses: result.statuses, firing: result.firing, total: result.total, status: status,
-                                     daemonPID: getpid(), ticks: ticks, wallTime: wallClockNow(), interval: interval,
-                                     attribution: result.health.attribution, diagnoses: result.diagnoses,
-                                     warnings: result.health.notes).json()
-        rewrite(path, document.renderedBytes(pretty: true) + [0x0a], what: "the state file for `closewaitd status`",
-                failed: &stateFileFailed)
+        let document = StateDocument(
+            statuses: result.statuses, firing: result.firing, total: result.total, status: status,
+            daemonPID: getpid(), ticks: ticks, wallTime: wallClockNow(), interval: interval,
+            attribution: result.health.attribution, diagnoses: result.diagnoses,
+            warnings: result.health.notes
+        ).json()
+        rewrite(
+            path, document.renderedBytes(pretty: true) + [0x0a], what: "the state file for `closewaitd status`",
+            failed: &stateFileFailed)
     }
 
     /// Writes a file the daemon keeps for others atomically; a failure is logged once, the

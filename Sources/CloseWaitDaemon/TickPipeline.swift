@@ -70,14 +70,17 @@ public struct TickPipeline {
 
     /// - Parameter prepare: adjusts the collector before the first tick (the benchmark's fd-count
     ///   method and forced namespace re-reads); the daemon needs none.
-    public init(settings: Settings, tickInterval: Double, procRoot: String = "/proc",
-                clock: @escaping @Sendable () -> Double = monotonicNow,
-                prepare: (inout SnapshotCollector) -> Void = { _ in }) {
+    public init(
+        settings: Settings, tickInterval: Double, procRoot: String = "/proc",
+        clock: @escaping @Sendable () -> Double = monotonicNow,
+        prepare: (inout SnapshotCollector) -> Void = { _ in }
+    ) {
         self.procRoot = procRoot
         self.clock = clock
         self.settings = settings
         self.tickInterval = tickInterval
-        collector = SnapshotCollector(source: settings.source, procRoot: procRoot, fullScanInterval: settings.fullScanInterval)
+        collector = SnapshotCollector(
+            source: settings.source, procRoot: procRoot, fullScanInterval: settings.fullScanInterval)
         tracker = Tracker(window: settings.window)
         policy = AlertPolicy(settings: settings)
         gatherer = EvidenceGatherer(proc: ProcFS(root: procRoot))
@@ -115,7 +118,8 @@ public struct TickPipeline {
 
     /// One tick at monotonic time `now`; throws when the kernel's sockets cannot be sampled.
     public mutating func run(now: Double) throws -> TickResult {
-        let collected = try collector.collect(states: [.closeWait], now: now, keepSockets: false, keepAttribution: keepAttribution)
+        let collected = try collector.collect(
+            states: [.closeWait], now: now, keepSockets: false, keepAttribution: keepAttribution)
         let snapshot = collected.snapshot
         var phases = TickPhases()
         (phases.sample, phases.attribute, phases.join) = collected.phases
@@ -141,22 +145,33 @@ public struct TickPipeline {
             guard let process = events[index].process else { continue }
             events[index].diagnosis = diagnose(process, alert: true, now: now)
         }
-        for status in schedule.refreshOrder(statuses, firing: firingProcesses) { _ = diagnose(status, alert: false, now: now) }
+        for status in schedule.refreshOrder(statuses, firing: firingProcesses) {
+            _ = diagnose(status, alert: false, now: now)
+        }
         gatherer.cache = nil
         phases.diagnose = clock() - started
 
         let attribution = AttributionHealth(snapshot)
-        let notes = [collected.coverage.summary,
-                     settings.unownedWarning > 0 && unowned >= settings.unownedWarning ? "\(unowned) sockets held by no process" : nil,
-                     snapshot.untracked > 0 ? "\(snapshot.untracked) more processes holding CLOSE_WAIT sockets not tracked (daemon.max_processes)" : nil,
-                     pendingSearch > 0 ? "\(pendingSearch) new \(pendingSearch == 1 ? "socket's" : "sockets'") owner still being searched for" : nil]
-            .compactMap { $0 }
-        let health = TickHealth(attribution: attribution, coverage: collected.coverage, unowned: snapshot.unowned,
-                                unownedHeld: unowned, notYetSearched: pendingSearch, untracked: snapshot.untracked, notes: notes)
-        return TickResult(statuses: statuses, events: events, firing: firing, alertingProcesses: firingProcesses.count,
-                          total: snapshot.total, diagnoses: schedule.current, health: health, phases: phases,
-                          fallbackReason: collected.fallbackReason, fullWalk: collector.owners.lastReport.kind == .full,
-                          scan: snapshot.statistics, attribution: collected.attribution)
+        let notes = [
+            collected.coverage.summary,
+            settings.unownedWarning > 0 && unowned >= settings.unownedWarning
+                ? "\(unowned) sockets held by no process" : nil,
+            snapshot.untracked > 0
+                ? "\(snapshot.untracked) more processes holding CLOSE_WAIT sockets not tracked (daemon.max_processes)"
+                : nil,
+            pendingSearch > 0
+                ? "\(pendingSearch) new \(pendingSearch == 1 ? "socket's" : "sockets'") owner still being searched for"
+                : nil,
+        ]
+        .compactMap { $0 }
+        let health = TickHealth(
+            attribution: attribution, coverage: collected.coverage, unowned: snapshot.unowned,
+            unownedHeld: unowned, notYetSearched: pendingSearch, untracked: snapshot.untracked, notes: notes)
+        return TickResult(
+            statuses: statuses, events: events, firing: firing, alertingProcesses: firingProcesses.count,
+            total: snapshot.total, diagnoses: schedule.current, health: health, phases: phases,
+            fallbackReason: collected.fallbackReason, fullWalk: collector.owners.lastReport.kind == .full,
+            scan: snapshot.statistics, attribution: collected.attribution)
     }
 
     /// Looks closer at an alerting process (its sockets to its top peers, from the kernel
@@ -166,7 +181,9 @@ public struct TickPipeline {
     mutating func diagnose(_ status: ProcessStatus, alert: Bool, now: Double) -> (Diagnosis, Evidence)? {
         let identity = status.details.identity
         if schedule.wantsLook(identity, alert: alert, now: now, clock: clock()),
-           let evidence = try? gatherer.evidence(for: status, ages: tracker.socketAges(identity, now: now), deadline: schedule.deadline) {
+            let evidence = try? gatherer.evidence(
+                for: status, ages: tracker.socketAges(identity, now: now), deadline: schedule.deadline)
+        {
             return schedule.record(identity, evidence: evidence, now: now)
         }
         return schedule.reclassify(status)

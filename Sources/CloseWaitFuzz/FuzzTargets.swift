@@ -6,9 +6,11 @@ import CloseWaitDaemon
 /// controls, each checked for the properties that must hold on any input, not only for not
 /// crashing. A violated property stops the fuzzer with a trap.
 public enum FuzzTargets {
-    public static let names = ["inet-diag", "proc-net-tcp", "proc-pid-stat", "proc-pid-status", "proc-pid-cgroup",
-                               "proc-pid-limits", "fd-link", "time-span", "config", "state-document", "escape",
-                               "http-request", "listen-address"]
+    public static let names = [
+        "inet-diag", "proc-net-tcp", "proc-pid-stat", "proc-pid-status", "proc-pid-cgroup",
+        "proc-pid-limits", "fd-link", "time-span", "config", "state-document", "escape",
+        "http-request", "listen-address",
+    ]
 
     /// Runs the named target on one input; false for an unknown name.
     @discardableResult
@@ -47,7 +49,9 @@ public enum FuzzTargets {
             check(data.count <= HTTPExchange.maxHeadBytes, "incomplete after \(data.count) bytes")
         case let .request(method, path):
             check(!method.isEmpty && method.utf8.allSatisfy { (0x41...0x5a).contains($0) }, "method \(method)")
-            check(path.hasPrefix("/") && !path.contains("?") && path.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f }, "path \(path)")
+            check(
+                path.hasPrefix("/") && !path.contains("?") && path.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f },
+                "path \(path)")
         case let .reject(status):
             check([400, 431, 505].contains(status), "status \(status)")
         }
@@ -59,7 +63,9 @@ public enum FuzzTargets {
         let head = String(decoding: response[..<end], as: UTF8.self)
         check(head.hasPrefix("HTTP/1.1 ") && head.contains("\r\nConnection: close"), "head \(head)")
         let rest = response.count - end - 4
-        check(head.contains("Content-Length: \(rest)\r\n") || (rest == 0 && head.contains("Content-Length: ")), "length \(rest) in \(head)")
+        check(
+            head.contains("Content-Length: \(rest)\r\n") || (rest == 0 && head.contains("Content-Length: ")),
+            "length \(rest) in \(head)")
     }
 
     /// A parsed listen address prints as text that parses back to the same address.
@@ -88,7 +94,9 @@ public enum FuzzTargets {
         }
         let comm = data.filter { $0 != 0 }.prefix(64)
         let line = Array("42 (".utf8) + comm + Array(") S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 777 0 0\n".utf8)
-        guard let stat = try? ProcPidStat.parse(line) else { return check(false, "a stat line with comm \(Array(comm)) did not parse") }
+        guard let stat = try? ProcPidStat.parse(line) else {
+            return check(false, "a stat line with comm \(Array(comm)) did not parse")
+        }
         check(stat.comm.bytes == Array(comm) && stat.startTime == 777 && stat.pid == 42, "comm or fields changed")
     }
 
@@ -107,9 +115,11 @@ public enum FuzzTargets {
         guard let inode else { return }
         // socket:[DIGITS] whose digits spell the inode (leading zeros allowed).
         let digits = data.dropFirst(8).dropLast()
-        check(data.starts(with: Array("socket:[".utf8)) && data.last == UInt8(ascii: "]") && !digits.isEmpty
-              && digits.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
-              && UInt64(String(decoding: digits, as: UTF8.self)) == inode, "inode \(inode) from \(Escape.bytes(data))")
+        check(
+            data.starts(with: Array("socket:[".utf8)) && data.last == UInt8(ascii: "]") && !digits.isEmpty
+                && digits.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
+                && UInt64(String(decoding: digits, as: UTF8.self)) == inode, "inode \(inode) from \(Escape.bytes(data))"
+        )
     }
 
     static func timeSpan(_ data: [UInt8]) {
@@ -138,7 +148,9 @@ public enum FuzzTargets {
     static func stateDocument(_ data: [UInt8]) {
         guard let document = try? StateDocument.decode(data) else { return }
         let rendered = document.json().renderedBytes()
-        guard let again = try? StateDocument.decode(rendered) else { return check(false, "a rendered state did not decode") }
+        guard let again = try? StateDocument.decode(rendered) else {
+            return check(false, "a rendered state did not decode")
+        }
         check(again == document, "state round trip changed the document")
         _ = StateDocument.table(document, age: 0)
     }
@@ -146,8 +158,11 @@ public enum FuzzTargets {
     static func escape(_ data: [UInt8]) {
         let escaped = Escape.bytes(data)
         check(!containsRawControl(escaped), "raw control after Escape.bytes")
-        check(!Escape.line(String(decoding: data, as: UTF8.self), limit: 256).unicodeScalars.contains { Escape.needsEscape($0) },
-              "raw control after Escape.line")
+        check(
+            !Escape.line(String(decoding: data, as: UTF8.self), limit: 256).unicodeScalars.contains {
+                Escape.needsEscape($0)
+            },
+            "raw control after Escape.line")
         check(Glob.matches("*", ByteString(data)), "* does not match everything")
     }
 

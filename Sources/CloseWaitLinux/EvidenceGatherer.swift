@@ -51,8 +51,10 @@ public struct EvidenceGatherer {
             if let cached = cache?.tables[mine] {
                 table = cached
             } else {
-                table = try sampler.sampleProcBounded(states, proc: ProcFS(root: proc.root + "/" + String(pid)),
-                                                      limit: sampler.foreignByteLimit, deadline: deadline).records
+                table = try sampler.sampleProcBounded(
+                    states, proc: ProcFS(root: proc.root + "/" + String(pid)),
+                    limit: sampler.foreignByteLimit, deadline: deadline
+                ).records
                 cache?.tables[mine] = table
             }
             records = table.filter { wanted.contains($0.remote) }
@@ -62,7 +64,8 @@ public struct EvidenceGatherer {
         let inodes = Set(records.map(\.inode)).subtracting([0])
         let held = Set(try FdScanner(proc: proc).scan(pid: pid, wanted: inodes).sockets.map(\.inode))
         let owned = records.filter { held.contains($0.inode) }
-        return Sockets(closeWait: owned.filter { $0.state == .closeWait }, established: owned.filter { $0.state == .established })
+        return Sockets(
+            closeWait: owned.filter { $0.state == .closeWait }, established: owned.filter { $0.state == .established })
     }
 
     /// The evidence for one tracked process: its top peers looked up now, ages and growth
@@ -70,9 +73,10 @@ public struct EvidenceGatherer {
     public func evidence(for status: ProcessStatus, ages: [Double], deadline: Double? = nil) throws -> Evidence {
         let peers = status.peers.prefix(Self.maxPeers).map(\.endpoint)
         let sockets = try self.sockets(pid: status.details.pid, peers: peers, deadline: deadline)
-        return Evidence(closeWait: status.count,
-                        peers: peers.map { PeerEvidence(peer: $0, closeWait: sockets.closeWait, established: sockets.established) },
-                        ages: Evidence.summarize(ages: ages), growthPerMinute: status.growthPerMinute, pattern: status.pattern,
-                        ageHistogram: Evidence.histogram(ages: ages))
+        return Evidence(
+            closeWait: status.count,
+            peers: peers.map { PeerEvidence(peer: $0, closeWait: sockets.closeWait, established: sockets.established) },
+            ages: Evidence.summarize(ages: ages), growthPerMinute: status.growthPerMinute, pattern: status.pattern,
+            ageHistogram: Evidence.histogram(ages: ages))
     }
 }

@@ -19,7 +19,8 @@ public enum FdLimit {
             if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
         }
         guard limit.rlim_cur >= needed else {
-            return "the open-file limit is \(limit.rlim_cur) (hard \(limit.rlim_max)); closewaitd needs at least \(needed) descriptors to sample. Raise it (LimitNOFILE= in the unit, ulimit -n)."
+            return
+                "the open-file limit is \(limit.rlim_cur) (hard \(limit.rlim_max)); closewaitd needs at least \(needed) descriptors to sample. Raise it (LimitNOFILE= in the unit, ulimit -n)."
         }
         return nil
     }

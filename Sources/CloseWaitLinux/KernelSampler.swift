@@ -31,7 +31,8 @@ public struct KernelSampler {
     /// unreadable), the records read then, when it was last taken care of (`at`: read or
     /// found unchanged; the round robin's order), whether that read was cut short, and when
     /// its table was last actually read (`readAt`: the forced re-reads count from it).
-    var foreignCache: [UInt64: (counters: [UInt8]?, records: [SocketRecord], at: Double, cut: String?, readAt: Double)] = [:]
+    var foreignCache:
+        [UInt64: (counters: [UInt8]?, records: [SocketRecord], at: Double, cut: String?, readAt: Double)] = [:]
     /// Namespaces with no task left, and their last CLOSE_WAIT records still held by someone.
     var orphans: [UInt64: [SocketRecord]] = [:]
 
@@ -84,7 +85,9 @@ public struct KernelSampler {
         }
         let deadline = monotonicNow() + foreignBudget
         // Never read first, then the longest unread: a round robin over ticks.
-        let order = current.keys.sorted { (foreignCache[$0]?.at ?? -.infinity, $0) < (foreignCache[$1]?.at ?? -.infinity, $1) }
+        let order = current.keys.sorted {
+            (foreignCache[$0]?.at ?? -.infinity, $0) < (foreignCache[$1]?.at ?? -.infinity, $1)
+        }
         sample.coverage.namespaces = order.count
         for ns in order {
             guard let member = current[ns] else { continue }
@@ -100,7 +103,8 @@ public struct KernelSampler {
                 if let cut = cached.cut { sample.coverage.cut[ns] = cut }
             } else {
                 do {
-                    records = try readForeign(ns, member: member, states: states, now: now, deadline: deadline, coverage: &sample.coverage)
+                    records = try readForeign(
+                        ns, member: member, states: states, now: now, deadline: deadline, coverage: &sample.coverage)
                 } catch let error as Errno where error.code == ENOENT || error.code == ESRCH {
                     // The member left between discovery and this read: a new one is found
                     // next tick (or the namespace went with it); its last table stands in.
@@ -124,11 +128,17 @@ public struct KernelSampler {
     /// One foreign namespace's records: its last table when its TCP counters have not moved
     /// (one small read instead of two walks of the kernel's socket hash), else its table read
     /// through the member, streamed, within the byte limit and the tick's deadline.
-    mutating func readForeign(_ ns: UInt64, member: String, states: Set<TCPState>, now: Double, deadline: Double,
-                              coverage: inout NamespaceCoverage) throws -> [SocketRecord] {
+    mutating func readForeign(
+        _ ns: UInt64, member: String, states: Set<TCPState>, now: Double, deadline: Double,
+        coverage: inout NamespaceCoverage
+    ) throws -> [SocketRecord] {
         let memberProc = ProcFS(root: proc.root + "/" + member)
-        let counters = states == [.closeWait] && now > 0 ? (try? memberProc.read("net/snmp", limit: 1 << 16)).flatMap(ProcNetSnmp.tcpCounters) : nil
-        if let counters, let cached = foreignCache[ns], cached.counters == counters, cached.cut == nil, now - cached.readAt < foreignRecheck {
+        let counters =
+            states == [.closeWait] && now > 0
+            ? (try? memberProc.read("net/snmp", limit: 1 << 16)).flatMap(ProcNetSnmp.tcpCounters) : nil
+        if let counters, let cached = foreignCache[ns], cached.counters == counters, cached.cut == nil,
+            now - cached.readAt < foreignRecheck
+        {
             coverage.unchanged += 1
             foreignCache[ns]?.at = now
             return cached.records
@@ -141,7 +151,8 @@ public struct KernelSampler {
             foreignCache[ns]?.at = now
             return cached.records
         }
-        let (records, cut) = try sampleProcBounded(states, proc: memberProc, limit: foreignByteLimit, deadline: deadline)
+        let (records, cut) = try sampleProcBounded(
+            states, proc: memberProc, limit: foreignByteLimit, deadline: deadline)
         if let cut { coverage.cut[ns] = cut }
         coverage.read += 1
         foreignCache[ns] = (cut == nil ? counters : nil, records, now, cut, now)
@@ -201,7 +212,9 @@ public struct KernelSampler {
     /// /proc/net/tcp{,6} of `proc`, streamed in chunks (only the wanted states are kept),
     /// at most `limit` bytes in all and until `deadline`; `cut` says why a table was not read
     /// to its end.
-    public func sampleProcBounded(_ states: Set<TCPState>, proc: ProcFS, limit: Int, deadline: Double?) throws -> (records: [SocketRecord], cut: String?) {
+    public func sampleProcBounded(_ states: Set<TCPState>, proc: ProcFS, limit: Int, deadline: Double?) throws -> (
+        records: [SocketRecord], cut: String?
+    ) {
         var records = [SocketRecord]()
         var used = 0
         for (file, family) in [("net/tcp", AddressFamily.inet), ("net/tcp6", .inet6)] {
@@ -209,7 +222,9 @@ public struct KernelSampler {
             let read: (bytes: Int, end: ProcFS.ChunkedEnd)
             do {
                 read = try proc.readChunks(file, limit: max(0, limit - used), deadline: deadline) { chunk in
-                    do throws(ProcNetTCPError) { try stream.feed(chunk) } catch { throw SamplerError.procParse(path: proc.root + "/" + file, error: error) }
+                    do throws(ProcNetTCPError) { try stream.feed(chunk) } catch {
+                        throw SamplerError.procParse(path: proc.root + "/" + file, error: error)
+                    }
                 }
             } catch let error as Errno where family == .inet6 && error.code == ENOENT {
                 continue  // no IPv6 in this kernel
@@ -217,14 +232,19 @@ public struct KernelSampler {
             used += read.bytes
             switch read.end {
             case .complete:
-                do throws(ProcNetTCPError) { records += try stream.finish() } catch { throw SamplerError.procParse(path: proc.root + "/" + file, error: error) }
+                do throws(ProcNetTCPError) { records += try stream.finish() } catch {
+                    throw SamplerError.procParse(path: proc.root + "/" + file, error: error)
+                }
             case .byteLimit:
                 records += stream.records
                 let size = limit >= 1 << 20 ? "\(limit >> 20) MiB" : "\(limit >> 10) KiB"
                 return (records, "\(file) larger than the \(size) read per tick; sockets past that were not seen")
             case .deadline:
                 records += stream.records
-                return (records, "\(file) not read to its end within the tick's \(TimeSpan.format(foreignBudget)) budget for namespaces")
+                return (
+                    records,
+                    "\(file) not read to its end within the tick's \(TimeSpan.format(foreignBudget)) budget for namespaces"
+                )
             }
         }
         return (records, nil)

@@ -38,11 +38,14 @@ extension Memory {
         for line in maps.split(separator: 0x0a) {
             // START-END PERMS OFFSET DEV INODE PATH
             let fields = line.split(separator: 0x20, maxSplits: 5, omittingEmptySubsequences: true)
-            guard fields.count == 6, fields[5].drop(while: { $0 == 0x20 }).first == 0x2f, !fields[4].elementsEqual([0x30]) else { continue }
+            guard fields.count == 6, fields[5].drop(while: { $0 == 0x20 }).first == 0x2f,
+                !fields[4].elementsEqual([0x30])
+            else { continue }
             let range = fields[0].split(separator: 0x2d)
             guard range.count == 2, let start = UInt(String(decoding: range[0], as: UTF8.self), radix: 16),
-                  let end = UInt(String(decoding: range[1], as: UTF8.self), radix: 16), end > start,
-                  let pointer = UnsafeMutableRawPointer(bitPattern: start) else { continue }
+                let end = UInt(String(decoding: range[1], as: UTF8.self), radix: 16), end > start,
+                let pointer = UnsafeMutableRawPointer(bitPattern: start)
+            else { continue }
             if madvise(pointer, Int(end - start), MADV_RANDOM) == 0 { advised += Int(end - start) }
             if fields[1].elementsEqual("r-xp".utf8) { _ = madvise(pointer, Int(end - start), MADV_DONTNEED) }
         }

@@ -56,19 +56,26 @@ public final class MetricsServer: Sendable {
         if fd < 0 { throw Errno(errno, call: "socket", path: address.description) }
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        if address.isIPv6 { setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        if address.isIPv6 {
+            setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
         // sockaddr_in and sockaddr_in6 share their first fields (family, port); only the
         // address's offset and the length differ.
         var storage = sockaddr_storage()
         storage.ss_family = sa_family_t(family)
-        let (offset, length) = address.isIPv6
+        let (offset, length) =
+            address.isIPv6
             ? (MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!, MemoryLayout<sockaddr_in6>.size)
             : (MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!, MemoryLayout<sockaddr_in>.size)
         withUnsafeMutableBytes(of: &storage) { raw in
-            withUnsafeBytes(of: address.port.bigEndian) { raw.baseAddress!.advanced(by: 2).copyMemory(from: $0.baseAddress!, byteCount: 2) }
+            withUnsafeBytes(of: address.port.bigEndian) {
+                raw.baseAddress!.advanced(by: 2).copyMemory(from: $0.baseAddress!, byteCount: 2)
+            }
             for (i, b) in address.address.enumerated() { raw[offset + i] = b }
         }
-        let rc = withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(length)) } }
+        let rc = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(length)) }
+        }
         // A deep queue (the kernel clamps it to net.core.somaxconn): with 64, a few hundred
         // silent connections from another user fill it and the scraper's SYN is dropped.
         if rc != 0 || listen(fd, SOMAXCONN) != 0 {
@@ -83,7 +90,9 @@ public final class MetricsServer: Sendable {
     public static func boundDescription(_ fd: Int32) -> String {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        let rc = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
         guard rc == 0 else { return "an unknown address" }
         return withUnsafeBytes(of: storage) { raw -> String in
             let port = UInt16(raw[2]) << 8 | UInt16(raw[3])
@@ -135,10 +144,13 @@ public final class MetricsServer: Sendable {
         while !state.withLock({ $0.stopping }) {
             let now = monotonicNow()
             var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
-            for c in clients { fds.append(pollfd(fd: c.fd, events: Int16(c.out == nil ? POLLIN : POLLOUT), revents: 0)) }
+            for c in clients {
+                fds.append(pollfd(fd: c.fd, events: Int16(c.out == nil ? POLLIN : POLLOUT), revents: 0))
+            }
             var wait = 0.25
             for c in clients {
-                let deadline = c.out != nil ? limits.writeTimeout : (c.heard ? limits.headTimeout : limits.silentTimeout)
+                let deadline =
+                    c.out != nil ? limits.writeTimeout : (c.heard ? limits.headTimeout : limits.silentTimeout)
                 wait = min(wait, max(0, c.since + deadline - now))
             }
             let ready = poll(&fds, nfds_t(fds.count), Int32((wait * 1000).rounded(.up)))
@@ -149,7 +161,9 @@ public final class MetricsServer: Sendable {
                 let revents = fds[i + 1].revents
                 if client.out == nil, revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {
                     let room = HTTPExchange.maxHeadBytes + 1 - client.head.count
-                    let n = chunk.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, min(room, $0.count), Int32(MSG_DONTWAIT)) }
+                    let n = chunk.withUnsafeMutableBytes {
+                        recv(client.fd, $0.baseAddress, min(room, $0.count), Int32(MSG_DONTWAIT))
+                    }
                     if n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) { finished.insert(client.fd); continue }
                     if n > 0 {
                         client.head += chunk[0..<n]
@@ -220,7 +234,9 @@ public final class MetricsServer: Sendable {
         guard let out = client.out else { return false }
         while client.sent < out.count {
             let n = out.withUnsafeBytes { raw in
-                send(client.fd, raw.baseAddress! + client.sent, out.count - client.sent, Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
+                send(
+                    client.fd, raw.baseAddress! + client.sent, out.count - client.sent,
+                    Int32(MSG_DONTWAIT | MSG_NOSIGNAL))
             }
             if n < 0 { return errno == EAGAIN || errno == EINTR }
             client.sent += n

@@ -64,7 +64,9 @@ public final class NetNamespaces {
         if let dir = opendir(namedRoot) {
             defer { closedir(dir) }
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
                 guard name != ".", name != ".." else { continue }
                 var info = stat()
                 guard stat(namedRoot + "/" + name, &info) == 0 else { continue }

@@ -24,7 +24,9 @@ public struct NetlinkSockDiag {
     /// kernel walk (the TCPDIAG_GETSOCK request).
     /// With `peers` (and a family), only sockets whose remote end is one of them: the kernel
     /// runs an inet_diag bytecode filter (at most 8 peers).
-    public mutating func dump(family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]? = nil) throws -> [SocketRecord] {
+    public mutating func dump(family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]? = nil) throws
+        -> [SocketRecord]
+    {
         var attempt = 0
         while true {
             attempt += 1
@@ -34,12 +36,15 @@ public struct NetlinkSockDiag {
         }
     }
 
-    private mutating func dumpOnce(family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]?) throws -> ([SocketRecord], Bool) {
+    private mutating func dumpOnce(family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]?) throws -> (
+        [SocketRecord], Bool
+    ) {
         let fd = try retryingEINTR("socket(AF_NETLINK, NETLINK_SOCK_DIAG)") {
             socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), cw_netlink_sock_diag)
         }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: Int(receiveTimeout), tv_usec: Int((receiveTimeout - receiveTimeout.rounded(.down)) * 1e6))
+        var timeout = timeval(
+            tv_sec: Int(receiveTimeout), tv_usec: Int((receiveTimeout - receiveTimeout.rounded(.down)) * 1e6))
         _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         sequence &+= 1
         let seq = sequence
@@ -47,7 +52,8 @@ public struct NetlinkSockDiag {
         if let family, let peers {
             request = InetDiag.dumpRequest(family: family, states: states, sequence: seq, peers: Array(peers.prefix(8)))
         } else {
-            request = family.map { InetDiag.dumpRequest(family: $0, states: states, sequence: seq) }
+            request =
+                family.map { InetDiag.dumpRequest(family: $0, states: states, sequence: seq) }
                 ?? InetDiag.compatDumpRequest(states: states, sequence: seq)
         }
         var kernel = sockaddr_nl()
@@ -84,7 +90,8 @@ public struct NetlinkSockDiag {
                 let code = errno
                 if code == EINTR { continue }
                 if code == EAGAIN || code == EWOULDBLOCK {
-                    throw Errno(ETIMEDOUT, call: "recv(sock_diag): no answer from the kernel within \(receiveTimeout) s")
+                    throw Errno(
+                        ETIMEDOUT, call: "recv(sock_diag): no answer from the kernel within \(receiveTimeout) s")
                 }
                 throw Errno(code, call: "recv(sock_diag)")
             }

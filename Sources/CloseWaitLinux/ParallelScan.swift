@@ -22,9 +22,11 @@ enum ParallelScan {
 
     /// `body` applied to every item, in order, on up to `workers` threads; one thread when
     /// there is less than `minimumPerWorker` work per thread (a thread costs more than that).
-    static func map<T: Sendable, R>(_ items: [T], weight: (T) -> Int = { _ in 1 }, minimumPerWorker: Int,
-                                    workers: Int = ProcessInfoLite.activeProcessors,
-                                    _ body: @Sendable (T) -> R) -> [R] {
+    static func map<T: Sendable, R>(
+        _ items: [T], weight: (T) -> Int = { _ in 1 }, minimumPerWorker: Int,
+        workers: Int = ProcessInfoLite.activeProcessors,
+        _ body: @Sendable (T) -> R
+    ) -> [R] {
         let total = items.reduce(0) { $0 + weight($1) }
         let chunks = max(1, min(workers, items.count, total / max(1, minimumPerWorker)))
         if chunks == 1 { return items.map(body) }
@@ -61,11 +63,13 @@ enum Threads {
     static func start(_ work: @escaping @Sendable () -> Void) -> pthread_t? {
         let job = Unmanaged.passRetained(Job(work))
         var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { context in
-            let job = Unmanaged<Job>.fromOpaque(context!).takeRetainedValue()
-            job.work()
-            return nil
-        }, job.toOpaque())
+        let rc = pthread_create(
+            &thread, nil,
+            { context in
+                let job = Unmanaged<Job>.fromOpaque(context!).takeRetainedValue()
+                job.work()
+                return nil
+            }, job.toOpaque())
         if rc != 0 { job.release(); return nil }
         return thread
     }

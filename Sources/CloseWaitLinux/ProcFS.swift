@@ -26,8 +26,10 @@ public struct ProcFS: Sendable {
 
     /// Reads `root/relative` in chunks of `chunkSize`, handing each to `body`, so a large file
     /// is never held whole; stops after `limit` bytes or once `deadline` (monotonic) passes.
-    public func readChunks(_ relative: String, chunkSize: Int = 64 << 10, limit: Int = .max, deadline: Double? = nil,
-                           _ body: (ArraySlice<UInt8>) throws -> Void) throws -> (bytes: Int, end: ChunkedEnd) {
+    public func readChunks(
+        _ relative: String, chunkSize: Int = 64 << 10, limit: Int = .max, deadline: Double? = nil,
+        _ body: (ArraySlice<UInt8>) throws -> Void
+    ) throws -> (bytes: Int, end: ChunkedEnd) {
         let path = root + "/" + relative
         let fd = try retryingEINTR("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
@@ -61,7 +63,9 @@ public struct ProcFS: Sendable {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = try retryingEINTR("readlink", path: path) {
             buffer.withUnsafeMutableBufferPointer { raw in
-                raw.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) { readlink(path, $0, raw.count) }
+                raw.baseAddress!.withMemoryRebound(to: CChar.self, capacity: raw.count) {
+                    readlink(path, $0, raw.count)
+                }
             }
         }
         return Array(buffer[0..<n])
@@ -121,14 +125,15 @@ public func readRegularFile(_ path: String, limit: Int) throws(FileReadError) ->
     guard fstat(fd, &info) == 0 else { throw .system(Errno(errno, call: "fstat", path: path)) }
     let type = info.st_mode & S_IFMT
     guard type == S_IFREG else {
-        let kind = switch type {
-        case S_IFIFO: "a FIFO"
-        case S_IFCHR: "a character device"
-        case S_IFBLK: "a block device"
-        case S_IFSOCK: "a socket"
-        case S_IFDIR: "a directory"
-        default: "not a file"
-        }
+        let kind =
+            switch type {
+            case S_IFIFO: "a FIFO"
+            case S_IFCHR: "a character device"
+            case S_IFBLK: "a block device"
+            case S_IFSOCK: "a socket"
+            case S_IFDIR: "a directory"
+            default: "not a file"
+            }
         throw .notRegular(path: path, kind: kind)
     }
     guard info.st_size <= limit else { throw .tooLarge(path: path, limit: limit) }

@@ -29,7 +29,8 @@ public struct ProcessReader: Sendable {
     public func details(pid: Int32, fdOpen: Int) throws -> ProcessDetails {
         let stat = try stat(pid: pid)
         let base = String(pid) + "/"
-        var details = ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: stat.startTime), comm: stat.comm, fdOpen: fdOpen)
+        var details = ProcessDetails(
+            identity: ProcessIdentity(pid: pid, startTime: stat.startTime), comm: stat.comm, fdOpen: fdOpen)
         details.exe = (try? proc.readLink(base + "exe")).map { ByteString($0) }
         if readsCmdline, let raw = try? proc.read(base + "cmdline", limit: Self.cmdlineLimit) {
             var parts = raw.split(separator: 0, omittingEmptySubsequences: false).map { ByteString($0) }
@@ -40,7 +41,9 @@ public struct ProcessReader: Sendable {
             details.uid = try? ProcPidStatus.parseUID(status)
             details.innerPID = ProcPidStatus.innerPID(status)
         }
-        if let link = try? proc.readLink(base + "ns/net"), let ns = NamespaceLink.inode(link, type: "net"), ns != ownNetns {
+        if let link = try? proc.readLink(base + "ns/net"), let ns = NamespaceLink.inode(link, type: "net"),
+            ns != ownNetns
+        {
             details.netns = ns
         }
         if let cgroup = try? proc.read(base + "cgroup", limit: 65536) {

@@ -40,22 +40,23 @@ public struct SnapshotCollector {
     /// - Parameter now: monotonic seconds, for the owner index's full-walk schedule.
     /// - Parameter keepSockets: false for the per-process view only (the daemon).
 
-    public mutating func collect(states: Set<TCPState>, now: Double = monotonicNow(), keepSockets: Bool = true,
-                                 keepAttribution: Bool = false) throws -> Result {
+    public mutating func collect(
+        states: Set<TCPState>, now: Double = monotonicNow(), keepSockets: Bool = true,
+        keepAttribution: Bool = false
+    ) throws -> Result {
         let started = monotonicNow()
         let sample = try sampler.sample(states: states, now: now)
         let sampled = monotonicNow()
         let found = try owners.attribute(records: sample.records, now: now)
         sampler.pruneOrphans { !found.owners[$0].isEmpty }
         let attributed = monotonicNow()
-        let snapshot = Snapshot.join(records: sample.records, owners: found.owners, details: found.details,
-                                     statistics: found.statistics, source: sample.source, states: states,
-                                     keepSockets: keepSockets, foreign: sample.foreign, maxProcesses: maxProcesses)
+        let snapshot = Snapshot.join(
+            records: sample.records, owners: found.owners, details: found.details,
+            statistics: found.statistics, source: sample.source, states: states,
+            keepSockets: keepSockets, foreign: sample.foreign, maxProcesses: maxProcesses)
         var result = Result(snapshot: snapshot, fallbackReason: sample.fallbackReason, coverage: sample.coverage)
         result.phases = (sampled - started, attributed - sampled, monotonicNow() - attributed)
         if keepAttribution { result.attribution = (sample.records, found.owners) }
         return result
     }
 }
-
-

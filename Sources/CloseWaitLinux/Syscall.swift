@@ -43,7 +43,9 @@ func withOpenFile<R>(_ path: String, flags: Int32, _ body: (Int32) throws(Errno)
 }
 
 /// Same as `withOpenFile`, relative to a directory descriptor.
-func withOpenFile<R>(at dirfd: Int32, _ name: String, flags: Int32, _ body: (Int32) throws(Errno) -> R) throws(Errno) -> R {
+func withOpenFile<R>(at dirfd: Int32, _ name: String, flags: Int32, _ body: (Int32) throws(Errno) -> R) throws(Errno)
+    -> R
+{
     let fd = try retryingEINTR("openat", path: name) { openat(dirfd, name, flags | O_CLOEXEC) }
     defer { close(fd) }
     return try body(fd)
@@ -56,7 +58,9 @@ func readAll(_ fd: Int32, path: String, initialCapacity: Int = 4096, limit: Int 
     var buffer = [UInt8](repeating: 0, count: min(initialCapacity, limit))
     var used = 0
     while used < limit {
-        if used == buffer.count { buffer.append(contentsOf: repeatElement(0, count: min(buffer.count, limit - buffer.count))) }
+        if used == buffer.count {
+            buffer.append(contentsOf: repeatElement(0, count: min(buffer.count, limit - buffer.count)))
+        }
         let n = try retryingEINTR("read", path: path) {
             buffer.withUnsafeMutableBytes { raw in read(fd, raw.baseAddress! + used, raw.count - used) }
         }

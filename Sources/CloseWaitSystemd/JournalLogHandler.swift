@@ -19,19 +19,22 @@ public struct JournalLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        writer.send(Self.entry(level: event.level, message: event.message, metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
+        writer.send(
+            Self.entry(
+                level: event.level, message: event.message, metadata: metadata.merging(event.metadata ?? [:]) { $1 }))
     }
 
     /// The journal entry for a log call; separate so tests can check the mapping.
     public static func entry(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata) -> JournalEntry {
-        let priority: JournalPriority = switch level {
-        case .trace, .debug: .debug
-        case .info: .info
-        case .notice: .notice
-        case .warning: .warning
-        case .error: .error
-        case .critical: .critical
-        }
+        let priority: JournalPriority =
+            switch level {
+            case .trace, .debug: .debug
+            case .info: .info
+            case .notice: .notice
+            case .warning: .warning
+            case .error: .error
+            case .critical: .critical
+            }
         var messageID: String?
         var fields = [(String, ByteString)]()
         for key in metadata.keys.sorted() {

@@ -39,8 +39,11 @@ public final class JournalWriter: Sendable {
     /// (libsystemd sends a value holding a newline in the native protocol's binary-safe,
     /// length-prefixed form).
     func sendToJournal(_ entry: JournalEntry) -> Bool {
-        var buffers = ["MESSAGE=" + Escape.line(entry.message), "PRIORITY=\(entry.priority.rawValue)", "SYSLOG_IDENTIFIER=" + identifier]
-            .map { Array($0.utf8) }
+        var buffers = [
+            "MESSAGE=" + Escape.line(entry.message), "PRIORITY=\(entry.priority.rawValue)",
+            "SYSLOG_IDENTIFIER=" + identifier,
+        ]
+        .map { Array($0.utf8) }
         if let id = entry.messageID { buffers.append(Array(("MESSAGE_ID=" + id).utf8)) }
         for (name, value) in entry.fields { buffers.append(Array((name + "=").utf8) + value.bytes) }
         let result = withIOVecs(buffers) { sd_journal_sendv($0, Int32(buffers.count)) }
@@ -62,14 +65,15 @@ public final class JournalWriter: Sendable {
 
     /// `closewaitd[PID]: warning: MESSAGE | MESSAGE_ID=… CLOSEWAIT_PID=…` — one line, fields last.
     public static func line(_ entry: JournalEntry, identifier: String = "closewaitd") -> String {
-        let level = switch entry.priority {
-        case .critical: "critical"
-        case .error: "error"
-        case .warning: "warning"
-        case .notice: "notice"
-        case .info: "info"
-        case .debug: "debug"
-        }
+        let level =
+            switch entry.priority {
+            case .critical: "critical"
+            case .error: "error"
+            case .warning: "warning"
+            case .notice: "notice"
+            case .info: "info"
+            case .debug: "debug"
+            }
         var fields = entry.messageID.map { ["MESSAGE_ID=" + $0] } ?? []
         fields += entry.fields.filter { !$0.1.isEmpty }.map { $0.0 + "=" + $0.1.escaped }
         let tail = fields.isEmpty ? "" : " | " + fields.joined(separator: " ")
@@ -81,4 +85,3 @@ public final class JournalWriter: Sendable {
         fflush(stderr)
     }
 }
-

@@ -38,7 +38,8 @@ public final class Notifier {
     static func socketAddress(_ value: String) -> [UInt8]? {
         var bytes = Array(value.utf8)
         guard let first = bytes.first, first == UInt8(ascii: "/") || first == UInt8(ascii: "@"), bytes.count >= 2,
-              bytes.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path) else { return nil }
+            bytes.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path)
+        else { return nil }
         if first == UInt8(ascii: "@") { bytes[0] = 0 }
         return bytes
     }
@@ -49,7 +50,8 @@ public final class Notifier {
     public func notify(_ assignments: [String], wait: Double = 0) -> Bool {
         guard let address else { return false }
         if fd < 0 {
-            fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            fd = socket(
+                AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
             guard fd >= 0 else { dropped += 1; return false }
         }
         var target = sockaddr_un()

@@ -21,7 +21,9 @@ public enum SocketActivation {
             let inet = sd_is_socket_inet(fd, 0, Int32(SOCK_STREAM.rawValue), 1, 0) > 0
             if chosen == nil && inet { chosen = fd } else { close(fd) }
         }
-        guard let chosen else { return .unusable("\(count) descriptor(s) passed by systemd, none a listening TCP socket") }
+        guard let chosen else {
+            return .unusable("\(count) descriptor(s) passed by systemd, none a listening TCP socket")
+        }
         return .listening(chosen)
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// A listening TCP socket on 127.0.0.1 (`port` 0: an ephemeral one) and the port it got.
@@ -12,9 +12,11 @@ public func loopbackListener(port: UInt16 = 0, backlog: Int32 = 64) throws -> (f
     sa.sin_port = port.bigEndian
     sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let ok = withUnsafeMutablePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-        bind(fd, $0, length) == 0 && listen(fd, backlog) == 0 && getsockname(fd, $0, &length) == 0
-    } }
+    let ok = withUnsafeMutablePointer(to: &sa) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && listen(fd, backlog) == 0 && getsockname(fd, $0, &length) == 0
+        }
+    }
     guard fd >= 0, ok else {
         let code = errno
         if fd >= 0 { close(fd) }
@@ -41,8 +43,14 @@ public struct LoopbackClient {
         sa.sin_family = sa_family_t(AF_INET)
         sa.sin_port = port.bigEndian
         sa.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        let rc = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        if rc != 0 { let e = errno; Glibc.close(fd); throw TimedOut(description: "connect 127.0.0.1:\(port): errno \(e)") }
+        let rc = withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        if rc != 0 {
+            let e = errno; Glibc.close(fd); throw TimedOut(description: "connect 127.0.0.1:\(port): errno \(e)")
+        }
         var timeout = timeval(tv_sec: 20, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -53,7 +61,9 @@ public struct LoopbackClient {
     public func send(_ bytes: [UInt8]) -> Int {
         var sent = 0
         while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+            let n = bytes.withUnsafeBytes {
+                Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL))
+            }
             if n <= 0 { break }
             sent += n
         }
@@ -82,4 +92,3 @@ public struct LoopbackClient {
         return String(decoding: client.readToEnd(), as: UTF8.self)
     }
 }
-

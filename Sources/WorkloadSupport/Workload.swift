@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// Shared by the live tests and the benchmark: running the built executables and the
@@ -11,7 +11,8 @@ import Foundation
 public enum Build {
     public static var binDirectory: String {
         if let dir = ProcessInfo.processInfo.environment["CLOSEWAITD_BIN_DIR"] { return dir }
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // The bundle may be a directory (…/closewaitdPackageTests.xctest/…).
         while dir.path.contains(".xctest") { dir.deleteLastPathComponent() }
@@ -27,7 +28,9 @@ public struct TimedOut: Error, CustomStringConvertible {
 }
 
 /// Runs a command to completion with a deadline, returning its exit status and output.
-public func run(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> (status: Int32, stdout: String, stderr: String) {
+public func run(_ executable: String, _ arguments: [String], timeout: Double = 60) throws -> (
+    status: Int32, stdout: String, stderr: String
+) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -46,7 +49,9 @@ public func run(_ executable: String, _ arguments: [String], timeout: Double = 6
         throw TimedOut(description: "\(executable) \(arguments) did not finish within \(timeout) s")
     }
     process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    return (
+        process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self)
+    )
 }
 
 /// The next line (without its newline) from `fd`, within `timeout` seconds: bytes already read
@@ -102,7 +107,8 @@ public final class Workload {
     ///   shell that brings `lo` up), so it runs in another namespace; it must exec, so the
     ///   process started here is the workload's coordinator.
     public init(_ arguments: [String], timeout: Double = 30, duration: Int = 300, launcher: [String] = []) throws {
-        manifestPath = FileManager.default.temporaryDirectory
+        manifestPath =
+            FileManager.default.temporaryDirectory
             .appendingPathComponent("closewaitd-manifest-\(UUID().uuidString)").path
         let workloadArguments = arguments + ["--manifest", manifestPath, "--duration", String(duration)]
         if let first = launcher.first {

@@ -3,7 +3,7 @@ import CloseWaitCore
 import CloseWaitLinux
 import Foundation
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// WorkloadSize is one row of the issue's reference table.
@@ -20,18 +20,23 @@ struct WorkloadSize {
 
     static let all: [String: WorkloadSize] = [
         // ~100 CLOSE_WAIT / ~3k fds / ~100 processes
-        "small": WorkloadSize(name: "small", holders: 10, perHolder: 10, v6Share: 0.1, filler: 20, noise: 88, noiseFds: 28),
+        "small": WorkloadSize(
+            name: "small", holders: 10, perHolder: 10, v6Share: 0.1, filler: 20, noise: 88, noiseFds: 28),
         // ~10k / ~140k / ~570
-        "medium": WorkloadSize(name: "medium", holders: 100, perHolder: 100, v6Share: 0.1, filler: 300, noise: 468, noiseFds: 190),
+        "medium": WorkloadSize(
+            name: "medium", holders: 100, perHolder: 100, v6Share: 0.1, filler: 300, noise: 468, noiseFds: 190),
         // ~50k / ~656k / ~2,070
-        "large": WorkloadSize(name: "large", holders: 200, perHolder: 250, v6Share: 0.1, filler: 1000, noise: 1868, noiseFds: 190),
+        "large": WorkloadSize(
+            name: "large", holders: 200, perHolder: 250, v6Share: 0.1, filler: 1000, noise: 1868, noiseFds: 190),
     ]
 
     func arguments(closeWait: Bool) -> [String] {
         let v6 = closeWait ? Int(Double(perHolder) * v6Share) : 0
         let v4 = closeWait ? perHolder - v6 : 0
-        return ["--processes", "\(holders)", "--v4", "\(v4)", "--v6", "\(v6)", "--filler", "\(filler)",
-                "--noise", "\(noise)", "--noise-fds", "\(noiseFds)"]
+        return [
+            "--processes", "\(holders)", "--v4", "\(v4)", "--v6", "\(v6)", "--filler", "\(filler)",
+            "--noise", "\(noise)", "--noise-fds", "\(noiseFds)",
+        ]
     }
 }
 
@@ -41,29 +46,34 @@ struct Bench: ParsableCommand {
         commandName: "closewaitd-bench",
         abstract: "Measure closewaitd's sampler against `ss -tnp state close-wait` on real loopback workloads.",
         discussion: """
-        For each workload size it starts closewaitd-workload (real CLOSE_WAIT sockets on \
-        loopback), then measures side by side: ss -tnp state close-wait and a cold \
-        `closewaitd snapshot --json` as whole processes; the daemon's sampler in-process tick \
-        after tick on an idle host, a plateau, a growing leak (1% new sockets per tick) and \
-        under churn; the daemon's peak RSS and CPU per minute at a 5 s interval. Every tick's \
-        attribution is checked against the workload's manifest. Prints medians (min-max) and \
-        ratios to ss. Loopback only; every workload is bounded and ended by pid.
-        """
+            For each workload size it starts closewaitd-workload (real CLOSE_WAIT sockets on \
+            loopback), then measures side by side: ss -tnp state close-wait and a cold \
+            `closewaitd snapshot --json` as whole processes; the daemon's sampler in-process tick \
+            after tick on an idle host, a plateau, a growing leak (1% new sockets per tick) and \
+            under churn; the daemon's peak RSS and CPU per minute at a 5 s interval. Every tick's \
+            attribution is checked against the workload's manifest. Prints medians (min-max) and \
+            ratios to ss. Loopback only; every workload is bounded and ended by pid.
+            """
     )
 
     @Option(help: "Comma-separated sizes: small, medium, large.") var sizes = "small,medium"
     @Option(help: "Whole-process runs of ss and snapshot per size.") var runs = 7
     @Option(help: "In-process sampler ticks per regime.") var ticks = 20
-    @Option(help: "Seconds to count the daemon's CPU after a 10 s warm-up (305: one periodic full walk included).") var daemonSeconds = 305.0
-    @Option(help: "Fd-count paths to measure: size (Linux 6.2+), readdir (older kernels), comma-separated.") var fdCount = "size,readdir"
-    @Option(help: "Directory holding closewaitd and closewaitd-workload (default: next to this binary).") var binDir: String?
+    @Option(help: "Seconds to count the daemon's CPU after a 10 s warm-up (305: one periodic full walk included).")
+    var daemonSeconds = 305.0
+    @Option(help: "Fd-count paths to measure: size (Linux 6.2+), readdir (older kernels), comma-separated.")
+    var fdCount = "size,readdir"
+    @Option(help: "Directory holding closewaitd and closewaitd-workload (default: next to this binary).") var binDir:
+        String?
     @Flag(help: "A quick run that checks the benchmark still works (CI): small size, few runs.") var smoke = false
     @Option(help: "Also write the results as Markdown to this file.") var markdown: String?
     @Option(help: "Instead of the benchmark, soak the daemon for this many seconds (make soak).") var soak: Double?
     @Option(help: "Network namespaces for the namespace rows (0: none).") var namespaces = 100
 
     func run() throws {
-        let dir = binDir ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
+        let dir =
+            binDir
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().path
         if let soak {
             guard soak >= 30 && soak <= 4 * 3600 else { throw ValidationError("--soak takes 30 s to 4 h") }
             print(machineDescription())
@@ -85,7 +95,9 @@ struct Bench: ParsableCommand {
         try report.emit(report.header, markdown: markdown)
         var failures = 0
         let methods = try fdCount.split(separator: ",").map { item in
-            guard let method = FdScanner.FdCountMethod(rawValue: String(item)) else { throw ValidationError("unknown fd count \(item)") }
+            guard let method = FdScanner.FdCountMethod(rawValue: String(item)) else {
+                throw ValidationError("unknown fd count \(item)")
+            }
             return method
         }
         for name in names {
@@ -140,7 +152,8 @@ func machineDescription() -> String {
     var uts = utsname()
     uname(&uts)
     let release = withUnsafeBytes(of: uts.release) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-    let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+    let cpu =
+        (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
         .split(separator: "\n").first { $0.hasPrefix("model name") }?
         .split(separator: ":").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown CPU"
     let date = ISO8601DateFormatter().string(from: Date())

@@ -4,7 +4,7 @@ import CloseWaitLinux
 import Foundation
 import WorkloadSupport
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// Timings of one measure, in seconds.
@@ -69,14 +69,17 @@ struct BenchRun {
             full.samples.append(monotonicNow() - start)
             if let (records, owners) = first.attribution { check(records, owners, against: w) }
             let stats = first.scan
-            hostLine = "\(first.total) CLOSE_WAIT (\(size.holders) holders × \(size.perHolder), "
+            hostLine =
+                "\(first.total) CLOSE_WAIT (\(size.holders) holders × \(size.perHolder), "
                 + "\(Int(size.v6Share * 100))% IPv6), \(stats.fdsRead) fds, \(stats.processesScanned) processes"
             plateau = try ticks(&pipeline, count: config.ticks, spacing: 0, workload: w, pairDumps: true)
             // One scrape of /metrics: the pure render of the last tick's result (no /proc).
             let last = try pipeline.run(now: monotonicNow())
             for _ in 0..<config.ticks {
                 let start = monotonicNow()
-                let page = Metrics.render(statuses: last.statuses, firing: last.firing, total: last.total, health: Metrics.Health(), version: "bench")
+                let page = Metrics.render(
+                    statuses: last.statuses, firing: last.firing, total: last.total, health: Metrics.Health(),
+                    version: "bench")
                 render.samples.append(monotonicNow() - start)
                 renderedBytes = page.utf8.count
             }
@@ -124,17 +127,29 @@ struct BenchRun {
         row("churn tick (1 holder replaced/s)", churn, ssMedian, "")
         row("full-walk tick (every full_scan_interval, 5 min by default)", full, ssMedian, "")
         row("netlink dump alone (IPv4 + IPv6, decoded), back to back", dump, ssMedian, "")
-        row("netlink dump alone, between the plateau ticks (after the same check as each tick)", pairedDumps, ssMedian, "")
-        text += String(format: "| plateau tick / netlink dump alone (between the ticks) | %.2f× | | | ≤ 2× |\n", plateau.median / pairedDumps.median)
-        text += "| one /metrics scrape: render of \(renderedBytes / 1024) KiB from the last tick (no /proc reads) | \(ms(render.median)) | \(ms(render.min))–\(ms(render.max)) | | ≤ 5 ms (medium) |\n"
-        text += String(format: "| daemon peak RSS (VmHWM), /metrics on and scraped every 15 s | %.1f MiB (at the end: %.1f anonymous, %.1f file-backed) | | | ≤ 25 MiB |\n",
-                       rss.peak, rss.anon, rss.file)
-        text += String(format: "| daemon CPU per minute at interval 5s, full walks included (%.0f s run) | %.2f s (%.1f%% of a core) | | | ≤ 3%% (large) |\n",
-                       config.daemonSeconds, cpuPerMinute, cpuPerMinute / 60 * 100)
+        row(
+            "netlink dump alone, between the plateau ticks (after the same check as each tick)", pairedDumps, ssMedian,
+            "")
+        text += String(
+            format: "| plateau tick / netlink dump alone (between the ticks) | %.2f× | | | ≤ 2× |\n",
+            plateau.median / pairedDumps.median)
+        text +=
+            "| one /metrics scrape: render of \(renderedBytes / 1024) KiB from the last tick (no /proc reads) | \(ms(render.median)) | \(ms(render.min))–\(ms(render.max)) | | ≤ 5 ms (medium) |\n"
+        text += String(
+            format:
+                "| daemon peak RSS (VmHWM), /metrics on and scraped every 15 s | %.1f MiB (at the end: %.1f anonymous, %.1f file-backed) | | | ≤ 25 MiB |\n",
+            rss.peak, rss.anon, rss.file)
+        text += String(
+            format:
+                "| daemon CPU per minute at interval 5s, full walks included (%.0f s run) | %.2f s (%.1f%% of a core) | | | ≤ 3%% (large) |\n",
+            config.daemonSeconds, cpuPerMinute, cpuPerMinute / 60 * 100)
         let cpuPerTick = cpuPerMinute / 12
-        text += String(format: "| daemon CPU per tick (minute average) vs CPU of one `ss -tnp` (%@) | %@ | | %.3f× | ≤ 0.08× (medium) |\n",
-                       ms(ssCPU.median), ms(cpuPerTick), cpuPerTick / ssCPU.median)
-        text += "\ncorrectness: \(checkedTicks) ticks, \(checkedSockets) socket attributions checked against the manifest, "
+        text += String(
+            format:
+                "| daemon CPU per tick (minute average) vs CPU of one `ss -tnp` (%@) | %@ | | %.3f× | ≤ 0.08× (medium) |\n",
+            ms(ssCPU.median), ms(cpuPerTick), cpuPerTick / ssCPU.median)
+        text +=
+            "\ncorrectness: \(checkedTicks) ticks, \(checkedSockets) socket attributions checked against the manifest, "
             + "\(correctnessFailures) mismatches\n"
         return (text, correctnessFailures)
     }
@@ -189,7 +204,9 @@ struct BenchRun {
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
-        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        let cpu =
+            Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(
+                usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
         return ((status >> 8) & 0xff, cpu)
     }
 
@@ -199,8 +216,10 @@ struct BenchRun {
     /// `pairDumps`: also time a dump alone between the ticks, preceded by the same
     /// attribution check as each tick (the check walks megabytes, so a dump right after it runs
     /// with colder caches than dumps back to back; measured: 16.9 ms in ticks, 11.9 ms alone).
-    mutating func ticks(_ pipeline: inout TickPipeline, count: Int, spacing: Double, workload: Workload?,
-                        pairDumps: Bool = false) throws -> Timings {
+    mutating func ticks(
+        _ pipeline: inout TickPipeline, count: Int, spacing: Double, workload: Workload?,
+        pairDumps: Bool = false
+    ) throws -> Timings {
         var t = Timings()
         var phases = [Timings](repeating: Timings(), count: 5)
         pipeline.keepAttribution = workload != nil
@@ -215,7 +234,9 @@ struct BenchRun {
             let result = try pipeline.run(now: start)
             t.samples.append(monotonicNow() - start)
             let p = result.phases
-            for (i, phase) in [p.sample, p.attribute, p.join, p.track + p.decide, p.diagnose].enumerated() { phases[i].samples.append(phase) }
+            for (i, phase) in [p.sample, p.attribute, p.join, p.track + p.decide, p.diagnose].enumerated() {
+                phases[i].samples.append(phase)
+            }
             if let workload, let (records, owners) = result.attribution {
                 check(records, owners, against: workload)
                 if pairDumps {
@@ -230,9 +251,10 @@ struct BenchRun {
                 }
             }
         }
-        log("  tick phases (median): sample \(ms(phases[0].median)), attribute \(ms(phases[1].median)), "
-            + "join \(ms(phases[2].median)), track+decide \(ms(phases[3].median)), diagnose \(ms(phases[4].median)) "
-            + "(max \(ms(phases[4].max)))")
+        log(
+            "  tick phases (median): sample \(ms(phases[0].median)), attribute \(ms(phases[1].median)), "
+                + "join \(ms(phases[2].median)), track+decide \(ms(phases[3].median)), diagnose \(ms(phases[4].median)) "
+                + "(max \(ms(phases[4].max)))")
         return t
     }
 
@@ -262,7 +284,8 @@ struct BenchRun {
     func daemonCost() throws -> ((peak: Double, anon: Double, file: Double), Double) {
         let configPath = NSTemporaryDirectory() + "closewaitd-bench-\(getpid()).toml"
         let port = freeLoopbackPort()
-        try "[daemon]\ninterval = \"5s\"\n[metrics]\nlisten = \"127.0.0.1:\(port)\"\n".write(toFile: configPath, atomically: true, encoding: .utf8)
+        try "[daemon]\ninterval = \"5s\"\n[metrics]\nlisten = \"127.0.0.1:\(port)\"\n".write(
+            toFile: configPath, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: configPath) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: closewaitd)
@@ -300,20 +323,26 @@ struct BenchRun {
         let cpu = cpuSeconds() - cpuAtStart
         kill(pid, SIGTERM)
         process.waitUntilExit()
-        return ((kib("VmHWM:") / 1024, kib("RssAnon:") / 1024, kib("RssFile:") / 1024), cpu * 60 / (monotonicNow() - start))
+        return (
+            (kib("VmHWM:") / 1024, kib("RssAnon:") / 1024, kib("RssFile:") / 1024), cpu * 60 / (monotonicNow() - start)
+        )
     }
 }
 
 extension TickPipeline {
     /// The daemon's pipeline with the shipped defaults, netlink only, a full walk every 60 s.
     /// - Parameter busy: every other namespace read on every tick (no idle-namespace reuse).
-    static func bench(fdCount: FdScanner.FdCountMethod, fullScanInterval: Double = 60, busy: Bool = false) -> TickPipeline {
+    static func bench(fdCount: FdScanner.FdCountMethod, fullScanInterval: Double = 60, busy: Bool = false)
+        -> TickPipeline
+    {
         var settings = Settings()
         settings.source = .netlink
         settings.fullScanInterval = fullScanInterval
-        return TickPipeline(settings: settings, tickInterval: settings.interval, prepare: { collector in
-            collector.fdTables.scanner.fdCountMethod = fdCount
-            if busy { collector.sampler.foreignRecheck = 0 }
-        })
+        return TickPipeline(
+            settings: settings, tickInterval: settings.interval,
+            prepare: { collector in
+                collector.fdTables.scanner.fdCountMethod = fdCount
+                if busy { collector.sampler.foreignRecheck = 0 }
+            })
     }
 }

@@ -4,7 +4,7 @@ import CloseWaitLinux
 import Foundation
 import WorkloadSupport
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// NamespaceRun measures sampling many network namespaces against what an operator would
@@ -28,7 +28,9 @@ struct NamespaceRun {
     func start(_ arguments: [String]) throws -> [Workload] {
         var started = [Workload]()
         do {
-            for _ in 0..<count { started.append(try Workload(arguments, timeout: 60, duration: 900, launcher: Self.unshare)) }
+            for _ in 0..<count {
+                started.append(try Workload(arguments, timeout: 60, duration: 900, launcher: Self.unshare))
+            }
         } catch {
             for w in started { w.stop() }
             throw error
@@ -40,7 +42,8 @@ struct NamespaceRun {
     func loop(_ members: [Int32], withHost: Bool) throws -> Double {
         let start = monotonicNow()
         for pid in members {
-            let r = try BenchRun.spawnAndWaitCPU("/usr/bin/nsenter", ["-t", String(pid), "-n", "ss", "-tnH", "state", "close-wait"])
+            let r = try BenchRun.spawnAndWaitCPU(
+                "/usr/bin/nsenter", ["-t", String(pid), "-n", "ss", "-tnH", "state", "close-wait"])
             guard r.status == 0 else { throw TimedOut(description: "nsenter -t \(pid) -n ss exited \(r.status)") }
         }
         if withHost { _ = try BenchRun.spawnAndWaitCPU(ssPath, ["-tnpH", "state", "close-wait"]) }
@@ -72,9 +75,11 @@ struct NamespaceRun {
             var loops = Timings()
             for _ in 0..<max(3, config.runs / 2) { loops.samples.append(try loop(members, withHost: false)) }
             let (tick, total) = try ticks(expectTotal: 0)
-            text += "| operator's loop: nsenter + `ss -tnH state close-wait` per namespace (idle) | \(ms(loops.median)) | \(ms(loops.min))–\(ms(loops.max)) | 1.000× | |\n"
-            text += String(format: "| idle tick, every namespace sampled (%d CLOSE_WAIT) | %@ | %@–%@ | %.3f× | ≤ 0.05× |\n",
-                           total, ms(tick.median), ms(tick.min), ms(tick.max), tick.median / loops.median)
+            text +=
+                "| operator's loop: nsenter + `ss -tnH state close-wait` per namespace (idle) | \(ms(loops.median)) | \(ms(loops.min))–\(ms(loops.max)) | 1.000× | |\n"
+            text += String(
+                format: "| idle tick, every namespace sampled (%d CLOSE_WAIT) | %@ | %@–%@ | %.3f× | ≤ 0.05× |\n",
+                total, ms(tick.median), ms(tick.min), ms(tick.max), tick.median / loops.median)
         }
         log("namespaces: \(count) × 20 CLOSE_WAIT")
         do {
@@ -85,11 +90,16 @@ struct NamespaceRun {
             for _ in 0..<max(3, config.runs / 2) { loops.samples.append(try loop(members, withHost: true)) }
             let (tick, total) = try ticks(expectTotal: count * 20)
             let (busy, _) = try ticks(expectTotal: count * 20, busy: true)
-            text += "| operator's loop over the namespaces plus `ss -tnp state close-wait` on the host (plateau) | \(ms(loops.median)) | \(ms(loops.min))–\(ms(loops.max)) | 1.000× | |\n"
-            text += String(format: "| plateau tick, every namespace sampled and attributed (%d CLOSE_WAIT) | %@ | %@–%@ | %.3f× | ≤ 0.1× |\n",
-                           total, ms(tick.median), ms(tick.min), ms(tick.max), tick.median / loops.median)
-            text += String(format: "| the same, every namespace's table read again (as when each has traffic) | %@ | %@–%@ | %.3f× | |\n",
-                           ms(busy.median), ms(busy.min), ms(busy.max), busy.median / loops.median)
+            text +=
+                "| operator's loop over the namespaces plus `ss -tnp state close-wait` on the host (plateau) | \(ms(loops.median)) | \(ms(loops.min))–\(ms(loops.max)) | 1.000× | |\n"
+            text += String(
+                format:
+                    "| plateau tick, every namespace sampled and attributed (%d CLOSE_WAIT) | %@ | %@–%@ | %.3f× | ≤ 0.1× |\n",
+                total, ms(tick.median), ms(tick.min), ms(tick.max), tick.median / loops.median)
+            text += String(
+                format:
+                    "| the same, every namespace's table read again (as when each has traffic) | %@ | %@–%@ | %.3f× | |\n",
+                ms(busy.median), ms(busy.min), ms(busy.max), busy.median / loops.median)
             if total < count * 20 { text += "\nwarning: \(total) CLOSE_WAIT sampled, \(count * 20) expected\n" }
         }
         return text

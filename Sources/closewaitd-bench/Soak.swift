@@ -2,7 +2,7 @@ import CloseWaitCore
 import Foundation
 import WorkloadSupport
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// Soak runs the release daemon at a 1 s interval for a long time against three real
@@ -22,24 +22,24 @@ struct Soak {
     }
 
     static let config = """
-    [daemon]
-    interval = "1s"
-    window = "60s"
+        [daemon]
+        interval = "1s"
+        window = "60s"
 
-    [alerts]
-    hold = 3
-    reminder = "10min"
+        [alerts]
+        hold = 3
+        reminder = "10min"
 
-    [thresholds]
-    count_warning = 100
-    count_critical = 1000
-    growth_warning = 5
-    growth_critical = 1000
-    age_warning = "1h"
-    age_critical = "2h"
-    total_warning = 0
-    total_critical = 0
-    """
+        [thresholds]
+        count_warning = 100
+        count_critical = 1000
+        growth_warning = 5
+        growth_critical = 1000
+        age_warning = "1h"
+        age_critical = "2h"
+        total_warning = 0
+        total_critical = 0
+        """
 
     func run() throws -> Bool {
         setenv("CLOSEWAITD_BIN_DIR", binDir, 1)
@@ -49,7 +49,8 @@ struct Soak {
         defer { pool.stop() }
         // One leaker gaining a socket a second (60/min) up to 240, then holding them: the
         // daemon's own state stops growing there, so a later RSS trend is the daemon's.
-        let leak = try Workload(["--processes", "1", "--v4", "1", "--grow-per-second", "1", "--grow-max", "240"], duration: duration)
+        let leak = try Workload(
+            ["--processes", "1", "--v4", "1", "--grow-per-second", "1", "--grow-max", "240"], duration: duration)
         defer { leak.stop() }
         // Four holders of 2 sockets each, one replaced every second.
         let shortLived = try Workload(["--processes", "4", "--v4", "2", "--churn-per-second", "1"], duration: duration)
@@ -62,7 +63,9 @@ struct Soak {
         FileManager.default.createFile(atPath: base + "/daemon.log", contents: nil)
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: binDir + "/closewaitd")
-        daemon.arguments = ["run", "--config", base + "/config.toml", "--log", "stderr", "--state-file", base + "/state.json"]
+        daemon.arguments = [
+            "run", "--config", base + "/config.toml", "--log", "stderr", "--state-file", base + "/state.json",
+        ]
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "NOTIFY_SOCKET")
         daemon.environment = environment
@@ -80,11 +83,18 @@ struct Soak {
         var next = period
         while true {
             let elapsed = Date().timeIntervalSince(start)
-            guard daemon.isRunning else { print("soak: the daemon exited (status \(daemon.terminationStatus))"); return false }
+            guard daemon.isRunning else {
+                print("soak: the daemon exited (status \(daemon.terminationStatus))"); return false
+            }
             if elapsed >= next || elapsed >= seconds {
-                let sample = Sample(elapsed: elapsed, rssKiB: Self.rssKiB(pid), fds: Self.fdCount(pid), ticks: Self.ticks(base + "/state.json"))
+                let sample = Sample(
+                    elapsed: elapsed, rssKiB: Self.rssKiB(pid), fds: Self.fdCount(pid),
+                    ticks: Self.ticks(base + "/state.json"))
                 samples.append(sample)
-                print(String(format: "  %6.0f s  RSS %6.1f MiB  fds %3d  ticks %5d", sample.elapsed, Double(sample.rssKiB) / 1024, sample.fds, sample.ticks))
+                print(
+                    String(
+                        format: "  %6.0f s  RSS %6.1f MiB  fds %3d  ticks %5d", sample.elapsed,
+                        Double(sample.rssKiB) / 1024, sample.fds, sample.ticks))
                 fflush(nil)
                 next += period
             }
@@ -94,16 +104,21 @@ struct Soak {
         kill(pid, SIGTERM)
         try waitFor("daemon exit", timeout: 10) { !daemon.isRunning }
         let log = (try? String(contentsOfFile: base + "/daemon.log", encoding: .utf8)) ?? ""
-        return Self.judge(samples: samples, log: log, quiet: pool.everyHolder().union(shortLived.everyHolder()),
-                          leaker: leak.holders.first ?? 0, exitStatus: daemon.terminationStatus, seconds: seconds)
+        return Self.judge(
+            samples: samples, log: log, quiet: pool.everyHolder().union(shortLived.everyHolder()),
+            leaker: leak.holders.first ?? 0, exitStatus: daemon.terminationStatus, seconds: seconds)
     }
 
     /// - Parameter quiet: the pool's and the short-lived holders' pids: any alert for one is
     ///   false. Alerts for other processes on the host (not ours) are counted, not judged.
-    static func judge(samples: [Sample], log: String, quiet: Set<Int32>, leaker: Int32, exitStatus: Int32, seconds: Double) -> Bool {
+    static func judge(
+        samples: [Sample], log: String, quiet: Set<Int32>, leaker: Int32, exitStatus: Int32, seconds: Double
+    ) -> Bool {
         var ok = true
         func fail(_ why: String) { print("soak: FAIL: \(why)"); ok = false }
-        let alerts = log.split(separator: "\n").filter { $0.contains("MESSAGE_ID=\(MessageID.crossed)") || $0.contains("MESSAGE_ID=\(MessageID.escalated)") }
+        let alerts = log.split(separator: "\n").filter {
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") || $0.contains("MESSAGE_ID=\(MessageID.escalated)")
+        }
         let alertPids = alerts.compactMap { line -> Int32? in
             guard let range = line.range(of: "CLOSEWAIT_PID=") else { return nil }
             return Int32(line[range.upperBound...].prefix(while: \.isNumber))
@@ -111,8 +126,9 @@ struct Soak {
         let leakAlerts = alertPids.filter { $0 == leaker }.count
         let falseAlerts = alertPids.filter(quiet.contains)
         let others = alertPids.filter { $0 != leaker && !quiet.contains($0) }
-        print("  alerts: \(leakAlerts) for the leaker, \(falseAlerts.count) for the pool and short-lived holders, "
-            + "\(others.count) for other processes on the host")
+        print(
+            "  alerts: \(leakAlerts) for the leaker, \(falseAlerts.count) for the pool and short-lived holders, "
+                + "\(others.count) for other processes on the host")
         if leakAlerts == 0 { fail("no alert for the leaking process \(leaker)") }
         if !falseAlerts.isEmpty { fail("alerts for processes that do not leak: \(Set(falseAlerts).sorted())") }
         if exitStatus != 0 { fail("the daemon exited with \(exitStatus) on SIGTERM") }
@@ -126,8 +142,10 @@ struct Soak {
             let rssGrowth = rss * seconds / 1024  // MiB over the whole run, by the fitted line
             let fdGrowth = fds * seconds
             let rssRange = Double(steady.map(\.rssKiB).max()! - steady.map(\.rssKiB).min()!) / 1024
-            print(String(format: "  RSS trend %+.2f MiB over the run (range %.2f MiB); fd trend %+.1f (range %d–%d)",
-                         rssGrowth, rssRange, fdGrowth, steady.map(\.fds).min()!, steady.map(\.fds).max()!))
+            print(
+                String(
+                    format: "  RSS trend %+.2f MiB over the run (range %.2f MiB); fd trend %+.1f (range %d–%d)",
+                    rssGrowth, rssRange, fdGrowth, steady.map(\.fds).min()!, steady.map(\.fds).max()!))
             if rssGrowth > 2 { fail(String(format: "RSS rises: %+.2f MiB over the run", rssGrowth)) }
             if steady.map(\.fds).max()! - steady.map(\.fds).min()! > 2 { fail("the daemon's fd count changes") }
             let ticks = samples.last!.ticks - samples.first!.ticks
@@ -162,7 +180,8 @@ struct Soak {
 
     static func ticks(_ statePath: String) -> Int {
         guard let data = FileManager.default.contents(atPath: statePath),
-              let document = try? StateDocument.decode(Array(data)) else { return 0 }
+            let document = try? StateDocument.decode(Array(data))
+        else { return 0 }
         return document.ticks
     }
 }

@@ -56,7 +56,9 @@ struct Coordinator {
 
         // One listener (and one peer process) per 15k sockets: the loopback 4-tuples never run
         // out of ephemeral ports, and no peer needs more fds than the hard limit allows.
-        let total4 = options.processes * (options.v4 + options.mapped) + Int(options.growPerSecond * options.duration) * options.processes
+        let total4 =
+            options.processes * (options.v4 + options.mapped) + Int(options.growPerSecond * options.duration)
+            * options.processes
         let total6 = options.processes * options.v6
         let listeners4 = (0..<max(1, min(64, total4 / 15_000 + 1))).map { _ in Loopback.listener(v6: false) }
         let listeners6 = (0..<max(1, min(64, total6 / 15_000 + 1))).map { _ in Loopback.listener(v6: true) }
@@ -93,12 +95,13 @@ struct Coordinator {
         for _ in 0..<options.noise {
             let fds = options.noiseFds
             let write = reportWrite
-            noisePids.append(spawn {
-                raiseNofile(to: 0)
-                for _ in 0..<fds { _ = open("/dev/null", O_RDONLY) }
-                report(write, "R \(getpid())\n")
-                Coordinator.idle(until: nil)
-            })
+            noisePids.append(
+                spawn {
+                    raiseNofile(to: 0)
+                    for _ in 0..<fds { _ = open("/dev/null", O_RDONLY) }
+                    report(write, "R \(getpid())\n")
+                    Coordinator.idle(until: nil)
+                })
             expectedReady += 1
         }
         for _ in 0..<options.processes { startHolder() }
@@ -143,7 +146,9 @@ struct Coordinator {
             }
             for line in lines { report(write, line) }
             report(write, "R \(getpid())\n")
-            if o.rotatePerSecond > 0 { Coordinator.holdAndRotate(options: o, ports: p4, held: made.map { ($0.0, $0.1) }, report: write) }
+            if o.rotatePerSecond > 0 {
+                Coordinator.holdAndRotate(options: o, ports: p4, held: made.map { ($0.0, $0.1) }, report: write)
+            }
             Coordinator.holdAndGrow(options: o, ports: p4, report: write)
         }
         holders.append(pid)
@@ -170,7 +175,9 @@ struct Coordinator {
                         if errno == EMFILE || errno == ENFILE { usleep(10_000) }
                         break
                     }
-                    if !response.isEmpty { _ = response.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } }
+                    if !response.isEmpty {
+                        _ = response.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    }
                     if shutDown { shutdown(fd, Int32(SHUT_WR)) }
                     held.append(fd)
                 }
@@ -203,7 +210,9 @@ struct Coordinator {
 
     /// A bounded pool whose connections turn over: closes its oldest CLOSE_WAIT socket and
     /// opens a new one at `--rotate-per-second`, so the count stays put while inodes change.
-    static func holdAndRotate(options o: Workload, ports: [UInt16], held: [(Int32, UInt64)], report write: Int32) -> Never {
+    static func holdAndRotate(options o: Workload, ports: [UInt16], held: [(Int32, UInt64)], report write: Int32)
+        -> Never
+    {
         let parent = getppid()
         let interval = 1.0 / o.rotatePerSecond
         var pool = held
@@ -254,8 +263,10 @@ struct Coordinator {
     }
 
     mutating func runUntilDone() {
-        var entries = [pollfd(fd: reportRead, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0)]
+        var entries = [
+            pollfd(fd: reportRead, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: signalFd, events: Int16(POLLIN), revents: 0),
+        ]
         var nextChurn = options.churnPerSecond > 0 ? monotonicSeconds() + 1 / options.churnPerSecond : Double.infinity
         var buffer = [UInt8](repeating: 0, count: 65536)
         // Only a peer (no holders): ready at once, for clients made elsewhere.
@@ -319,10 +330,12 @@ struct Coordinator {
         if let manifestFile { fflush(manifestFile) }
         let total = options.processes * (options.v4 + options.v6 + options.mapped)
         func list(_ pids: [pid_t]) -> String { "[" + pids.map(String.init).joined(separator: ",") + "]" }
-        print("{\"ready\":true,\"coordinator\":\(getpid()),\"acceptor\":\(acceptorPids[0]),\"acceptors\":\(list(acceptorPids)),\"holders\":\(list(holders)),"
-            + "\"sharers\":\(list(sharers)),\"noise\":\(list(noisePids)),\"port4\":\(port4),\"port6\":\(port6),"
-            + "\"ports4\":\(list(ports4.map(pid_t.init))),\"ports6\":\(list(ports6.map(pid_t.init))),"
-            + "\"backlogPort\":\(backlogPort),\"backlog\":\(options.backlog),\"keepPort\":\(keepPort),\"sockets\":\(total)}")
+        print(
+            "{\"ready\":true,\"coordinator\":\(getpid()),\"acceptor\":\(acceptorPids[0]),\"acceptors\":\(list(acceptorPids)),\"holders\":\(list(holders)),"
+                + "\"sharers\":\(list(sharers)),\"noise\":\(list(noisePids)),\"port4\":\(port4),\"port6\":\(port6),"
+                + "\"ports4\":\(list(ports4.map(pid_t.init))),\"ports6\":\(list(ports6.map(pid_t.init))),"
+                + "\"backlogPort\":\(backlogPort),\"backlog\":\(options.backlog),\"keepPort\":\(keepPort),\"sockets\":\(total)}"
+        )
         fflush(stdout)
     }
 

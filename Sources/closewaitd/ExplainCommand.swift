@@ -8,25 +8,26 @@ struct ExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Say why a process holds CLOSE_WAIT sockets: the evidence, a diagnosis and what to change.",
         discussion: """
-        TARGET is a pid, a systemd unit (or a glob such as 'orders*'), or a container \
-        (runtime:id, an id prefix, or its name). For each matching process holding CLOSE_WAIT \
-        sockets it samples the kernel once and looks closer at its top peers: CLOSE_WAIT and \
-        ESTABLISHED connections to each (the kernel filters by peer), unread bytes left in \
-        receive queues, sockets whose end of stream was read but never closed, the local port \
-        range; then classifies the cause (abandoned-connections, idle-pool, unread-responses, \
-        or unknown when the evidence fits none) and says what to change.
+            TARGET is a pid, a systemd unit (or a glob such as 'orders*'), or a container \
+            (runtime:id, an id prefix, or its name). For each matching process holding CLOSE_WAIT \
+            sockets it samples the kernel once and looks closer at its top peers: CLOSE_WAIT and \
+            ESTABLISHED connections to each (the kernel filters by peer), unread bytes left in \
+            receive queues, sockets whose end of stream was read but never closed, the local port \
+            range; then classifies the cause (abandoned-connections, idle-pool, unread-responses, \
+            or unknown when the evidence fits none) and says what to change.
 
-        With the daemon running (its state file), it adds the tracked history: growth and \
-        its pattern (steady, bursts, plateau), ages, the alert level and predicted fd \
-        exhaustion. Without it, growth is unknown and only a class that needs no history \
-        (unread responses) can be named.
+            With the daemon running (its state file), it adds the tracked history: growth and \
+            its pattern (steady, bursts, plateau), ages, the alert level and predicted fd \
+            exhaustion. Without it, growth is unknown and only a class that needs no history \
+            (unread responses) can be named.
 
-        Exit status: 0 explained; 2 nothing matched TARGET or it holds no CLOSE_WAIT socket; \
-        1 the kernel's socket tables cannot be read.
-        """
+            Exit status: 0 explained; 2 nothing matched TARGET or it holds no CLOSE_WAIT socket; \
+            1 the kernel's socket tables cannot be read.
+            """
     )
 
-    @Argument(help: ArgumentHelp("A pid, a unit (glob), or a container (runtime:id, id prefix, name).", valueName: "target"))
+    @Argument(
+        help: ArgumentHelp("A pid, a unit (glob), or a container (runtime:id, id prefix, name).", valueName: "target"))
     var target: String
 
     @Flag(name: .long, help: "Print a JSON document (an array, one entry per process).")
@@ -66,12 +67,16 @@ struct ExplainCommand: ParsableCommand {
             printError("closewaitd: no process matching \(Escape.line(target)) holds CLOSE_WAIT sockets now")
             throw ExitCode(2)
         }
-        let state = (try? readRegularFile(stateFile, limit: StatusCommand.maximumSize)).flatMap { try? StateDocument.decode($0) }
+        let state = (try? readRegularFile(stateFile, limit: StatusCommand.maximumSize)).flatMap {
+            try? StateDocument.decode($0)
+        }
         let gatherer = EvidenceGatherer(proc: ProcFS(root: procRoot))
         var reports = [ExplainReport]()
         for process in chosen {
             let d = process.details
-            let tracked = state?.processes.first { $0.pid == d.pid && $0.startTime == Int64(clamping: d.identity.startTime) }
+            let tracked = state?.processes.first {
+                $0.pid == d.pid && $0.startTime == Int64(clamping: d.identity.startTime)
+            }
             let peers = process.peers.prefix(EvidenceGatherer.maxPeers).map(\.endpoint)
             let sockets: EvidenceGatherer.Sockets?
             do {
@@ -80,9 +85,12 @@ struct ExplainCommand: ParsableCommand {
                 printError("closewaitd: cannot look closer at \(d.label): \(error)")
                 sockets = nil
             }
-            let evidence = ExplainReport.evidence(for: process, tracked: tracked, closeWait: sockets?.closeWait ?? [],
-                                                  established: sockets?.established, peers: peers)
-            reports.append(ExplainReport(process: process, tracked: tracked, evidence: evidence, diagnosis: Diagnosis.classify(evidence)))
+            let evidence = ExplainReport.evidence(
+                for: process, tracked: tracked, closeWait: sockets?.closeWait ?? [],
+                established: sockets?.established, peers: peers)
+            reports.append(
+                ExplainReport(
+                    process: process, tracked: tracked, evidence: evidence, diagnosis: Diagnosis.classify(evidence)))
         }
         if json {
             printJSON(.array(reports.map { $0.json() }))

@@ -11,38 +11,48 @@ extension JournalWriter.Target: ExpressibleByArgument {}
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Watch every process's CLOSE_WAIT sockets and alert in the journal (runs in the foreground, for systemd).",
+        abstract:
+            "Watch every process's CLOSE_WAIT sockets and alert in the journal (runs in the foreground, for systemd).",
         discussion: """
-        Every daemon.interval it samples the kernel's CLOSE_WAIT sockets, finds their owning \
-        processes, tracks each process's count, growth per minute, oldest socket age and \
-        predicted fd exhaustion, and sends an alert to the journal when a threshold from the \
-        config is crossed (held for alerts.hold), escalates, is still firing (alerts.reminder) \
-        or recovers. Without a journal (a terminal), alerts go to stderr, one line each.
+            Every daemon.interval it samples the kernel's CLOSE_WAIT sockets, finds their owning \
+            processes, tracks each process's count, growth per minute, oldest socket age and \
+            predicted fd exhaustion, and sends an alert to the journal when a threshold from the \
+            config is crossed (held for alerts.hold), escalates, is still firing (alerts.reminder) \
+            or recovers. Without a journal (a terminal), alerts go to stderr, one line each.
 
-        Signals: SIGHUP reloads the config (a bad config is rejected and the running one kept); \
-        SIGTERM or SIGINT stops cleanly with exit status 0.
+            Signals: SIGHUP reloads the config (a bad config is rejected and the running one kept); \
+            SIGTERM or SIGINT stops cleanly with exit status 0.
 
-        Under systemd (Type=notify) it sends READY=1 after the first successful sample, a \
-        STATUS= line each tick, WATCHDOG=1 after each successful tick, RELOADING=1 and \
-        STOPPING=1.
+            Under systemd (Type=notify) it sends READY=1 after the first successful sample, a \
+            STATUS= line each tick, WATCHDOG=1 after each successful tick, RELOADING=1 and \
+            STOPPING=1.
 
-        Exit status: 0 stopped by a signal; 78 (EX_CONFIG) the config is invalid; 69 \
-        (EX_UNAVAILABLE) --log journal without journald, too few file descriptors allowed \
-        (RLIMIT_NOFILE) to sample at all, or metrics.listen cannot be bound.
+            Exit status: 0 stopped by a signal; 78 (EX_CONFIG) the config is invalid; 69 \
+            (EX_UNAVAILABLE) --log journal without journald, too few file descriptors allowed \
+            (RLIMIT_NOFILE) to sample at all, or metrics.listen cannot be bound.
 
-        Metrics: with a listening socket from systemd (closewaitd-metrics.socket) or \
-        metrics.listen in the config, it answers GET /metrics in the Prometheus text format \
-        from the last tick's state, on its own thread.
-        """
+            Metrics: with a listening socket from systemd (closewaitd-metrics.socket) or \
+            metrics.listen in the config, it answers GET /metrics in the Prometheus text format \
+            from the last tick's state, on its own thread.
+            """
     )
 
-    @Option(name: .long, help: ArgumentHelp("The config file (default /etc/closewaitd/closewaitd.toml; if that does not exist, the built-in defaults).", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The config file (default /etc/closewaitd/closewaitd.toml; if that does not exist, the built-in defaults).",
+            valueName: "path"))
     var config: String?
 
-    @Option(name: .long, help: "Where alerts and logs go: auto (the journal if journald listens, else stderr), journal, stderr.")
+    @Option(
+        name: .long,
+        help: "Where alerts and logs go: auto (the journal if journald listens, else stderr), journal, stderr.")
     var log: JournalWriter.Target = .auto
 
-    @Option(name: .long, help: ArgumentHelp("The state file `closewaitd status` reads, rewritten each tick; '' for none.", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The state file `closewaitd status` reads, rewritten each tick; '' for none.", valueName: "path"))
     var stateFile: String = StateFile.defaultPath
 
     @Option(name: .long, help: .hidden)
@@ -63,7 +73,9 @@ struct RunCommand: ParsableCommand {
             printError("closewaitd: no config at \(path); using the built-in defaults")
         }
         if log == .journal && !JournalWriter.journalListening() {
-            printError("closewaitd: --log journal, but journald is not listening at \(JournalWriter.journalSocket); alerts would be lost. Use --log auto or stderr.")
+            printError(
+                "closewaitd: --log journal, but journald is not listening at \(JournalWriter.journalSocket); alerts would be lost. Use --log auto or stderr."
+            )
             throw ExitCode(69)
         }
         if let problem = FdLimit.ensureHeadroom() {
@@ -75,7 +87,9 @@ struct RunCommand: ParsableCommand {
         case let .listening(fd):
             metricsSocket = (fd, "socket from systemd")
             if let address = settings.metricsListen {
-                printError("closewaitd: metrics.listen \(address) ignored: systemd passed a listening socket (closewaitd-metrics.socket)")
+                printError(
+                    "closewaitd: metrics.listen \(address) ignored: systemd passed a listening socket (closewaitd-metrics.socket)"
+                )
             }
         case let .unusable(why):
             printError("closewaitd: socket activation: \(why); metrics are served only if metrics.listen is set")
@@ -86,13 +100,17 @@ struct RunCommand: ParsableCommand {
             do {
                 metricsSocket = (try MetricsServer.bind(address), "metrics.listen")
             } catch {
-                printError("closewaitd: cannot serve metrics on metrics.listen \(address): \(error)."
-                    + (error.code == EAFNOSUPPORT || error.code == EPERM ? " Under the shipped unit (RestrictAddressFamilies=AF_UNIX AF_NETLINK) use closewaitd-metrics.socket instead." : ""))
+                printError(
+                    "closewaitd: cannot serve metrics on metrics.listen \(address): \(error)."
+                        + (error.code == EAFNOSUPPORT || error.code == EPERM
+                            ? " Under the shipped unit (RestrictAddressFamilies=AF_UNIX AF_NETLINK) use closewaitd-metrics.socket instead."
+                            : ""))
                 throw ExitCode(69)
             }
         }
-        let options = DaemonOptions(configPath: path, logTarget: log, procRoot: procRoot,
-                                    stateFile: stateFile.isEmpty ? nil : stateFile, metricsSocket: metricsSocket)
+        let options = DaemonOptions(
+            configPath: path, logTarget: log, procRoot: procRoot,
+            stateFile: stateFile.isEmpty ? nil : stateFile, metricsSocket: metricsSocket)
         MainActor.assumeIsolated {
             let daemon = Daemon(options: options, settings: settings)
             daemon.start()
@@ -109,9 +127,9 @@ struct CheckConfigCommand: ParsableCommand {
         commandName: "check-config",
         abstract: "Validate a config file without running.",
         discussion: """
-        Prints every problem as FILE:LINE: key: what is wrong, and exits 78 (EX_CONFIG) if \
-        there is any; prints a summary of the effective settings and exits 0 otherwise.
-        """
+            Prints every problem as FILE:LINE: key: what is wrong, and exits 78 (EX_CONFIG) if \
+            there is any; prints a summary of the effective settings and exits 0 otherwise.
+            """
     )
 
     @Argument(help: ArgumentHelp("The config file.", valueName: "path"))
@@ -126,14 +144,20 @@ struct CheckConfigCommand: ParsableCommand {
             guard !quiet else { return }
             let t = s.thresholds
             print("\(path): OK")
-            print("  interval \(TimeSpan.format(s.interval)), window \(TimeSpan.format(s.window)), source \(s.source.rawValue)")
-            print("  thresholds: count \(t.countWarning)/\(t.countCritical), growth \(t.growthWarning)/\(t.growthCritical) per min, "
-                + "age \(TimeSpan.format(t.ageWarning))/\(TimeSpan.format(t.ageCritical)), "
-                + "exhaustion \(TimeSpan.format(t.exhaustionWarning))/\(TimeSpan.format(t.exhaustionCritical)), "
-                + "total \(s.totalWarning)/\(s.totalCritical)")
+            print(
+                "  interval \(TimeSpan.format(s.interval)), window \(TimeSpan.format(s.window)), source \(s.source.rawValue)"
+            )
+            print(
+                "  thresholds: count \(t.countWarning)/\(t.countCritical), growth \(t.growthWarning)/\(t.growthCritical) per min, "
+                    + "age \(TimeSpan.format(t.ageWarning))/\(TimeSpan.format(t.ageCritical)), "
+                    + "exhaustion \(TimeSpan.format(t.exhaustionWarning))/\(TimeSpan.format(t.exhaustionCritical)), "
+                    + "total \(s.totalWarning)/\(s.totalCritical)")
             for rule in s.rules {
-                let match = [("unit", rule.matchUnit), ("comm", rule.matchComm), ("exe", rule.matchExe), ("container", rule.matchContainer)]
-                    .compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
+                let match = [
+                    ("unit", rule.matchUnit), ("comm", rule.matchComm), ("exe", rule.matchExe),
+                    ("container", rule.matchContainer),
+                ]
+                .compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
                 print("  rule \(rule.name): \(match)\(rule.ignore ? " (ignored)" : "")")
             }
         case let .failure(errors):

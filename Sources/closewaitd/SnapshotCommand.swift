@@ -11,29 +11,38 @@ struct SnapshotCommand: ParsableCommand {
         commandName: "snapshot",
         abstract: "Take one sample and print, per process, who holds CLOSE_WAIT sockets and to whom.",
         discussion: """
-        Reads the kernel's TCP sockets (netlink sock_diag, or /proc/net/tcp{,6}), then every \
-        process's /proc/<pid>/fd to find their owners. Run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to \
-        see other users' processes; without it, only your own processes are attributed and the \
-        rest show as unowned.
+            Reads the kernel's TCP sockets (netlink sock_diag, or /proc/net/tcp{,6}), then every \
+            process's /proc/<pid>/fd to find their owners. Run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to \
+            see other users' processes; without it, only your own processes are attributed and the \
+            rest show as unowned.
 
-        Exit status: 0 on success, 1 when the kernel's socket tables could not be read.
-        """
+            Exit status: 0 on success, 1 when the kernel's socket tables could not be read.
+            """
     )
 
-    @Option(name: .long, parsing: .upToNextOption,
-            help: ArgumentHelp("TCP states to report (ss names, comma list allowed).", valueName: "state"))
+    @Option(
+        name: .long, parsing: .upToNextOption,
+        help: ArgumentHelp("TCP states to report (ss names, comma list allowed).", valueName: "state"))
     var state: [String] = ["close-wait"]
 
-    @Option(name: .long, help: "Where to read sockets: netlink, proc (/proc/net/tcp{,6}) or auto (netlink, falling back to proc).")
+    @Option(
+        name: .long,
+        help: "Where to read sockets: netlink, proc (/proc/net/tcp{,6}) or auto (netlink, falling back to proc).")
     var source: SourceChoice = .auto
 
-    @Option(name: .long, help: "Network namespaces to sample: all (every namespace on the host: containers, ip netns) or own.")
+    @Option(
+        name: .long,
+        help: "Network namespaces to sample: all (every namespace on the host: containers, ip netns) or own.")
     var namespaces: NamespaceChoice = .all
 
     @Option(name: .long, help: ArgumentHelp("Only these processes (repeatable).", valueName: "pid"))
     var pid: [Int32] = []
 
-    @Option(name: .long, help: ArgumentHelp("Only processes in systemd units matching this glob, e.g. 'orders.service' or 'nginx*' (repeatable).", valueName: "glob"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Only processes in systemd units matching this glob, e.g. 'orders.service' or 'nginx*' (repeatable).",
+            valueName: "glob"))
     var unit: [String] = []
 
     @Flag(name: .long, help: "Print a JSON document instead of a table.")
@@ -45,7 +54,11 @@ struct SnapshotCommand: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var procRoot: String = "/proc"
 
-    @Option(name: .long, help: ArgumentHelp("Write the raw netlink answers to DIR/netlink-inet.bin and DIR/netlink-inet6.bin (test fixtures).", visibility: .hidden))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Write the raw netlink answers to DIR/netlink-inet.bin and DIR/netlink-inet6.bin (test fixtures).",
+            visibility: .hidden))
     var dumpNetlink: String?
 
     func parsedStates() throws -> Set<TCPState> {
@@ -84,11 +97,16 @@ struct SnapshotCommand: ParsableCommand {
         }
         let coverage = result.coverage
         if !coverage.memberless.isEmpty {
-            printError("closewaitd: \(coverage.memberless.count) named network namespace(s) with no process in them not sampled (reading one needs setns, CAP_SYS_ADMIN): "
-                + coverage.memberless.map { Escape.line($0) }.joined(separator: ", "))
+            printError(
+                "closewaitd: \(coverage.memberless.count) named network namespace(s) with no process in them not sampled (reading one needs setns, CAP_SYS_ADMIN): "
+                    + coverage.memberless.map { Escape.line($0) }.joined(separator: ", "))
         }
-        for (ns, why) in coverage.cut.sorted(by: { $0.key < $1.key }) { printError("closewaitd: network namespace net:[\(ns)] cut short: \(why)") }
-        for (ns, why) in coverage.failed.sorted(by: { $0.key < $1.key }) { printError("closewaitd: network namespace net:[\(ns)] unreadable: \(why)") }
+        for (ns, why) in coverage.cut.sorted(by: { $0.key < $1.key }) {
+            printError("closewaitd: network namespace net:[\(ns)] cut short: \(why)")
+        }
+        for (ns, why) in coverage.failed.sorted(by: { $0.key < $1.key }) {
+            printError("closewaitd: network namespace net:[\(ns)] unreadable: \(why)")
+        }
         if coverage.unread > 0 { printError("closewaitd: \(coverage.unread) network namespace(s) not read within 30s") }
         let snapshot = result.snapshot.filtered(pids: Set(pid), units: unit)
         if json {

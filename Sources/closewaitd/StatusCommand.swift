@@ -6,16 +6,17 @@ import CloseWaitLinux
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show what the running daemon tracks: each process's CLOSE_WAIT count, growth, oldest age and alert level.",
+        abstract:
+            "Show what the running daemon tracks: each process's CLOSE_WAIT count, growth, oldest age and alert level.",
         discussion: """
-        Reads the state file `closewaitd run` rewrites each tick (default \
-        /run/closewaitd/state.json). Exit status: 0 when the daemon's state is fresh, 3 when \
-        there is no state file and no daemon runs, 5 when a daemon runs (`closewaitd run`) but \
-        has written no state file (it cannot write there: /run full or read-only; its journal \
-        says why), 4 when the state is older than \
-        three ticks (the daemon is stuck or gone), 77 when the state file may not be read \
-        (run as root), 1 when it is not a closewaitd state document.
-        """
+            Reads the state file `closewaitd run` rewrites each tick (default \
+            /run/closewaitd/state.json). Exit status: 0 when the daemon's state is fresh, 3 when \
+            there is no state file and no daemon runs, 5 when a daemon runs (`closewaitd run`) but \
+            has written no state file (it cannot write there: /run full or read-only; its journal \
+            says why), 4 when the state is older than \
+            three ticks (the daemon is stuck or gone), 77 when the state file may not be read \
+            (run as root), 1 when it is not a closewaitd state document.
+            """
     )
 
     @Option(name: .long, help: ArgumentHelp("The daemon's state file.", valueName: "path"))
@@ -35,9 +36,12 @@ struct StatusCommand: ParsableCommand {
         for pid in ((try? proc.pids()) ?? []).sorted() where pid != me {
             // The executable's name: `closewaitd`, or `closewaitd (deleted)` after an upgrade.
             guard let name = (try? proc.readLink("\(pid)/exe"))?.split(separator: UInt8(ascii: "/")).last,
-                  name.elementsEqual("closewaitd".utf8) || name.elementsEqual("closewaitd (deleted)".utf8),
-                  let cmdline = try? proc.read("\(pid)/cmdline", limit: 4096) else { continue }
-            let argv = cmdline.split(separator: 0, omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
+                name.elementsEqual("closewaitd".utf8) || name.elementsEqual("closewaitd (deleted)".utf8),
+                let cmdline = try? proc.read("\(pid)/cmdline", limit: 4096)
+            else { continue }
+            let argv = cmdline.split(separator: 0, omittingEmptySubsequences: true).map {
+                String(decoding: $0, as: UTF8.self)
+            }
             guard argv.count > 1, argv[1] == "run" else { continue }
             var writes = StateFile.defaultPath
             for (i, arg) in argv.enumerated() {
@@ -56,11 +60,14 @@ struct StatusCommand: ParsableCommand {
         } catch {
             if let errno = error.errno, errno.isVanished {
                 if let pid = Self.runningDaemon(stateFile: stateFile) {
-                    printError("closewaitd: the daemon runs (pid \(pid)) but there is no state at \(stateFile): it cannot write it "
-                        + "(is /run full or read-only? journalctl -u closewaitd says why), or it was started with another --state-file")
+                    printError(
+                        "closewaitd: the daemon runs (pid \(pid)) but there is no state at \(stateFile): it cannot write it "
+                            + "(is /run full or read-only? journalctl -u closewaitd says why), or it was started with another --state-file"
+                    )
                     throw ExitCode(5)
                 }
-                printError("closewaitd: no state at \(stateFile): the daemon is not running (systemctl status closewaitd)")
+                printError(
+                    "closewaitd: no state at \(stateFile): the daemon is not running (systemctl status closewaitd)")
                 throw ExitCode(3)
             }
             if let errno = error.errno, errno.isPermission {
@@ -84,7 +91,9 @@ struct StatusCommand: ParsableCommand {
             print(StateDocument.table(doc, age: age))
         }
         if age > 3 * doc.interval + 5 {
-            printError("closewaitd: the state is \(TimeSpan.format(age)) old (daemon pid \(doc.daemonPid)): it is not updating")
+            printError(
+                "closewaitd: the state is \(TimeSpan.format(age)) old (daemon pid \(doc.daemonPid)): it is not updating"
+            )
             throw ExitCode(4)
         }
     }

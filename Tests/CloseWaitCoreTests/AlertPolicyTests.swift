@@ -19,15 +19,19 @@ import Testing
         return s
     }
 
-    static func status(_ count: Int, pid: Int32 = 42, growth: Double? = nil, age: Double = 0, exhaustion: Double? = nil,
-                       comm: String = "java", unit: String? = "orders.service") -> ProcessStatus {
+    static func status(
+        _ count: Int, pid: Int32 = 42, growth: Double? = nil, age: Double = 0, exhaustion: Double? = nil,
+        comm: String = "java", unit: String? = "orders.service"
+    ) -> ProcessStatus {
         let o = observation(pid: pid, inodes: (0..<count).map { UInt64($0 + 1) }, comm: comm, unit: unit)
-        return ProcessStatus(details: o.details, count: count, peers: o.peers, growthPerMinute: growth,
-                             oldestAge: age, since: 0, predictedExhaustion: exhaustion)
+        return ProcessStatus(
+            details: o.details, count: count, peers: o.peers, growthPerMinute: growth,
+            oldestAge: age, since: 0, predictedExhaustion: exhaustion)
     }
 
     /// Runs counts one per 5 s and returns (time, kind, level) of each event.
-    static func run(_ policy: inout AlertPolicy, counts: [Int], start: Double = 0) -> [(Double, AlertKind, AlertLevel)] {
+    static func run(_ policy: inout AlertPolicy, counts: [Int], start: Double = 0) -> [(Double, AlertKind, AlertLevel)]
+    {
         var out: [(Double, AlertKind, AlertLevel)] = []
         for (i, count) in counts.enumerated() {
             let now = start + Double(i) * 5
@@ -87,14 +91,18 @@ import Testing
         var tight = Rule(name: "tight", matchUnit: "orders*.service", thresholds: s.thresholds)
         tight.thresholds.countWarning = 3
         tight.thresholds.countCritical = 4
-        s.rules = [Rule(name: "pool", matchComm: "pgbouncer", ignore: true), tight,
-                   Rule(name: "never", matchUnit: "orders.service", ignore: true)]
+        s.rules = [
+            Rule(name: "pool", matchComm: "pgbouncer", ignore: true), tight,
+            Rule(name: "never", matchUnit: "orders.service", ignore: true),
+        ]
         var policy = AlertPolicy(settings: s)
-        let events = policy.evaluate(now: 0, statuses: [
-            Self.status(50, pid: 1, comm: "pgbouncer", unit: "orders.service"),
-            Self.status(3, pid: 2),
-            Self.status(9, pid: 3, unit: "other.service"),
-        ], total: 62)
+        let events = policy.evaluate(
+            now: 0,
+            statuses: [
+                Self.status(50, pid: 1, comm: "pgbouncer", unit: "orders.service"),
+                Self.status(3, pid: 2),
+                Self.status(9, pid: 3, unit: "other.service"),
+            ], total: 62)
         #expect(events.count == 1)
         #expect(events[0].rule == "tight")
         #expect(events[0].process?.details.pid == 2)
@@ -113,16 +121,20 @@ import Testing
         s.totalWarning = 100
         var policy = AlertPolicy(settings: s)
         // Below min_count: growth, age and exhaustion stay quiet.
-        #expect(policy.evaluate(now: 0, statuses: [Self.status(4, growth: 50, age: 9999, exhaustion: 1)], total: 4).isEmpty)
-        let events = policy.evaluate(now: 5, statuses: [Self.status(6, growth: 6, age: 700, exhaustion: 300)], total: 150)
+        #expect(
+            policy.evaluate(now: 0, statuses: [Self.status(4, growth: 50, age: 9999, exhaustion: 1)], total: 4).isEmpty)
+        let events = policy.evaluate(
+            now: 5, statuses: [Self.status(6, growth: 6, age: 700, exhaustion: 300)], total: 150)
         let byReason = Dictionary(uniqueKeysWithValues: events.map { ($0.reason, $0) })
         #expect(Set(byReason.keys) == [.growth, .age, .fdExhaustion, .total])
         #expect(byReason[.fdExhaustion]?.level == .critical)
         #expect(byReason[.total]?.process == nil)
         // Exhaustion clears when the prediction moves beyond 3600 / 0.8 or growth stops.
-        let later = policy.evaluate(now: 10, statuses: [Self.status(6, growth: 6, age: 700, exhaustion: 4000)], total: 150)
+        let later = policy.evaluate(
+            now: 10, statuses: [Self.status(6, growth: 6, age: 700, exhaustion: 4000)], total: 150)
         #expect(later.isEmpty)
-        let cleared = policy.evaluate(now: 15, statuses: [Self.status(6, growth: 6, age: 700, exhaustion: 4600)], total: 150)
+        let cleared = policy.evaluate(
+            now: 15, statuses: [Self.status(6, growth: 6, age: 700, exhaustion: 4600)], total: 150)
         #expect(cleared.map(\.reason) == [.fdExhaustion])
         #expect(cleared.first?.kind == .recovered)
     }
@@ -150,7 +162,10 @@ import Testing
     /// Issue 17, row 13: sockets no process holds (SCM_RIGHTS in flight) raise a host-wide
     /// alert of their own once past unowned_warning; the listen backlog does not count.
     @Test func unownedSocketsRaiseAHostAlert() throws {
-        var policy = AlertPolicy(settings: Self.settings { $0.unownedWarning = 100; $0.unownedCritical = 1000 })
+        var policy = AlertPolicy(
+            settings: Self.settings {
+                $0.unownedWarning = 100; $0.unownedCritical = 1000
+            })
         var events = [AlertEvent]()
         for tick in 0..<4 { events += policy.evaluate(now: Double(tick) * 5, statuses: [], total: 900, unowned: 900) }
         let crossed = try #require(events.first { $0.reason == .unowned && $0.kind == .crossed })
@@ -159,17 +174,24 @@ import Testing
         #expect(entry.message.contains("900 CLOSE_WAIT sockets are held by no process's fd table"))
         #expect(entry.field("CLOSEWAIT_REASON") == "unowned" && entry.field("CLOSEWAIT_COUNT") == "900")
         #expect(entry.messageID == MessageID.unownedSockets)
-        var snapshotLike = Snapshot(source: .netlink, states: [.closeWait], sockets: [
-            SnapshotSocket(record: AlertPolicyTests.record(inode: 0), owners: [], unownedReason: .listenBacklog, netns: nil),
-            SnapshotSocket(record: AlertPolicyTests.record(inode: 7), owners: [], unownedReason: .noOwnerFound, netns: nil),
-        ], processes: [], statistics: ScanStatistics())
+        var snapshotLike = Snapshot(
+            source: .netlink, states: [.closeWait],
+            sockets: [
+                SnapshotSocket(
+                    record: AlertPolicyTests.record(inode: 0), owners: [], unownedReason: .listenBacklog, netns: nil),
+                SnapshotSocket(
+                    record: AlertPolicyTests.record(inode: 7), owners: [], unownedReason: .noOwnerFound, netns: nil),
+            ], processes: [], statistics: ScanStatistics())
         #expect(snapshotLike.unownedHeld == 1, "the listen backlog is not held by anyone yet, and that is normal")
         snapshotLike.sockets = []
     }
 
     /// Issue 18: the STATUS line's "N alerting" counts processes, not the host-wide alerts.
     @Test func theAlertingCountIsProcessesOnly() {
-        var policy = AlertPolicy(settings: Self.settings { $0.totalWarning = 10; $0.hold = .samples(1) })
+        var policy = AlertPolicy(
+            settings: Self.settings {
+                $0.totalWarning = 10; $0.hold = .samples(1)
+            })
         let statuses = [Self.status(12, pid: 1), Self.status(3, pid: 2)]
         _ = policy.evaluate(now: 0, statuses: statuses, total: 15)
         #expect(policy.firing.contains { $0.0 == nil && $0.1 == .total })
@@ -179,7 +201,8 @@ import Testing
     }
 
     static func record(inode: UInt64) -> SocketRecord {
-        SocketRecord(family: .inet, state: .closeWait, local: Endpoint(address: .v4(127, 0, 0, 1), port: 40000),
-                     remote: Endpoint(address: .v4(127, 0, 0, 1), port: 8080), inode: inode, uid: 0, recvQ: 1, sendQ: 0)
+        SocketRecord(
+            family: .inet, state: .closeWait, local: Endpoint(address: .v4(127, 0, 0, 1), port: 40000),
+            remote: Endpoint(address: .v4(127, 0, 0, 1), port: 8080), inode: inode, uid: 0, recvQ: 1, sendQ: 0)
     }
 }

@@ -12,10 +12,14 @@ import Testing
 
     static func evidence(closeWait: Int = 50, established: Int = 0) -> Evidence {
         let peer = Endpoint(address: .v4(10, 0, 0, 5), port: 8080)
-        return Evidence(closeWait: closeWait,
-                        peers: [PeerEvidence(peer: peer, closeWait: closeWait, established: established, unread: 0, unreadBytes: 0,
-                                             unsent: 0, localPorts: nil)],
-                        ages: nil, growthPerMinute: 10, pattern: .steady)
+        return Evidence(
+            closeWait: closeWait,
+            peers: [
+                PeerEvidence(
+                    peer: peer, closeWait: closeWait, established: established, unread: 0, unreadBytes: 0,
+                    unsent: 0, localPorts: nil)
+            ],
+            ages: nil, growthPerMinute: 10, pattern: .steady)
     }
 
     @Test func aTickLooksAtMostItsAlertBudgetAndOneRefresh() {
@@ -92,7 +96,8 @@ import Testing
         let parent = Self.status(1).details.identity, child = Self.status(2).details.identity
         schedule.beginTick(firing: [parent], handovers: [], clock: 0)
         _ = schedule.record(parent, evidence: Self.evidence(), now: 5)
-        schedule.beginTick(firing: [child], handovers: [Tracker.Handover(from: parent, to: child, fromGone: true)], clock: 10)
+        schedule.beginTick(
+            firing: [child], handovers: [Tracker.Handover(from: parent, to: child, fromGone: true)], clock: 10)
         #expect(schedule.entries[child]?.at == 5)
         #expect(schedule.entries[parent] == nil)
         schedule.beginTick(firing: [], handovers: [], clock: 20)

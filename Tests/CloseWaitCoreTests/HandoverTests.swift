@@ -31,7 +31,9 @@ import Testing
         #expect(events.contains { $0.kind == .crossed && $0.reason == .growth })
         #expect(!events.contains { $0.kind == .recovered }, "a hand-over is not a recovery")
         #expect(policy.firing.allSatisfy { $0.0 == nil || $0.0?.pid == pid })
-        #expect(events.filter { $0.kind == .crossed && $0.reason == .count }.count == 1, "the alert carries over, not re-sent")
+        #expect(
+            events.filter { $0.kind == .crossed && $0.reason == .count }.count == 1,
+            "the alert carries over, not re-sent")
     }
 
     /// A process that is merely new (no gone holder shares its sockets) starts fresh.
@@ -42,7 +44,8 @@ import Testing
         #expect(tracker.handovers.isEmpty)
         // A new process sharing a present one's sockets (a forked child) continues a copy of
         // its history; the one it came from stays.
-        let both = tracker.update(now: 10, observations: [observation(pid: 2, inodes: [7, 8]), observation(pid: 3, inodes: [7, 8])])
+        let both = tracker.update(
+            now: 10, observations: [observation(pid: 2, inodes: [7, 8]), observation(pid: 3, inodes: [7, 8])])
         #expect(tracker.handovers.map(\.from.pid) == [2] && tracker.handovers.map(\.to.pid) == [3])
         #expect(tracker.handovers.allSatisfy { !$0.fromGone })
         #expect(both.map(\.since) == [5, 5])

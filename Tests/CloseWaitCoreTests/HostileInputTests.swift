@@ -41,7 +41,8 @@ import Testing
 
     static func statLine(pid: Int32, comm: [UInt8], start: UInt64 = 4242) -> [UInt8] {
         // Fields 3..21 then starttime (22) and a few more, as the kernel prints them.
-        let tail = " S 1 1 1 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \(start) 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
+        let tail =
+            " S 1 1 1 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 \(start) 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0\n"
         return Array("\(pid) (".utf8) + comm + Array(")".utf8) + Array(tail.utf8)
     }
 
@@ -83,11 +84,14 @@ import Testing
     /// STATUS line and the table carry no raw control character and still show the process.
     @Test func anyBytesAsProcessNamesNeverLoseTheProcessOrReachAnOutputRaw() throws {
         var random = SplitMix(state: 0x5eed)
-        let interesting: [UInt8] = [0x00, 0x0a, 0x0d, 0x1b, 0x28, 0x29, 0x5c, 0x7f, 0x9b, 0xc2, 0xe2, 0x80, 0xae, 0xff, 0xcc, 0x81]
+        let interesting: [UInt8] = [
+            0x00, 0x0a, 0x0d, 0x1b, 0x28, 0x29, 0x5c, 0x7f, 0x9b, 0xc2, 0xe2, 0x80, 0xae, 0xff, 0xcc, 0x81,
+        ]
         for round in 0..<2000 {
             func bytes(_ max: Int) -> [UInt8] {
                 (0..<Int.random(in: 0...max, using: &random)).map { _ in
-                    Bool.random(using: &random) ? interesting.randomElement(using: &random)! : UInt8.random(in: 0...255, using: &random)
+                    Bool.random(using: &random)
+                        ? interesting.randomElement(using: &random)! : UInt8.random(in: 0...255, using: &random)
                 }
             }
             var comm = bytes(15)
@@ -96,14 +100,17 @@ import Testing
             let stat = try ProcPidStat.parse(Self.statLine(pid: pid, comm: comm))
             #expect(stat.comm.bytes == comm)
 
-            let details = ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: stat.startTime), comm: stat.comm,
-                                         exe: ByteString(bytes(40)), cmdline: [ByteString(bytes(20)), ByteString(bytes(20))],
-                                         uid: 1000, unit: ByteString(bytes(30)), fdOpen: 900, fdLimit: 1024)
+            let details = ProcessDetails(
+                identity: ProcessIdentity(pid: pid, startTime: stat.startTime), comm: stat.comm,
+                exe: ByteString(bytes(40)), cmdline: [ByteString(bytes(20)), ByteString(bytes(20))],
+                uid: 1000, unit: ByteString(bytes(30)), fdOpen: 900, fdLimit: 1024)
             let peer = PeerCount(endpoint: Endpoint(address: .v4(127, 0, 0, 1), port: 8080), count: 600)
-            let status = ProcessStatus(details: details, count: 600, peers: [peer], growthPerMinute: 12, oldestAge: 60,
-                                       since: 0, predictedExhaustion: 600)
-            let event = AlertEvent(kind: .crossed, reason: .count, level: .critical, process: status, total: 600,
-                                   value: 600, threshold: 500, rule: "default")
+            let status = ProcessStatus(
+                details: details, count: 600, peers: [peer], growthPerMinute: 12, oldestAge: 60,
+                since: 0, predictedExhaustion: 600)
+            let event = AlertEvent(
+                kind: .crossed, reason: .count, level: .critical, process: status, total: 600,
+                value: 600, threshold: 500, rule: "default")
             let entry = AlertMessage.entry(event)
             #expect(!Self.hasRawControl(entry.message), "round \(round)")
             #expect(entry.message.contains("[\(pid)]"))
@@ -114,9 +121,10 @@ import Testing
             let line = StatusLine.render(statuses: [status], alerting: 1, total: 600)
             #expect(!Self.hasRawControl(line))
 
-            let snapshot = Snapshot(source: .netlink, states: [.closeWait], sockets: [],
-                                    processes: [ProcessEntry(details: details, inodes: [1, 2], peers: [peer])],
-                                    statistics: ScanStatistics())
+            let snapshot = Snapshot(
+                source: .netlink, states: [.closeWait], sockets: [],
+                processes: [ProcessEntry(details: details, inodes: [1, 2], peers: [peer])],
+                statistics: ScanStatistics())
             let table = SnapshotReport.table(snapshot)
             let rows = table.split(separator: "\n", omittingEmptySubsequences: false)
             #expect(rows.count == 4, "header, one row, total, and the final newline: \(rows)")
@@ -141,8 +149,10 @@ import Testing
         #expect(TimeSpan.parse(String(repeating: "9", count: 400) + "w") == nil)  // overflows to infinity
     }
 
-    @Test(arguments: [Double.infinity, -Double.infinity, Double.nan, 1e300, Double.greatestFiniteMagnitude, 9.3e18,
-                      Double(Int.max), -1, 0, 0.0004])
+    @Test(arguments: [
+        Double.infinity, -Double.infinity, Double.nan, 1e300, Double.greatestFiniteMagnitude, 9.3e18,
+        Double(Int.max), -1, 0, 0.0004,
+    ])
     func formattingAnyNumberNeverTraps(seconds: Double) {
         #expect(!TimeSpan.format(seconds).isEmpty)
         #expect(!AlertMessage.fixed(seconds, 1).isEmpty)

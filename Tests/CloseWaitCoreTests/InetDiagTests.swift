@@ -5,12 +5,12 @@ import Testing
     @Test func requestLayoutMatchesTheKernelStruct() {
         let request = InetDiag.dumpRequest(family: .inet6, states: [.closeWait], sequence: 7)
         #expect(request.count == 16 + 56)
-        #expect(request.readHost(UInt32.self, at: 0) == 72)                  // nlmsg_len
-        #expect(request.readHost(UInt16.self, at: 4) == 20)                  // SOCK_DIAG_BY_FAMILY
-        #expect(request.readHost(UInt16.self, at: 6) == 0x301)               // REQUEST | DUMP
-        #expect(request.readHost(UInt32.self, at: 8) == 7)                   // seq
-        #expect(request[16] == 10 && request[17] == 6)                       // AF_INET6, IPPROTO_TCP
-        #expect(request.readHost(UInt32.self, at: 20) == 1 << 8)             // CLOSE_WAIT bit
+        #expect(request.readHost(UInt32.self, at: 0) == 72)  // nlmsg_len
+        #expect(request.readHost(UInt16.self, at: 4) == 20)  // SOCK_DIAG_BY_FAMILY
+        #expect(request.readHost(UInt16.self, at: 6) == 0x301)  // REQUEST | DUMP
+        #expect(request.readHost(UInt32.self, at: 8) == 7)  // seq
+        #expect(request[16] == 10 && request[17] == 6)  // AF_INET6, IPPROTO_TCP
+        #expect(request.readHost(UInt32.self, at: 20) == 1 << 8)  // CLOSE_WAIT bit
     }
 
     @Test func stateMaskCombinesStates() {
@@ -46,9 +46,11 @@ import Testing
     }
 
     @Test func bothSourcesDescribeTheSameCapturedSockets() throws {
-        let fromNetlink = try InetDiag.parse(Fixture.bytes("netlink-inet.bin")).records
+        let fromNetlink =
+            try InetDiag.parse(Fixture.bytes("netlink-inet.bin")).records
             + InetDiag.parse(Fixture.bytes("netlink-inet6.bin")).records
-        let fromProc = try ProcNetTCP.parse(Fixture.text("proc-net-tcp.txt"), family: .inet, states: [.closeWait])
+        let fromProc =
+            try ProcNetTCP.parse(Fixture.text("proc-net-tcp.txt"), family: .inet, states: [.closeWait])
             + ProcNetTCP.parse(Fixture.text("proc-net-tcp6.txt"), family: .inet6, states: [.closeWait])
         #expect(Set(fromNetlink.map(\.withoutCookie)) == Set(fromProc))
         #expect(fromProc.count == 6)
@@ -99,7 +101,9 @@ import Testing
         var dump = try Fixture.bytes("netlink-inet.bin")
         // Set NLM_F_DUMP_INTR on the first message's flags.
         let flags = dump.readHost(UInt16.self, at: 6) | InetDiag.flagDumpInterrupted
-        withUnsafeBytes(of: flags) { dump[6] = $0[0]; dump[7] = $0[1] }
+        withUnsafeBytes(of: flags) {
+            dump[6] = $0[0]; dump[7] = $0[1]
+        }
         #expect(try InetDiag.parse(dump).interrupted)
     }
 

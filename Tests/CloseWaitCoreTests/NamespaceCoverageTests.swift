@@ -4,7 +4,9 @@ import Testing
 /// What a tick could not read of other namespaces is said, on changes only (issue 17 rows
 /// 3-4; issue 18: a namespace read error is never a silent drop).
 @Suite struct NamespaceCoverageTests {
-    static func coverage(stale: Int = 0, unread: Int = 0, cut: [UInt64: String] = [:], failed: [UInt64: String] = [:]) -> NamespaceCoverage {
+    static func coverage(stale: Int = 0, unread: Int = 0, cut: [UInt64: String] = [:], failed: [UInt64: String] = [:])
+        -> NamespaceCoverage
+    {
         var c = NamespaceCoverage()
         c.namespaces = 10
         c.read = 10 - stale - unread - cut.count - failed.count
@@ -28,7 +30,8 @@ import Testing
         #expect(reporter.update(Self.coverage(failed: [4026532567: "EACCES"]), budget: 2) == nil, "said once")
         let behindEntry = reporter.update(Self.coverage(stale: 7, unread: 1, failed: [4026532567: "EACCES"]), budget: 2)
         let behind = try #require(behindEntry)
-        #expect(behind.message.contains("7 of 10 from an earlier tick, 1 never read yet (the 2s budget per tick ran out"))
+        #expect(
+            behind.message.contains("7 of 10 from an earlier tick, 1 never read yet (the 2s budget per tick ran out"))
         // The counts move each tick; only a change of kind is said.
         #expect(reporter.update(Self.coverage(stale: 5, failed: [4026532567: "EACCES"]), budget: 2) == nil)
         let okEntry = reporter.update(Self.coverage(), budget: 2)
@@ -68,11 +71,16 @@ import Testing
         c.orphaned = [4026532999: 300]
         let said = reporter.update(c, budget: 1)
         let entry = try #require(said)
-        #expect(entry.message.contains("net:[4026532999] has no task left (its sockets keep it alive): 300 CLOSE_WAIT sockets from its last read"))
+        #expect(
+            entry.message.contains(
+                "net:[4026532999] has no task left (its sockets keep it alive): 300 CLOSE_WAIT sockets from its last read"
+            ))
         #expect(c.summary == "network namespaces 10: 1 with no task left")
         var health = Metrics.Health()
         health.namespaces = c
-        #expect(Metrics.render(statuses: [], firing: [], total: 0, health: health, version: "t").contains("closewaitd_network_namespaces{state=\"orphaned\"} 1\n"))
+        #expect(
+            Metrics.render(statuses: [], firing: [], total: 0, health: health, version: "t").contains(
+                "closewaitd_network_namespaces{state=\"orphaned\"} 1\n"))
     }
 
     /// A change is said once it has lasted two ticks: a host at the edge of its budget does

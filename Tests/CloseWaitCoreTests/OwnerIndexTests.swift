@@ -36,8 +36,10 @@ import Testing
             requests.map { request in
                 scanned.append(request.pid)
                 return read(request.pid).map { p in
-                    let links = p.sockets.filter { !request.skip.contains($0.key) && (request.wanted?.contains($0.value) ?? true) }
-                        .map { FdLinkEntry(fd: $0.key, inode: $0.value) }.sorted { $0.fd < $1.fd }
+                    let links = p.sockets.filter {
+                        !request.skip.contains($0.key) && (request.wanted?.contains($0.value) ?? true)
+                    }
+                    .map { FdLinkEntry(fd: $0.key, inode: $0.value) }.sorted { $0.fd < $1.fd }
                     return FdTable(fdCount: p.sockets.count + p.otherFds, links: links)
                 }
             }
@@ -61,8 +63,10 @@ import Testing
         func details(of pid: Int32, fdOpen: Int) -> Result<ProcessDetails, FdTableError> {
             detailsRead.append(pid)
             guard let p = processes[pid] else { return .failure(.vanished) }
-            return .success(ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: p.start), comm: ByteString(p.comm),
-                                           uid: p.uid, fdOpen: fdOpen))
+            return .success(
+                ProcessDetails(
+                    identity: ProcessIdentity(pid: pid, startTime: p.start), comm: ByteString(p.comm),
+                    uid: p.uid, fdOpen: fdOpen))
         }
 
         func uid(of pid: Int32) -> UInt32? { processes[pid]?.uid }
@@ -73,8 +77,10 @@ import Testing
         func records(extra: [UInt64] = [], uid: UInt32 = 1000) -> [SocketRecord] {
             let inodes = Set(processes.values.flatMap { $0.sockets.values }).union(extra)
             return inodes.sorted().map { inode in
-                SocketRecord(family: .inet, state: .closeWait, local: Endpoint(address: .v4(127, 0, 0, 1), port: 40000),
-                             remote: Endpoint(address: .v4(127, 0, 0, 1), port: 8080), inode: inode, uid: uid, recvQ: 0, sendQ: 0)
+                SocketRecord(
+                    family: .inet, state: .closeWait, local: Endpoint(address: .v4(127, 0, 0, 1), port: 40000),
+                    remote: Endpoint(address: .v4(127, 0, 0, 1), port: 8080), inode: inode, uid: uid, recvQ: 0, sendQ: 0
+                )
             }
         }
     }
@@ -146,7 +152,8 @@ import Testing
         let next = try index.attribute(records: host.records(), now: 5)
         #expect(next.details[100]?.comm == "bravo")
         #expect(next.details[100]?.identity == ProcessIdentity(pid: 100, startTime: 1500))
-        #expect(host.startTimesRead == [200, 100], "every cached holder's (200) each tick, then the one found by search")
+        #expect(
+            host.startTimesRead == [200, 100], "every cached holder's (200) each tick, then the one found by search")
         #expect(next.owners[801] == [100] && next.owners[501].isEmpty)
     }
 
@@ -283,8 +290,9 @@ import Testing
         let plateau = try index.attribute(records: host.records(), now: 5)
         #expect(plateau.statistics.permissionDenied == 1, "still unknown owner, still degraded")
         #expect(host.scanned.isEmpty, "not searched again before the next full walk")
-        let snapshot = Snapshot.join(records: host.records(), owners: plateau.owners, details: plateau.details,
-                                     statistics: plateau.statistics, source: .netlink, states: [.closeWait], keepSockets: false)
+        let snapshot = Snapshot.join(
+            records: host.records(), owners: plateau.owners, details: plateau.details,
+            statistics: plateau.statistics, source: .netlink, states: [.closeWait], keepSockets: false)
         #expect(AttributionHealth(snapshot).degraded)
     }
 
@@ -321,7 +329,7 @@ import Testing
         let grown = try index.attribute(records: host.records(), now: 5)
         #expect(grown.details[100]?.fdOpen == 44)  // exact again: the search counted it
         host.processes[100]!.sockets[5] = nil  // closed one
-        host.processes[100]!.otherFds = 60     // and opened 20 files: not seen until the walk
+        host.processes[100]!.otherFds = 60  // and opened 20 files: not seen until the walk
         let plateau = try index.attribute(records: host.records(), now: 10)
         #expect(plateau.details[100]?.fdOpen == 43)
         let walked = try index.attribute(records: host.records(), now: 61)

@@ -2,7 +2,8 @@
 import Testing
 
 @Suite struct ProcNetTCPTests {
-    static let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    static let header =
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
 
     @Test func parsesTheCapturedFileAndFiltersByState() throws {
         let text = try Fixture.text("proc-net-tcp.txt")
@@ -31,7 +32,9 @@ import Testing
                 #expect(try stream.finish() == ProcNetTCP.parse(text, family: family, states: states))
             }
         }
-        let bad = Self.header + "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n"
+        let bad =
+            Self.header
+            + "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1\n"
             + "   1: 0100007F:1F90 00000000:0000 ZZ 00000000:00000000 00:00000000 00000000     0        0 1 1\n"
         var stream = ProcNetTCP.Stream(family: .inet, states: [.closeWait])
         #expect(throws: ProcNetTCPError.self) {
@@ -49,8 +52,12 @@ import Testing
     @Test func streamKeepsOnlyWantedRecordsOfALargeTable() throws {
         var stream = ProcNetTCP.Stream(family: .inet, states: [.closeWait])
         try stream.feed(Array(Self.header.utf8))
-        let timeWait = Array("   1: 0100007F:1F90 0100007F:D431 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0000000000000000\n".utf8)
-        let closeWait = Array("   2: 0100007F:D431 0100007F:1F90 08 00000000:00000001 00:00000000 00000000  1000        0 77 1 0000000000000000 20 4 0 10 -1\n".utf8)
+        let timeWait = Array(
+            "   1: 0100007F:1F90 0100007F:D431 06 00000000:00000000 03:00000000 00000000     0        0 0 3 0000000000000000\n"
+                .utf8)
+        let closeWait = Array(
+            "   2: 0100007F:D431 0100007F:1F90 08 00000000:00000001 00:00000000 00000000  1000        0 77 1 0000000000000000 20 4 0 10 -1\n"
+                .utf8)
         for i in 0..<20_000 { try stream.feed(i == 12_345 ? closeWait : timeWait) }
         let records = try stream.finish()
         #expect(records.map(\.inode) == [77])
@@ -58,7 +65,8 @@ import Testing
     }
 
     @Test func decodesAddressesQueuesUidAndInode() throws {
-        let line = "   3: 0500000A:1F90 0600000A:D431 08 0000000A:00000001 00:00000000 00000000  1000        0 4242 1 0000000000000000 20 4 0 10 -1\n"
+        let line =
+            "   3: 0500000A:1F90 0600000A:D431 08 0000000A:00000001 00:00000000 00000000  1000        0 4242 1 0000000000000000 20 4 0 10 -1\n"
         let records = try ProcNetTCP.parse(Self.header + line, family: .inet, states: [.closeWait])
         let record = try #require(records.first)
         #expect(record.local.description == "10.0.0.5:8080")
@@ -71,7 +79,8 @@ import Testing
     @Test func ipv6AndMappedAddresses() throws {
         let records = try ProcNetTCP.parse(Fixture.text("proc-net-tcp6.txt"), family: .inet6, states: [.closeWait])
         #expect(records.map(\.remote.address.description).sorted() == ["127.0.0.1", "::1", "::1"])
-        let v6 = "   1: B80D0120000000000000000001000000:0050 B80D0120000000000000000002000000:C000 08 00000000:00000000 00:00000000 00000000     0        0 7 1 0 20 4 0 10 -1\n"
+        let v6 =
+            "   1: B80D0120000000000000000001000000:0050 B80D0120000000000000000002000000:C000 08 00000000:00000000 00:00000000 00000000     0        0 7 1 0 20 4 0 10 -1\n"
         let parsed = try ProcNetTCP.parse(Self.header + v6, family: .inet6, states: [.closeWait])
         #expect(parsed.first?.local.description == "[2001:db8::1]:80")
         #expect(parsed.first?.remote.description == "[2001:db8::2]:49152")
@@ -94,7 +103,8 @@ import Testing
 
     @Test func missingHeaderIsRejected() {
         #expect(throws: ProcNetTCPError.self) {
-            try ProcNetTCP.parse("   0: 0100007F:1F90 0100007F:C2A2 08 0:0 0:0 0 0 0 1 1\n", family: .inet, states: [.closeWait])
+            try ProcNetTCP.parse(
+                "   0: 0100007F:1F90 0100007F:C2A2 08 0:0 0:0 0 0 0 1 1\n", family: .inet, states: [.closeWait])
         }
     }
 }

@@ -5,8 +5,10 @@ import Testing
 /// operator sees from a real leak, a healthy pool, and a count hovering at a threshold.
 @Suite struct ScenarioTests {
     /// Runs `minutes` of 5 s ticks; `inodes(t)` gives the process's CLOSE_WAIT inodes at t.
-    static func simulate(_ settings: Settings = Settings(), minutes: Double, fdLimit: UInt64 = 1024,
-                         inodes: (Double) -> [UInt64]) -> [(Double, AlertEvent)] {
+    static func simulate(
+        _ settings: Settings = Settings(), minutes: Double, fdLimit: UInt64 = 1024,
+        inodes: (Double) -> [UInt64]
+    ) -> [(Double, AlertEvent)] {
         var tracker = Tracker(window: settings.window)
         var policy = AlertPolicy(settings: settings)
         var events: [(Double, AlertEvent)] = []

@@ -5,10 +5,12 @@ import Testing
 @Suite struct StateDocumentTests {
     @Test func aTickRoundTripsThroughJSON() throws {
         let o = observation(pid: 4242, inodes: [1, 2, 3], comm: "\u{1b}[2Jjava\n")
-        let status = ProcessStatus(details: o.details, count: 3, peers: o.peers, growthPerMinute: 1.25, oldestAge: 90.7,
-                                   since: 0, predictedExhaustion: 1e300)
-        let document = StateDocument(statuses: [status], firing: [(o.details.identity, .count, .warning), (nil, .total, .critical)],
-                                     total: 3, status: "1 process", daemonPID: 99, ticks: 7, wallTime: 1_764_126_000.25, interval: 5)
+        let status = ProcessStatus(
+            details: o.details, count: 3, peers: o.peers, growthPerMinute: 1.25, oldestAge: 90.7,
+            since: 0, predictedExhaustion: 1e300)
+        let document = StateDocument(
+            statuses: [status], firing: [(o.details.identity, .count, .warning), (nil, .total, .critical)],
+            total: 3, status: "1 process", daemonPID: 99, ticks: 7, wallTime: 1_764_126_000.25, interval: 5)
         let bytes = document.json().renderedBytes(pretty: true)
         let decoded = try StateDocument.decode(bytes)
         #expect(decoded == document)
@@ -24,16 +26,41 @@ import Testing
     @Test(arguments: [
         ("{", "invalid JSON at byte 1: expected a key"),
         ("{\"version\": 2}", "version: 2 is not a version this closewaitd reads"),
-        (StateDocumentTests.document(process: #""pid": -1, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#),
-         "processes[0].pid: -1 is out of range"),
-        (StateDocumentTests.document(process: #""pid": 7, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok""#),
-         "processes[0].reasons: missing"),
-        (StateDocumentTests.document(process: #""pid": 7, "startTime": 1, "comm": 3, "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#),
-         "processes[0].comm: not a string"),
-        (StateDocumentTests.document(process: #""pid": 4294967296, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#),
-         "processes[0].pid: 4294967296 is out of range"),
-        (StateDocumentTests.document(process: #""pid": 7, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": [], "ageHistogram": [1, -2]"#),
-         "processes[0].ageHistogram: not an array of counts"),
+        (
+            StateDocumentTests.document(
+                process:
+                    #""pid": -1, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#
+            ),
+            "processes[0].pid: -1 is out of range"
+        ),
+        (
+            StateDocumentTests.document(
+                process:
+                    #""pid": 7, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok""#
+            ),
+            "processes[0].reasons: missing"
+        ),
+        (
+            StateDocumentTests.document(
+                process:
+                    #""pid": 7, "startTime": 1, "comm": 3, "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#
+            ),
+            "processes[0].comm: not a string"
+        ),
+        (
+            StateDocumentTests.document(
+                process:
+                    #""pid": 4294967296, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#
+            ),
+            "processes[0].pid: 4294967296 is out of range"
+        ),
+        (
+            StateDocumentTests.document(
+                process:
+                    #""pid": 7, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": [], "ageHistogram": [1, -2]"#
+            ),
+            "processes[0].ageHistogram: not an array of counts"
+        ),
         ("{\"version\": 1, \"processes\": [], \"daemonPid\": 1e300}", "daemonPid: not an integer"),
         (String(repeating: "[", count: 100), "invalid JSON at byte 33: nested deeper than 32"),
         ("{\"a\": \"\\ud800\"}", "invalid JSON at byte 13: lone surrogate"),
@@ -65,7 +92,10 @@ import Testing
     }
 
     @Test func aFileFromBefore02HasNoWarningsAndNoAttribution() throws {
-        let text = Self.document(process: #""pid": 7, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#)
+        let text = Self.document(
+            process:
+                #""pid": 7, "startTime": 1, "comm": "x", "closeWait": 1, "oldestAgeSeconds": 0, "fdOpen": 1, "level": "ok", "reasons": []"#
+        )
         let document = try StateDocument.decode(Array(text.utf8))
         #expect(document.warnings.isEmpty && document.attribution == nil && document.processes[0].exe == nil)
     }
@@ -77,7 +107,8 @@ import Testing
     }
 
     @Test func parserReadsTheJSONItNeeds() throws {
-        let value = try JSONParser.parse(Array(#"{"a": [1, -2.5e3, true, null, "x\u00e9\n\ud83d\ude00"], "b": 9223372036854775807}"#.utf8))
+        let value = try JSONParser.parse(
+            Array(#"{"a": [1, -2.5e3, true, null, "x\u00e9\n\ud83d\ude00"], "b": 9223372036854775807}"#.utf8))
         #expect(value["a"] == .array([.int(1), .double(-2500), .bool(true), .null, .string("xé\n😀")]))
         #expect(value["b"] == .int(Int64.max))
         #expect(try JSONParser.parse(Array("18446744073709551616".utf8)) == .double(18446744073709551616))

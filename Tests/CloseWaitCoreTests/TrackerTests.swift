@@ -1,12 +1,16 @@
 @testable import CloseWaitCore
 import Testing
 
-func observation(pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: Int? = nil, fdLimit: UInt64? = 1024,
-                 comm: String = "java", unit: String? = "orders.service", exe: String? = "/usr/bin/java") -> ProcessEntry {
-    let details = ProcessDetails(identity: ProcessIdentity(pid: pid, startTime: start), comm: ByteString(comm), exe: exe.map { ByteString($0) },
-                                 unit: unit.map { ByteString($0) }, fdOpen: fdOpen ?? inodes.count + 10, fdLimit: fdLimit)
+func observation(
+    pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: Int? = nil, fdLimit: UInt64? = 1024,
+    comm: String = "java", unit: String? = "orders.service", exe: String? = "/usr/bin/java"
+) -> ProcessEntry {
+    let details = ProcessDetails(
+        identity: ProcessIdentity(pid: pid, startTime: start), comm: ByteString(comm), exe: exe.map { ByteString($0) },
+        unit: unit.map { ByteString($0) }, fdOpen: fdOpen ?? inodes.count + 10, fdLimit: fdLimit)
     let peer = Endpoint(address: .v4(10, 0, 0, 5), port: 8080)
-    return ProcessEntry(details: details, inodes: inodes, peers: inodes.isEmpty ? [] : [PeerCount(endpoint: peer, count: inodes.count)])
+    return ProcessEntry(
+        details: details, inodes: inodes, peers: inodes.isEmpty ? [] : [PeerCount(endpoint: peer, count: inodes.count)])
 }
 
 @Suite struct TrackerTests {
@@ -26,7 +30,7 @@ func observation(pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: I
         var tracker = Tracker(window: 120)
         var statuses: [ProcessStatus] = []
         var inodes: [UInt64] = []
-        for step in 0...12 {   // one sample every 10 s, +2 sockets each: 12/min
+        for step in 0...12 {  // one sample every 10 s, +2 sockets each: 12/min
             inodes += [UInt64(2 * step + 1), UInt64(2 * step + 2)]
             statuses = tracker.update(now: Double(step * 10), observations: [observation(inodes: inodes)])
             if step < 6 { #expect(statuses[0].growthPerMinute == nil, "step \(step)") }
@@ -38,13 +42,15 @@ func observation(pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: I
     @Test func predictsFdExhaustionFromGrowthAndHeadroom() {
         var tracker = Tracker(window: 60)
         _ = tracker.update(now: 0, observations: [observation(inodes: Array(1...10), fdOpen: 900, fdLimit: 1000)])
-        let status = tracker.update(now: 60, observations: [observation(inodes: Array(1...30), fdOpen: 920, fdLimit: 1000)])
+        let status = tracker.update(
+            now: 60, observations: [observation(inodes: Array(1...30), fdOpen: 920, fdLimit: 1000)])
         #expect(status[0].growthPerMinute == 20)
         #expect(status[0].predictedExhaustion == 240)  // 80 fds left at 20/min
         let unlimited = Tracker(window: 60)
         var u = unlimited
         _ = u.update(now: 0, observations: [observation(inodes: [1], fdLimit: nil)])
-        #expect(u.update(now: 60, observations: [observation(inodes: [1, 2], fdLimit: nil)])[0].predictedExhaustion == nil)
+        #expect(
+            u.update(now: 60, observations: [observation(inodes: [1, 2], fdLimit: nil)])[0].predictedExhaustion == nil)
     }
 
     @Test func exitedProcessesAreDroppedAndPidReuseIsANewProcess() {
@@ -69,14 +75,21 @@ func observation(pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: I
         var last: ProcessStatus?
         for second in 0...40 {
             let count = second == 0 ? 33 : 40
-            last = tracker.update(now: Double(second), observations: [observation(inodes: (0..<count).map { UInt64($0 + 1 + second * 1000) })]).first
+            last =
+                tracker.update(
+                    now: Double(second),
+                    observations: [observation(inodes: (0..<count).map { UInt64($0 + 1 + second * 1000) })]
+                ).first
         }
         let pool = last?.growthPerMinute ?? .nan
         #expect(pool < 5, "a plateau with one low first sample reads \(pool)/min")
 
         var leak = Tracker(window: 60)
         for second in 0...40 {
-            last = leak.update(now: Double(second), observations: [observation(inodes: (0..<(10 + second)).map { UInt64($0 + 1) })]).first
+            last =
+                leak.update(
+                    now: Double(second), observations: [observation(inodes: (0..<(10 + second)).map { UInt64($0 + 1) })]
+                ).first
         }
         #expect(abs((last?.growthPerMinute ?? 0) - 60) < 0.001)
     }
@@ -89,13 +102,18 @@ func observation(pid: Int32 = 42, start: UInt64 = 1, inodes: [UInt64], fdOpen: I
         var tracker = Tracker(window: 300)
         var status: ProcessStatus?
         for second in stride(from: 0, through: 25, by: 5) {
-            status = tracker.update(now: Double(second), observations: [observation(inodes: (0..<(10 + second * 20)).map { UInt64($0 + 1) })]).first
+            status =
+                tracker.update(
+                    now: Double(second),
+                    observations: [observation(inodes: (0..<(10 + second * 20)).map { UInt64($0 + 1) })]
+                ).first
         }
         #expect(status?.growthPerMinute == nil)
         #expect(abs((status?.earlyGrowth?.perMinute ?? 0) - 1200) < 0.001)
         #expect(status?.earlyGrowth?.seconds == 25)
-        let event = AlertEvent(kind: .crossed, reason: .count, level: .critical, process: status!, total: 510, value: 510,
-                               threshold: 500, rule: "default")
+        let event = AlertEvent(
+            kind: .crossed, reason: .count, level: .critical, process: status!, total: 510, value: 510,
+            threshold: 500, rule: "default")
         #expect(AlertMessage.entry(event).message.contains("(+1200/min over 25s, early, oldest 25s)"))
         var policy = AlertPolicy(settings: Settings())
         #expect(!policy.evaluate(now: 25, statuses: [status!], total: 510).contains { $0.reason == .growth })

@@ -31,9 +31,13 @@ import Testing
                 var input = seed
                 for _ in 0...(next() % 4) {
                     switch next() % 4 {
-                    case 0 where !input.isEmpty: input[Int(next() % UInt64(input.count))] = UInt8(truncatingIfNeeded: next())
+                    case 0 where !input.isEmpty:
+                        input[Int(next() % UInt64(input.count))] = UInt8(truncatingIfNeeded: next())
                     case 1 where !input.isEmpty: input.removeSubrange(Int(next() % UInt64(input.count))...)
-                    case 2: input.insert(UInt8(truncatingIfNeeded: next()), at: input.isEmpty ? 0 : Int(next() % UInt64(input.count)))
+                    case 2:
+                        input.insert(
+                            UInt8(truncatingIfNeeded: next()), at: input.isEmpty ? 0 : Int(next() % UInt64(input.count))
+                        )
                     default: if !input.isEmpty { input.remove(at: Int(next() % UInt64(input.count))) }
                     }
                 }

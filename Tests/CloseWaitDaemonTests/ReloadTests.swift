@@ -52,8 +52,10 @@ import Testing
 
     /// Where each setting takes effect after `configure`, as a check of the daemon.
     @MainActor static let appliedBy: [String: (Daemon, Settings) -> Bool] = [
-        "interval": { d, s in d.tickInterval == s.interval && d.pipeline.tickInterval == s.interval
-            && d.pipeline.collector.sampler.foreignBudget == TickPipeline.namespaceBudget(interval: s.interval) },
+        "interval": { d, s in
+            d.tickInterval == s.interval && d.pipeline.tickInterval == s.interval
+                && d.pipeline.collector.sampler.foreignBudget == TickPipeline.namespaceBudget(interval: s.interval)
+        },
         "source": { d, s in d.pipeline.collector.sampler.choice == s.source },
         "namespaces": { d, s in (d.pipeline.collector.sampler.namespaces != nil) == (s.namespaces == .all) },
         "window": { d, s in d.pipeline.tracker.window == s.window },
@@ -67,8 +69,10 @@ import Testing
         "totalWarning": { d, s in d.pipeline.policy.settings.totalWarning == s.totalWarning },
         "totalCritical": { d, s in d.pipeline.policy.settings.totalCritical == s.totalCritical },
         // The policy alerts on it; the pipeline's notes say it.
-        "unownedWarning": { d, s in d.pipeline.policy.settings.unownedWarning == s.unownedWarning
-            && d.pipeline.settings.unownedWarning == s.unownedWarning },
+        "unownedWarning": { d, s in
+            d.pipeline.policy.settings.unownedWarning == s.unownedWarning
+                && d.pipeline.settings.unownedWarning == s.unownedWarning
+        },
         "unownedCritical": { d, s in d.pipeline.policy.settings.unownedCritical == s.unownedCritical },
         "rules": { d, s in d.pipeline.policy.settings.rules == s.rules },
         "metricsTextfile": { d, s in d.outputs.metricsTextfile == s.metricsTextfile },
@@ -88,15 +92,20 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Self.before.write(toFile: path, atomically: true, encoding: .utf8)
         let old = try ConfigLoader.load(path: path).get()
-        let daemon = Daemon(options: DaemonOptions(configPath: path, logTarget: .stderr, procRoot: "/proc", stateFile: nil),
-                            settings: old)
+        let daemon = Daemon(
+            options: DaemonOptions(configPath: path, logTarget: .stderr, procRoot: "/proc", stateFile: nil),
+            settings: old)
         try Self.after.write(toFile: path, atomically: true, encoding: .utf8)
         let new = try ConfigLoader.load(path: path).get()
         // The file changes every setting, so each check below could fail.
         let oldValues = Mirror(reflecting: old).children.map { "\($0.value)" }
         let newValues = Mirror(reflecting: new).children.map { "\($0.value)" }
-        for (label, (a, b)) in zip(Self.labels(new), zip(oldValues, newValues)) { #expect(a != b, "\(label) unchanged by the test file") }
-        for (label, applied) in Self.appliedBy { #expect(!applied(daemon, new), "\(label) already applied before the reload") }
+        for (label, (a, b)) in zip(Self.labels(new), zip(oldValues, newValues)) {
+            #expect(a != b, "\(label) unchanged by the test file")
+        }
+        for (label, applied) in Self.appliedBy {
+            #expect(!applied(daemon, new), "\(label) already applied before the reload")
+        }
 
         daemon.reload()
         #expect(daemon.settings == new)

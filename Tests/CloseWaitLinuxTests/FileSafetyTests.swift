@@ -2,14 +2,16 @@ import CloseWaitLinux
 import Foundation
 import Testing
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// Files the daemon writes and reads where others may have planted something (issue 8,
 /// rows 7 and 8).
 @Suite struct FileSafetyTests {
     static func temporaryDirectory() throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cw-files-\(UUID().uuidString.prefix(8))").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-files-\(UUID().uuidString.prefix(8))"
+        ).path
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         return path
     }
@@ -28,7 +30,9 @@ import Testing
         #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious\n")
         #expect(try String(contentsOfFile: state, encoding: .utf8) == "{\"ok\":1}\n")
         // No temporary file is left behind.
-        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".tmp") && $0.hasPrefix(".state.json.") && $0 != ".state.json.tmp" }
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter {
+            $0.hasSuffix(".tmp") && $0.hasPrefix(".state.json.") && $0 != ".state.json.tmp"
+        }
         #expect(left.isEmpty)
         // The state path itself a symlink: replaced, not followed.
         try FileManager.default.removeItem(atPath: state)

@@ -7,7 +7,9 @@ import Testing
 /// holds three CLOSE_WAIT sockets, pid 77 shares one of them, pid 4243 has no fd directory
 /// (it exited mid-scan).
 @Suite struct ProcFixtureTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/proc").path
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "Fixtures/proc"
+    ).path
 
     @Test func readerGathersEveryDetail() throws {
         let reader = ProcessReader(proc: ProcFS(root: Self.root))
@@ -36,13 +38,15 @@ import Testing
     /// what is found before the limit, and a cut is said (issue 17, row 3).
     @Test func boundedReadKeepsWhatCameBeforeTheLimit() throws {
         let sampler = KernelSampler(choice: .proc, proc: ProcFS(root: Self.root))
-        let whole = try sampler.sampleProcBounded([.closeWait], proc: ProcFS(root: Self.root), limit: .max, deadline: nil)
+        let whole = try sampler.sampleProcBounded(
+            [.closeWait], proc: ProcFS(root: Self.root), limit: .max, deadline: nil)
         #expect(whole.cut == nil)
         #expect(whole.records.count == 6)
         let cut = try sampler.sampleProcBounded([.closeWait], proc: ProcFS(root: Self.root), limit: 600, deadline: nil)
         #expect(cut.cut?.contains("net/tcp larger than") == true)
         #expect(cut.records.count >= 1 && cut.records.count < whole.records.count, "\(cut.records)")
-        let exact = try sampler.sampleProcBounded([.closeWait], proc: ProcFS(root: Self.root), limit: 1576, deadline: nil)
+        let exact = try sampler.sampleProcBounded(
+            [.closeWait], proc: ProcFS(root: Self.root), limit: 1576, deadline: nil)
         #expect(exact.cut == nil, "a file ending exactly at the limit is whole")
     }
 
@@ -64,7 +68,8 @@ import Testing
 
     @Test func brokenProcNetTCPNamesTheFile() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-proc-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir.appendingPathComponent("net"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: dir.appendingPathComponent("net"), withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         try "  sl  local_address rem_address   st\n   0: 0100007F:1F90 garbage 08\n".write(
             to: dir.appendingPathComponent("net/tcp"), atomically: true, encoding: .utf8)

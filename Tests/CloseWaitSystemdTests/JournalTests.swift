@@ -5,8 +5,9 @@ import Testing
 
 @Suite struct JournalTests {
     @Test func logHandlerMapsLevelsMetadataAndMessageID() {
-        let entry = JournalLogHandler.entry(level: .error, message: "config rejected",
-                                            metadata: ["closewait.pid": "42", "message_id": "abc", "closewait.top-peer": "10.0.0.5:80"])
+        let entry = JournalLogHandler.entry(
+            level: .error, message: "config rejected",
+            metadata: ["closewait.pid": "42", "message_id": "abc", "closewait.top-peer": "10.0.0.5:80"])
         #expect(entry.priority == .error)
         #expect(entry.messageID == "abc")
         #expect(entry.field("CLOSEWAIT_PID") == "42")
@@ -17,8 +18,9 @@ import Testing
     }
 
     @Test func stderrLineIsOneLineWithFields() {
-        let entry = JournalEntry(message: "two\nlines", priority: .warning, messageID: "id1",
-                                 fields: [("CLOSEWAIT_PID", "7"), ("CLOSEWAIT_UNIT", "")])
+        let entry = JournalEntry(
+            message: "two\nlines", priority: .warning, messageID: "id1",
+            fields: [("CLOSEWAIT_PID", "7"), ("CLOSEWAIT_UNIT", "")])
         let line = JournalWriter.line(entry)
         #expect(line.hasSuffix(": warning: two\\nlines | MESSAGE_ID=id1 CLOSEWAIT_PID=7\n"))
         #expect(line.filter { $0 == "\n" }.count == 1)

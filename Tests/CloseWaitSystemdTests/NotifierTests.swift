@@ -10,7 +10,9 @@ import Testing
         let fd: Int32
         let name: String
         init(abstract: Bool) {
-            name = (abstract ? "@" : FileManager.default.temporaryDirectory.path + "/") + "cw-notify-test-\(UUID().uuidString.prefix(8))"
+            name =
+                (abstract ? "@" : FileManager.default.temporaryDirectory.path + "/")
+                + "cw-notify-test-\(UUID().uuidString.prefix(8))"
             fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             var address = sockaddr_un()
             address.sun_family = sa_family_t(AF_UNIX)
@@ -19,7 +21,9 @@ import Testing
                 for (i, byte) in bytes.enumerated() { raw[i] = i == 0 && abstract ? 0 : byte }
             }
             let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + (abstract ? 0 : 1))
-            let result = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+            let result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
+            }
             precondition(result == 0, "bind \(name): \(errno)")
         }
         func receive() -> [String] {

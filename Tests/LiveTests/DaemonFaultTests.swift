@@ -2,7 +2,7 @@ import CloseWaitCore
 import Foundation
 import Testing
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// The fault suite of issue 8: the real daemon against hostile processes, a manager that
@@ -62,12 +62,14 @@ import Testing
         }
         let status2 = try run(Build.path("closewaitd"), ["status", "--state-file", daemon.statePath])
         #expect(status2.status == 0)
-        #expect(status2.stdout.contains(escaped) && !status2.stdout.contains("\u{1b}") && !status2.stdout.contains("\r"))
+        #expect(
+            status2.stdout.contains(escaped) && !status2.stdout.contains("\u{1b}") && !status2.stdout.contains("\r"))
     }
 
     /// Row 5: a watchdog of 1 ms does not make the daemon spin.
     @Test func aTinyWatchdogIntervalHasAFloor() throws {
-        let daemon = try DaemonProcess(config: testConfig(interval: "5s", thresholds: ""), environment: ["WATCHDOG_USEC": "1000"])
+        let daemon = try DaemonProcess(
+            config: testConfig(interval: "5s", thresholds: ""), environment: ["WATCHDOG_USEC": "1000"])
         defer { daemon.stop() }
         try daemon.notify.await("READY=1") { $0.contains("READY=1") }
         try daemon.awaitLine("the floor is named") { $0.contains("too short to sample within: sampling every 100ms") }
@@ -81,19 +83,26 @@ import Testing
 
     /// Row 6: a manager that never reads its notify socket cannot wedge the loop.
     @Test func aNotifySocketNobodyReadsNeverBlocksTheLoop() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cw-deaf-\(UUID().uuidString.prefix(8))").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-deaf-\(UUID().uuidString.prefix(8))"
+        ).path
         let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(fd); unlink(path) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         #expect(bound == 0)
-        let daemon = try DaemonProcess(config: testConfig(interval: "100ms", thresholds: ""), environment: ["NOTIFY_SOCKET": path])
+        let daemon = try DaemonProcess(
+            config: testConfig(interval: "100ms", thresholds: ""), environment: ["NOTIFY_SOCKET": path])
         defer { daemon.stop() }
-        try daemon.awaitLine("dropped notifications reported", timeout: 30) { $0.contains("STATUS/WATCHDOG messages dropped") }
+        try daemon.awaitLine("dropped notifications reported", timeout: 30) {
+            $0.contains("STATUS/WATCHDOG messages dropped")
+        }
         // Still ticking: the state file keeps being rewritten.
         func ticks() -> Int {
             let text = (try? String(contentsOfFile: daemon.statePath, encoding: .utf8)) ?? ""
@@ -128,7 +137,9 @@ import Testing
         let daemon = try DaemonProcess(config: testConfig(thresholds: ""))
         defer { daemon.stop() }
         try daemon.notify.await("READY=1") { $0.contains("READY=1") }
-        for bad in ["[alerts]\ncooldown = \"1e20\"\n", "[daemon]\ninterval = inf\n", "[thresholds]\nage_warning = 1e19\n"] {
+        for bad in [
+            "[alerts]\ncooldown = \"1e20\"\n", "[daemon]\ninterval = inf\n", "[thresholds]\nage_warning = 1e19\n",
+        ] {
             let mark = daemon.log.split(separator: "\n").count
             try daemon.writeConfig(bad)
             daemon.signal(SIGHUP)
@@ -148,9 +159,13 @@ import Testing
         let holder = leak.holders[0]
         let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 5\ncount_critical = 1000"))
         defer { daemon.stop() }
-        try daemon.awaitLine("alert") { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ") }
-        try daemon.writeConfig(testConfig(thresholds: "count_warning = 5\ncount_critical = 1000",
-                                          extra: "[[rule]]\nname = \"known-pool\"\nmatch_comm = \"closewaitd-wor*\"\nignore = true\n"))
+        try daemon.awaitLine("alert") {
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
+        }
+        try daemon.writeConfig(
+            testConfig(
+                thresholds: "count_warning = 5\ncount_critical = 1000",
+                extra: "[[rule]]\nname = \"known-pool\"\nmatch_comm = \"closewaitd-wor*\"\nignore = true\n"))
         daemon.signal(SIGHUP)
         let withdrawn = try daemon.awaitLine("withdrawal") {
             $0.contains("MESSAGE_ID=\(MessageID.recovered)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
@@ -172,8 +187,11 @@ import Testing
     @Test func aClosedStderrPipeIsNotFatal() throws {
         let notify = try NotifySocket()
         defer { notify.close() }
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("cw-pipe-\(UUID().uuidString.prefix(8)).toml").path
-        try testConfig(interval: "100ms", thresholds: "count_warning = 1").write(toFile: config, atomically: true, encoding: .utf8)
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-pipe-\(UUID().uuidString.prefix(8)).toml"
+        ).path
+        try testConfig(interval: "100ms", thresholds: "count_warning = 1").write(
+            toFile: config, atomically: true, encoding: .utf8)
         defer { unlink(config) }
         let leak = try Workload(["--processes", "1", "--v4", "2"])
         defer { leak.stop() }
@@ -200,21 +218,32 @@ import Testing
 
     /// Row 10: a soft fd limit of 8 is raised; a hard limit of 8 is a clear refusal.
     @Test func aLowFdLimitIsRaisedOrRefusedClearly() throws {
-        let config = FileManager.default.temporaryDirectory.appendingPathComponent("cw-nofile-\(UUID().uuidString.prefix(8)).toml").path
+        let config = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-nofile-\(UUID().uuidString.prefix(8)).toml"
+        ).path
         try testConfig(thresholds: "").write(toFile: config, atomically: true, encoding: .utf8)
         defer { unlink(config) }
         let bin = Build.path("closewaitd")
-        let soft = try run("/bin/sh", ["-c", "ulimit -Sn 8; exec \(bin) run --config \(config) --log stderr --state-file '' & pid=$!; sleep 1; kill -TERM $pid; wait $pid"], timeout: 20)
+        let soft = try run(
+            "/bin/sh",
+            [
+                "-c",
+                "ulimit -Sn 8; exec \(bin) run --config \(config) --log stderr --state-file '' & pid=$!; sleep 1; kill -TERM $pid; wait $pid",
+            ], timeout: 20)
         #expect(soft.status == 0, "\(soft.stderr)")
         #expect(!soft.stderr.contains("Sampling failed") && !soft.stderr.contains("error:"), "\(soft.stderr)")
-        let hard = try run("/bin/sh", ["-c", "ulimit -n 8; exec \(bin) run --config \(config) --log stderr --state-file ''"], timeout: 20)
+        let hard = try run(
+            "/bin/sh", ["-c", "ulimit -n 8; exec \(bin) run --config \(config) --log stderr --state-file ''"],
+            timeout: 20)
         #expect(hard.status == 69)
         #expect(hard.stderr.contains("the open-file limit is 8 (hard 8)"))
     }
 
     /// Row 7: a hostile or absurd state file never traps `status`.
     @Test func statusSurvivesAHostileStateFile() throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("cw-state-\(UUID().uuidString.prefix(8)).json").path
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-state-\(UUID().uuidString.prefix(8)).json"
+        ).path
         defer { unlink(path) }
         let documents = [
             """
@@ -234,12 +263,15 @@ import Testing
             try document.write(toFile: path, atomically: true, encoding: .utf8)
             let result = try run(Build.path("closewaitd"), ["status", "--state-file", path])
             #expect(result.status == 0 || result.status == 4, "\(result.status): \(result.stderr)")
-            #expect(!result.stdout.contains("\u{1b}") && !result.stdout.contains("\r") && !result.stdout.contains("\u{7}"))
+            #expect(
+                !result.stdout.contains("\u{1b}") && !result.stdout.contains("\r") && !result.stdout.contains("\u{7}"))
         }
         try "{\"version\": 1, \"processes\": [{\"pid\": 1e999}]}".write(toFile: path, atomically: true, encoding: .utf8)
         let invalid = try run(Build.path("closewaitd"), ["status", "--state-file", path])
         #expect(invalid.status == 1)
-        #expect(invalid.stderr.contains("is not a closewaitd state document: invalid JSON at byte 42: number out of range"), "\(invalid.stderr)")
+        #expect(
+            invalid.stderr.contains("is not a closewaitd state document: invalid JSON at byte 42: number out of range"),
+            "\(invalid.stderr)")
         let result = try run(Build.path("closewaitd"), ["status", "--state-file", "/dev/zero"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("is a character device, not a regular file"))
@@ -252,22 +284,26 @@ import Testing
         let base = FileManager.default.fileExists(atPath: v1 + "/cgroup.procs") ? v1 : "/sys/fs/cgroup"
         try #require(FileManager.default.isWritableFile(atPath: base), "no writable pids cgroup hierarchy")
         let cgroup = base + "/closewaitd-test-\(getpid())"
-        try #require(mkdir(cgroup, 0o755) == 0 && FileManager.default.fileExists(atPath: cgroup + "/pids.max"),
-                     "cannot make a pids cgroup")
+        try #require(
+            mkdir(cgroup, 0o755) == 0 && FileManager.default.fileExists(atPath: cgroup + "/pids.max"),
+            "cannot make a pids cgroup")
         defer { rmdir(cgroup) }
         try "3\n".write(toFile: cgroup + "/pids.max", atomically: false, encoding: .utf8)
         // Enough processes that the full walk wants several threads.
         let leak = try Workload(["--processes", "1", "--v4", "4", "--noise", "200"])
         defer { leak.stop() }
         let daemon = try DaemonProcess(
-            config: testConfig(thresholds: "count_warning = 3").replacingOccurrences(of: "window = \"10s\"", with: "window = \"10s\"\nfull_scan_interval = \"1s\""),
+            config: testConfig(thresholds: "count_warning = 3").replacingOccurrences(
+                of: "window = \"10s\"", with: "window = \"10s\"\nfull_scan_interval = \"1s\""),
             launcher: ["/bin/sh", "-c", "echo $$ > \(cgroup)/cgroup.procs && exec \"$0\" \"$@\""])
         defer { daemon.stop() }
         try daemon.notify.await("READY=1") { $0.contains("READY=1") }
         try daemon.awaitLine("alert") { $0.contains("CLOSEWAIT_PID=\(leak.holders[0]) ") }
         // Several full walks (one a second) later, still ticking.
         let mark = daemon.notify.messages.count
-        try daemon.notify.await("ticks after a few full walks", timeout: 60, after: mark + 10) { $0.hasPrefix("STATUS=") }
+        try daemon.notify.await("ticks after a few full walks", timeout: 60, after: mark + 10) {
+            $0.hasPrefix("STATUS=")
+        }
         let events = (try? String(contentsOfFile: cgroup + "/pids.events", encoding: .utf8)) ?? ""
         print("pids.events under pids.max=3: \(events.trimmingCharacters(in: .whitespacesAndNewlines))")
         daemon.signal(SIGTERM)

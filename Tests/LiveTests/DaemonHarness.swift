@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// NotifySocket is a datagram socket standing in for systemd's NOTIFY_SOCKET: it receives
@@ -16,7 +16,9 @@ final class NotifySocket: @unchecked Sendable {
     var messages: [String] { lock.withLock { received } }
 
     init() throws {
-        path = FileManager.default.temporaryDirectory.appendingPathComponent("cw-notify-\(UUID().uuidString.prefix(8))").path
+        path =
+            FileManager.default.temporaryDirectory.appendingPathComponent("cw-notify-\(UUID().uuidString.prefix(8))")
+            .path
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -24,7 +26,9 @@ final class NotifySocket: @unchecked Sendable {
             for (i, byte) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
         }
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard result == 0 else { throw TimedOut(description: "bind \(path): errno \(errno)") }
         let thread = Thread { [unowned self] in
@@ -72,8 +76,12 @@ final class DaemonProcess {
     let notify: NotifySocket
 
     /// - Parameter launcher: a command that runs the daemon (e.g. setpriv to another user).
-    init(config: String, extraArguments: [String] = [], environment: [String: String] = [:], launcher: [String] = []) throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cw-daemon-\(UUID().uuidString.prefix(8))").path
+    init(config: String, extraArguments: [String] = [], environment: [String: String] = [:], launcher: [String] = [])
+        throws
+    {
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-daemon-\(UUID().uuidString.prefix(8))"
+        ).path
         configPath = base + ".toml"
         stderrPath = base + ".log"
         statePath = base + "-state/state.json"

@@ -2,7 +2,7 @@ import CloseWaitCore
 import Foundation
 import Testing
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// `closewaitd run` against real CLOSE_WAIT sockets, with sd_notify received on a real
@@ -13,8 +13,9 @@ import Testing
         let leak = try Workload(["--processes", "1", "--v4", "6"])
         defer { leak.stop() }
         let holder = leak.holders[0]
-        let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 5\ncount_critical = 1000"),
-                                       environment: ["WATCHDOG_USEC": "2000000"])
+        let daemon = try DaemonProcess(
+            config: testConfig(thresholds: "count_warning = 5\ncount_critical = 1000"),
+            environment: ["WATCHDOG_USEC": "2000000"])
         defer { daemon.stop() }
 
         let ready = try daemon.notify.await("READY=1") { $0.contains("READY=1") }
@@ -38,7 +39,9 @@ import Testing
         }
         let status = try run(Build.path("closewaitd"), ["status", "--state-file", daemon.statePath])
         #expect(status.status == 0, "\(status.stderr)")
-        let row = status.stdout.split(separator: "\n").first { $0.hasPrefix("\(holder) ") || $0.contains(" \(holder) ") }
+        let row = status.stdout.split(separator: "\n").first {
+            $0.hasPrefix("\(holder) ") || $0.contains(" \(holder) ")
+        }
         #expect(row?.contains("closewaitd-work") == true)
         #expect(row?.contains("warning (count)") == true, "\(status.stdout)")
         #expect(row?.contains("127.0.0.1:\(leak.port4)×6") == true)
@@ -71,12 +74,15 @@ import Testing
     /// "not running".
     @Test func statusTellsNoStateFileFromNoDaemon() throws {
         let unwritable = "/proc/closewaitd-test-\(getpid())/state.json"  // mkdir fails there
-        let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 50"), extraArguments: ["--state-file", unwritable])
+        let daemon = try DaemonProcess(
+            config: testConfig(thresholds: "count_warning = 50"), extraArguments: ["--state-file", unwritable])
         defer { daemon.stop() }
         try daemon.awaitLine("the state file failure said") { $0.contains("cannot write the state file") }
         let result = try run(Build.path("closewaitd"), ["status", "--state-file", unwritable])
         #expect(result.status == 5, "\(result.stderr)")
-        #expect(result.stderr.contains("the daemon runs (pid \(daemon.pid)) but there is no state at \(unwritable)"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("the daemon runs (pid \(daemon.pid)) but there is no state at \(unwritable)"),
+            "\(result.stderr)")
     }
 
     @Test func reloadAppliesNewThresholdsAndKeepsRunningOnABadConfig() throws {
@@ -94,9 +100,12 @@ import Testing
         let reloading = try daemon.notify.await("RELOADING=1", after: mark) { $0.contains("RELOADING=1") }
         #expect(reloading.contains("MONOTONIC_USEC="))
         try daemon.notify.await("READY=1 after reload", after: mark) { $0.contains("READY=1") }
-        try daemon.awaitLine("reload notice") { $0.contains("configuration reloaded") && $0.contains("MESSAGE_ID=\(MessageID.configReloaded)") }
+        try daemon.awaitLine("reload notice") {
+            $0.contains("configuration reloaded") && $0.contains("MESSAGE_ID=\(MessageID.configReloaded)")
+        }
         try daemon.awaitLine("alert under the new threshold") {
-            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ") && $0.contains("CLOSEWAIT_THRESHOLD=3 ")
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
+                && $0.contains("CLOSEWAIT_THRESHOLD=3 ")
         }
 
         try daemon.writeConfig("[thresholds]\ncount_warning = \"many\"\n")
@@ -120,12 +129,15 @@ import Testing
     }
 
     @Test func samplerFailureIsReportedWithoutWatchdogThenRecovers() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cw-emptyproc-\(UUID().uuidString.prefix(8))")
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-emptyproc-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
         // An empty /proc root with source = "proc": every sample fails.
-        let failing = try DaemonProcess(config: testConfig(thresholds: "").replacingOccurrences(of: "window = \"10s\"", with: "window = \"10s\"\nsource = \"proc\""),
-                                        extraArguments: ["--proc-root", root.path], environment: ["WATCHDOG_USEC": "2000000"])
+        let failing = try DaemonProcess(
+            config: testConfig(thresholds: "").replacingOccurrences(
+                of: "window = \"10s\"", with: "window = \"10s\"\nsource = \"proc\""),
+            extraArguments: ["--proc-root", root.path], environment: ["WATCHDOG_USEC": "2000000"])
         defer { failing.stop() }
         let line = try failing.awaitLine("sampler failure") { $0.contains("MESSAGE_ID=\(MessageID.samplerFailure)") }
         #expect(line.contains("net/tcp"))
@@ -133,8 +145,10 @@ import Testing
         #expect(!failing.notify.messages.contains { $0.contains("WATCHDOG=1") || $0.contains("READY=1") })
 
         // Give it a /proc/net to read: it becomes ready.
-        try FileManager.default.createDirectory(at: root.appendingPathComponent("net"), withIntermediateDirectories: true)
-        let header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        try FileManager.default.createDirectory(
+            at: root.appendingPathComponent("net"), withIntermediateDirectories: true)
+        let header =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
         try header.write(to: root.appendingPathComponent("net/tcp"), atomically: true, encoding: .utf8)
         try header.write(to: root.appendingPathComponent("net/tcp6"), atomically: true, encoding: .utf8)
         try failing.notify.await("READY=1 once sampling works") { $0.contains("READY=1") }
@@ -148,10 +162,13 @@ import Testing
         try #require(getuid() == 0, "needs root to drop to another user")
         let leak = try Workload(["--processes", "1", "--v4", "4"])
         defer { leak.stop() }
-        let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 3"),
-                                       launcher: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
+        let daemon = try DaemonProcess(
+            config: testConfig(thresholds: "count_warning = 3"),
+            launcher: ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
         defer { daemon.stop() }
-        let warning = try daemon.awaitLine("the degraded warning") { $0.contains("MESSAGE_ID=\(MessageID.attributionDegraded)") }
+        let warning = try daemon.awaitLine("the degraded warning") {
+            $0.contains("MESSAGE_ID=\(MessageID.attributionDegraded)")
+        }
         #expect(warning.contains("Attribution degraded:"))
         #expect(warning.contains("CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE"))
         let status = try daemon.notify.await("a degraded STATUS") { $0.contains("attribution degraded") }
@@ -159,7 +176,8 @@ import Testing
         #expect(!status.contains("No CLOSE_WAIT sockets"))
         try waitFor("a degraded state file") {
             guard let data = FileManager.default.contents(atPath: daemon.statePath),
-                  let doc = try? StateDocument.decode(Array(data)) else { return false }
+                let doc = try? StateDocument.decode(Array(data))
+            else { return false }
             return doc.attribution?.degraded == true && (doc.attribution?.unattributed ?? 0) >= 4
         }
         let table = try run(Build.path("closewaitd"), ["status", "--state-file", daemon.statePath])
@@ -172,19 +190,25 @@ import Testing
     /// Issue 11: the textfile for node_exporter, written each tick, passes promtool's lint.
     @Test func metricsTextfilePassesPromtool() throws {
         let promtool = "/usr/bin/promtool"
-        try #require(FileManager.default.isExecutableFile(atPath: promtool), "promtool (Debian prometheus) not installed")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: promtool), "promtool (Debian prometheus) not installed")
         let leak = try Workload(["--processes", "1", "--v4", "4"])
         defer { leak.stop() }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-metrics-\(UUID().uuidString.prefix(8))").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-metrics-\(UUID().uuidString.prefix(8))"
+        ).path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let textfile = dir + "/closewaitd.prom"
-        let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 3",
-                                                          extra: "[metrics]\ntextfile = \"\(textfile)\"\n"))
+        let daemon = try DaemonProcess(
+            config: testConfig(
+                thresholds: "count_warning = 3",
+                extra: "[metrics]\ntextfile = \"\(textfile)\"\n"))
         defer { daemon.stop() }
         let holder = leak.holders[0]
         try waitFor("the textfile naming the holder") {
-            ((try? String(contentsOfFile: textfile, encoding: .utf8)) ?? "").contains("closewaitd_alert_firing{pid=\"\(holder)\"")
+            ((try? String(contentsOfFile: textfile, encoding: .utf8)) ?? "").contains(
+                "closewaitd_alert_firing{pid=\"\(holder)\"")
         }
         let text = try String(contentsOfFile: textfile, encoding: .utf8)
         #expect(text.contains("closewaitd_process_close_wait_sockets{pid=\"\(holder)\",comm=\"closewaitd-work\""))

@@ -3,7 +3,7 @@ import Foundation
 import Testing
 import WorkloadSupport
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// Each class of bug reproduced with real sockets on loopback (closewaitd-workload modes), then
@@ -40,7 +40,10 @@ import WorkloadSupport
         #expect((report["ss"] as? [String])?.first == "ss -tnpie state close-wait dst '127.0.0.1:\(w.port4)'")
         // The text form leads with the class and what to change.
         let text = try run(Build.path("closewaitd"), ["explain", String(w.holders[0]), "--state-file", "/nonexistent"])
-        #expect(text.stdout.contains("Diagnosis: unread-responses\n  Responses not read to the end: 6 of 6 CLOSE_WAIT sockets still hold 1200 unread bytes"))
+        #expect(
+            text.stdout.contains(
+                "Diagnosis: unread-responses\n  Responses not read to the end: 6 of 6 CLOSE_WAIT sockets still hold 1200 unread bytes"
+            ))
         // The daemon's alert names it at once: this class needs no history.
         let daemon = try DaemonProcess(config: testConfig(thresholds: "count_warning = 5\ncount_critical = 1000"))
         defer { daemon.stop() }
@@ -48,7 +51,9 @@ import WorkloadSupport
             $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(w.holders[0]) ")
         }
         #expect(alert.contains("CLOSEWAIT_DIAGNOSIS=unread-responses"), "\(alert)")
-        #expect(alert.contains("warning: closewaitd-work[\(w.holders[0])]: Responses not read to the end: 6 of 6"), "\(alert)")
+        #expect(
+            alert.contains("warning: closewaitd-work[\(w.holders[0])]: Responses not read to the end: 6 of 6"),
+            "\(alert)")
     }
 
     @Test func explainEscapesAHostileComm() throws {
@@ -57,7 +62,8 @@ import WorkloadSupport
         defer { w.stop() }
         let text = try run(Build.path("closewaitd"), ["explain", String(w.holders[0]), "--state-file", "/nonexistent"])
         #expect(text.status == 0, "\(text.stderr)")
-        #expect(!text.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(text.stdout.debugDescription)")
+        #expect(
+            !text.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "\(text.stdout.debugDescription)")
         #expect(text.stdout.hasPrefix("\\x1b[2J\\rx[\(w.holders[0])]"), "\(text.stdout.prefix(80).debugDescription)")
         let json = try explain(w.holders[0])
         #expect((json["process"] as? [String: Any])?["comm"] as? String == "\u{1b}[2J\rx")
@@ -70,14 +76,17 @@ import WorkloadSupport
         let daemon = try DaemonProcess(config: growthConfig(count: "count_warning = 1000\ncount_critical = 2000"))
         defer { daemon.stop() }
         let alert = try daemon.awaitLine("growth alert for \(holder)") {
-            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ") && $0.contains("CLOSEWAIT_REASON=growth")
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
+                && $0.contains("CLOSEWAIT_REASON=growth")
         }
         #expect(alert.contains("CLOSEWAIT_DIAGNOSIS=abandoned-connections"), "\(alert)")
-        #expect(alert.contains("warning: closewaitd-work[\(holder)]: Abandoned connections: a steady climb"), "\(alert)")
+        #expect(
+            alert.contains("warning: closewaitd-work[\(holder)]: Abandoned connections: a steady climb"), "\(alert)")
         #expect(alert.contains("CLOSEWAIT_EVIDENCE="))
         #expect(alert.contains("To fix: Reuse one client"))
         try waitFor("the state file's diagnosis") {
-            (try? String(contentsOfFile: daemon.statePath, encoding: .utf8))?.contains("\"diagnosis\": \"abandoned-connections\"") ?? false
+            (try? String(contentsOfFile: daemon.statePath, encoding: .utf8))?.contains(
+                "\"diagnosis\": \"abandoned-connections\"") ?? false
         }
         let report = try explain(holder, stateFile: daemon.statePath)
         #expect(kind(report) == "abandoned-connections")
@@ -86,7 +95,9 @@ import WorkloadSupport
         #expect(firstPeer(report)["established"] as? Int == 0)
         #expect((report["ageHistogram"] as? [String: Int])?["<1min"] ?? 0 > 0)
         let status = try run(Build.path("closewaitd"), ["status", "--state-file", daemon.statePath])
-        #expect(status.stdout.contains("\(holder) closewaitd-work: abandoned-connections — Abandoned connections"), "\(status.stdout)")
+        #expect(
+            status.stdout.contains("\(holder) closewaitd-work: abandoned-connections — Abandoned connections"),
+            "\(status.stdout)")
     }
 
     @Test func aBoundedPoolIsAnIdlePoolNeverALeak() throws {
@@ -95,10 +106,13 @@ import WorkloadSupport
         defer { w.stop() }
         let holder = w.holders[0]
         // Reminders every 6 s: the first after half the window (5 s) carries the pattern.
-        let daemon = try DaemonProcess(config: growthConfig(count: "count_warning = 5\ncount_critical = 1000")
-            .replacingOccurrences(of: "reminder = \"0\"", with: "reminder = \"6s\""))
+        let daemon = try DaemonProcess(
+            config: growthConfig(count: "count_warning = 5\ncount_critical = 1000")
+                .replacingOccurrences(of: "reminder = \"0\"", with: "reminder = \"6s\""))
         defer { daemon.stop() }
-        try daemon.awaitLine("count alert for \(holder)") { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ") }
+        try daemon.awaitLine("count alert for \(holder)") {
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
+        }
         let reminder = try daemon.awaitLine("a reminder for \(holder)") {
             $0.contains("MESSAGE_ID=\(MessageID.reminder)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
         }
@@ -106,7 +120,8 @@ import WorkloadSupport
         #expect(reminder.contains("Idle pool keeping closed connections: the count holds flat at 8"), "\(reminder)")
         // Once half the window has passed the daemon looks again and sees the plateau.
         try waitFor("the state file's idle-pool diagnosis", timeout: 40) {
-            (try? String(contentsOfFile: daemon.statePath, encoding: .utf8))?.contains("\"diagnosis\": \"idle-pool\"") ?? false
+            (try? String(contentsOfFile: daemon.statePath, encoding: .utf8))?.contains("\"diagnosis\": \"idle-pool\"")
+                ?? false
         }
         let report = try explain(holder, stateFile: daemon.statePath)
         #expect(kind(report) == "idle-pool")
@@ -122,7 +137,9 @@ import WorkloadSupport
     func completionScriptsKnowEverySubcommand(shell: String) throws {
         let script = try run(Build.path("closewaitd"), ["--generate-completion-script", shell])
         #expect(script.status == 0)
-        for command in ["snapshot", "run", "status", "explain", "check-config"] { #expect(script.stdout.contains(command), "\(command)") }
+        for command in ["snapshot", "run", "status", "explain", "check-config"] {
+            #expect(script.stdout.contains(command), "\(command)")
+        }
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("cw-completion.\(shell)").path
         try script.stdout.write(toFile: file, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: file) }

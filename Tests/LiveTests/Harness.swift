@@ -9,8 +9,8 @@ enum Live {
     static let tools = ["/usr/bin/ss", "/usr/sbin/ip", "/usr/bin/unshare", "/usr/bin/setpriv", "/usr/bin/python3"]
     static let missing: [String] = tools.filter { access($0, X_OK) != 0 }
     static let available = getuid() == 0 && missing.isEmpty
-    static let reason: Comment = getuid() != 0
+    static let reason: Comment =
+        getuid() != 0
         ? "live tests need root (run make check as root, or make unit for the pure tier)"
         : "live tests need \(missing.joined(separator: ", ")) (make test-deps installs them)"
 }
-

@@ -53,7 +53,9 @@ final class ReadyProcess {
     static let redteam: String = {
         let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("redteam").path
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-redteam-\(UUID().uuidString.prefix(8))").path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-redteam-\(UUID().uuidString.prefix(8))"
+        ).path
         try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         chmod(dir, 0o755)
         for name in (try? FileManager.default.contentsOfDirectory(atPath: source)) ?? [] where name.hasSuffix(".py") {
@@ -139,7 +141,9 @@ final class ReadyProcess {
         sampler.foreignRecheck = 0
         let cut = try sampler.sample(states: [.closeWait], now: 2)
         #expect(cut.coverage.cut[ns]?.contains("larger than") == true, "\(cut.coverage)")
-        #expect(inNamespace(cut) > 0 && inNamespace(cut) < 120, "\(inNamespace(cut)) \(cut.records.count) \(cut.foreign.count)")
+        #expect(
+            inNamespace(cut) > 0 && inNamespace(cut) < 120,
+            "\(inNamespace(cut)) \(cut.records.count) \(cut.foreign.count)")
     }
 
     /// Row 4: past the tick's budget for namespaces, the rest are not read: counted as never
@@ -155,7 +159,9 @@ final class ReadyProcess {
         sampler.foreignRecheck = 0
         let nsA = try #require(sampler.namespaces?.namespace(of: a.holders[0]))
         let nsB = try #require(sampler.namespaces?.namespace(of: b.holders[0]))
-        func count(_ s: KernelSampler.Sample, _ ns: UInt64) -> Int { s.records.filter { s.foreign[$0.inode] == ns }.count }
+        func count(_ s: KernelSampler.Sample, _ ns: UInt64) -> Int {
+            s.records.filter { s.foreign[$0.inode] == ns }.count
+        }
         sampler.foreignBudget = 0
         let none = try sampler.sample(states: [.closeWait], now: 1)
         #expect(none.coverage.unread == none.coverage.namespaces && none.coverage.namespaces >= 2)
@@ -182,13 +188,21 @@ final class ReadyProcess {
         let leak = try Workload(["--processes", "60", "--v4", "2"])
         defer { leak.stop() }
         let port = freeLoopbackPort()
-        let daemon = try DaemonProcess(config: testConfig(interval: "500ms", thresholds: "count_warning = 1",
-                                                          extra: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n"))
+        let daemon = try DaemonProcess(
+            config: testConfig(
+                interval: "500ms", thresholds: "count_warning = 1",
+                extra: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n"))
         defer { daemon.stop() }
         try daemon.notify.await("READY=1") { $0.contains("READY=1") }
-        try waitFor("a page with every leaker", timeout: 30) { ((try? LoopbackClient.get(port: port)) ?? "").utf8.count > 40_000 }
-        let attack = try ReadyProcess("/usr/bin/setpriv", ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
-                                                           Self.redteam + "/metrics-attack.py", mode, String(port), String(connections), "60"])
+        try waitFor("a page with every leaker", timeout: 30) {
+            ((try? LoopbackClient.get(port: port)) ?? "").utf8.count > 40_000
+        }
+        let attack = try ReadyProcess(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
+                Self.redteam + "/metrics-attack.py", mode, String(port), String(connections), "60",
+            ])
         defer { attack.stop() }
         // Let the attack reach its steady state (the server closing, the attacker replacing).
         let settle = Date()
@@ -198,20 +212,26 @@ final class ReadyProcess {
             let start = Date()
             let page = try LoopbackClient.get(port: port)
             times.append(Date().timeIntervalSince(start))
-            #expect(page.hasPrefix("HTTP/1.1 200 OK") && page.contains("closewaitd_close_wait_sockets "), "\(page.prefix(200))")
+            #expect(
+                page.hasPrefix("HTTP/1.1 200 OK") && page.contains("closewaitd_close_wait_sockets "),
+                "\(page.prefix(200))")
         }
         #expect(times.filter { $0 < 1 }.count >= 4, "scrape times under attack: \(times)")
         #expect(times.allSatisfy { $0 < 3 }, "scrape times under attack: \(times)")
         #expect(attack.process.isRunning, "the attack ran throughout")
     }
 
-    static let asNobody = ["/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3"]
+    static let asNobody = [
+        "/usr/bin/setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
+    ]
 
     /// Row 2 at a small size: forked children sharing their parent's sockets are one row,
     /// tracked and alerted once.
     @Test func forkedSharersAreTrackedAsOne() throws {
         try #require(getuid() == 0, "setpriv to nobody needs root")
-        let sharers = try ReadyProcess(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + [Self.redteam + "/fork-sharers.py", "30", "200", "120"])
+        let sharers = try ReadyProcess(
+            Self.asNobody[0],
+            Array(Self.asNobody.dropFirst()) + [Self.redteam + "/fork-sharers.py", "30", "200", "120"])
         defer { sharers.stop() }
         let pid = try #require(sharers.ready["pid"] as? Int)
         let daemon = try DaemonProcess(config: testConfig(interval: "500ms", thresholds: "count_warning = 10"))
@@ -220,9 +240,13 @@ final class ReadyProcess {
             $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(pid) ")
         }
         #expect(alert.contains("its sockets shared by 200 other processes ("), "\(alert.prefix(300))")
-        let status = try daemon.notify.await("STATUS with one process") { $0.contains("STATUS=1 process with CLOSE_WAIT") }
+        let status = try daemon.notify.await("STATUS with one process") {
+            $0.contains("STATUS=1 process with CLOSE_WAIT")
+        }
         #expect(status.contains("max python3[\(pid)] 30"))
-        let crossed = daemon.log.split(separator: "\n").filter { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_REASON=count") }
+        let crossed = daemon.log.split(separator: "\n").filter {
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_REASON=count")
+        }
         #expect(crossed.count == 1, "one alert for the set, not one per child: \(crossed.count)")
     }
 
@@ -233,25 +257,38 @@ final class ReadyProcess {
     @Test(arguments: ["size", "readdir"])
     func aLeakerThatForksAndExitsIsOneLeak(fdCount: String) throws {
         try #require(getuid() == 0, "setpriv to nobody needs root")
-        let pidfile = FileManager.default.temporaryDirectory.appendingPathComponent("cw-chain-\(fdCount)-\(getpid()).pid").path
-        let chain = try ReadyProcess(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + [Self.redteam + "/fork-sharers.py", "12", "0", "40",
-                                                                                          "--exit-every", "3", "--pidfile", pidfile])
+        let pidfile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-chain-\(fdCount)-\(getpid()).pid"
+        ).path
+        let chain = try ReadyProcess(
+            Self.asNobody[0],
+            Array(Self.asNobody.dropFirst()) + [
+                Self.redteam + "/fork-sharers.py", "12", "0", "40",
+                "--exit-every", "3", "--pidfile", pidfile,
+            ])
         defer {
             // The holder of the moment, by pid (each generation writes its own).
-            if let text = try? String(contentsOfFile: pidfile, encoding: .utf8), let pid = Int32(text) { kill(pid, SIGKILL) }
+            if let text = try? String(contentsOfFile: pidfile, encoding: .utf8), let pid = Int32(text) {
+                kill(pid, SIGKILL)
+            }
             unlink(pidfile)
             chain.stop()
         }
-        let daemon = try DaemonProcess(config: testConfig(interval: "500ms", hold: "3", thresholds: "count_warning = 10"),
-                                       environment: ["CLOSEWAITD_FD_COUNT": fdCount])
+        let daemon = try DaemonProcess(
+            config: testConfig(interval: "500ms", hold: "3", thresholds: "count_warning = 10"),
+            environment: ["CLOSEWAITD_FD_COUNT": fdCount])
         defer { daemon.stop() }
-        _ = try daemon.awaitLine("the count alert") { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_COMM=python3 ") }
+        _ = try daemon.awaitLine("the count alert") {
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_COMM=python3 ")
+        }
         // Three hand-overs later, the history is the sockets': the oldest is older than a generation.
         let start = Date()
         try waitFor("ten seconds of hand-overs", timeout: 20) { Date().timeIntervalSince(start) >= 10 }
         let lines = daemon.log.split(separator: "\n").filter { $0.contains("CLOSEWAIT_COMM=python3 ") }
-        #expect(lines.filter { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_REASON=count") }.count == 1,
-                "\(lines.map { $0.prefix(160) })")
+        #expect(
+            lines.filter { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_REASON=count") }
+                .count == 1,
+            "\(lines.map { $0.prefix(160) })")
         #expect(!lines.contains { $0.contains("MESSAGE_ID=\(MessageID.recovered)") }, "a hand-over is not a recovery")
         let state = try StateDocument.decode(Array(try String(contentsOfFile: daemon.statePath, encoding: .utf8).utf8))
         let row = try #require(state.processes.first { $0.comm == "python3" })
@@ -263,9 +300,11 @@ final class ReadyProcess {
     /// process) raise the host-wide unowned alert and show in STATUS.
     @Test func socketsHeldByNoProcessAreSaid() throws {
         try #require(getuid() == 0, "setpriv to nobody needs root")
-        let parked = try ReadyProcess(Self.asNobody[0], Array(Self.asNobody.dropFirst()) + [Self.redteam + "/parked-sockets.py", "80", "120"])
+        let parked = try ReadyProcess(
+            Self.asNobody[0], Array(Self.asNobody.dropFirst()) + [Self.redteam + "/parked-sockets.py", "80", "120"])
         defer { parked.stop() }
-        let daemon = try DaemonProcess(config: testConfig(interval: "500ms", thresholds: "unowned_warning = 50\nunowned_critical = 0"))
+        let daemon = try DaemonProcess(
+            config: testConfig(interval: "500ms", thresholds: "unowned_warning = 50\nunowned_critical = 0"))
         defer { daemon.stop() }
         let alert = try daemon.awaitLine("the unowned alert") { $0.contains("MESSAGE_ID=\(MessageID.unownedSockets)") }
         #expect(alert.contains("80 CLOSE_WAIT sockets are held by no process's fd table"), "\(alert.prefix(300))")
@@ -285,7 +324,9 @@ final class ReadyProcess {
             for dir in made.reversed() {
                 let procs = (try? String(contentsOfFile: dir + "/cgroup.procs", encoding: .utf8)) ?? ""
                 let root = dir.hasPrefix("/sys/fs/cgroup/unified") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup/systemd"
-                for pid in procs.split(separator: "\n") { try? String(pid).write(toFile: root + "/cgroup.procs", atomically: false, encoding: .utf8) }
+                for pid in procs.split(separator: "\n") {
+                    try? String(pid).write(toFile: root + "/cgroup.procs", atomically: false, encoding: .utf8)
+                }
                 rmdir(dir)
             }
         }
@@ -307,20 +348,23 @@ final class ReadyProcess {
         #expect(proxy?["unit"] as? String == "user@65534.service: legacy-proxy.service", "\(proxy ?? [:])")
         let docker = rows.first { $0["pid"] as? Int == Int(w.holders[1]) }
         let container = docker?["container"] as? [String: Any]
-        #expect(container?["runtime"] as? String == "docker" && container?["userManager"] as? String == "user@65534.service", "\(docker ?? [:])")
+        #expect(
+            container?["runtime"] as? String == "docker"
+                && container?["userManager"] as? String == "user@65534.service", "\(docker ?? [:])")
         // The README's rules, written for the system's unit and containers, leave them alerting.
         let rules = """
-        [[rule]]
-        name = "bounded-pool"
-        match_unit = "legacy-proxy.service"
-        ignore = true
+            [[rule]]
+            name = "bounded-pool"
+            match_unit = "legacy-proxy.service"
+            ignore = true
 
-        [[rule]]
-        name = "docker"
-        match_container = "docker:*"
-        ignore = true
-        """
-        let daemon = try DaemonProcess(config: testConfig(interval: "500ms", thresholds: "count_warning = 5", extra: rules))
+            [[rule]]
+            name = "docker"
+            match_container = "docker:*"
+            ignore = true
+            """
+        let daemon = try DaemonProcess(
+            config: testConfig(interval: "500ms", thresholds: "count_warning = 5", extra: rules))
         defer { daemon.stop() }
         for holder in w.holders {
             let alert = try daemon.awaitLine("the alert for \(holder)") {

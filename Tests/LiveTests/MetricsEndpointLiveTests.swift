@@ -3,7 +3,7 @@ import Foundation
 import Testing
 import WorkloadSupport
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #endif
 
 /// `closewaitd run` started the way systemd starts a socket-activated service: a listening
@@ -15,7 +15,9 @@ final class SocketActivatedDaemon {
     let configPath: String
 
     init(config: String) throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("cw-activated-\(UUID().uuidString.prefix(8))").path
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-activated-\(UUID().uuidString.prefix(8))"
+        ).path
         configPath = base + ".toml"
         logPath = base + ".log"
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
@@ -30,9 +32,14 @@ final class SocketActivatedDaemon {
         posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         // sh -c 'exec': the daemon keeps the shell's pid, which LISTEN_PID must name.
         let script = "LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""
-        let args = ["/bin/sh", "-c", script, Build.path("closewaitd"), "run", "--config", configPath, "--log", "stderr", "--state-file", ""]
-        let env = ProcessInfo.processInfo.environment.filter { !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"].contains($0.key) }
-            .map { "\($0.key)=\($0.value)" }
+        let args = [
+            "/bin/sh", "-c", script, Build.path("closewaitd"), "run", "--config", configPath, "--log", "stderr",
+            "--state-file", "",
+        ]
+        let env = ProcessInfo.processInfo.environment.filter {
+            !["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID"].contains($0.key)
+        }
+        .map { "\($0.key)=\($0.value)" }
         var argv = args.map { strdup($0) } + [nil]
         var envp = env.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) }; envp.forEach { free($0) } }
@@ -56,7 +63,8 @@ final class SocketActivatedDaemon {
 
 func residentKiB(_ pid: Int32) -> Int? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+    else { return nil }
     return Int(line.split(separator: " ")[1])
 }
 
@@ -70,7 +78,8 @@ func residentKiB(_ pid: Int32) -> Int? {
         // What systemd does for a socket unit: bind and listen, pass the socket as fd 3 with
         // LISTEN_FDS=1 and LISTEN_PID. (Not systemd-socket-activate under Foundation's Process:
         // it closes every other fd before exec, which Foundation takes for the child's exit.)
-        let daemon = try SocketActivatedDaemon(config: testConfig(thresholds: "count_warning = 5\ncount_critical = 1000"))
+        let daemon = try SocketActivatedDaemon(
+            config: testConfig(thresholds: "count_warning = 5\ncount_critical = 1000"))
         defer { daemon.stop() }
         let port = daemon.port
         var page = ""
@@ -78,7 +87,9 @@ func residentKiB(_ pid: Int32) -> Int? {
             page = (try? LoopbackClient.get(port: port)) ?? ""
             return page.contains("closewaitd_process_close_wait_sockets{pid=\"\(holder)\",comm=\"closewaitd-work\"")
         }
-        #expect(daemon.log.contains("serving Prometheus metrics at http://127.0.0.1:\(port)/metrics (socket from systemd)"), "\(daemon.log)")
+        #expect(
+            daemon.log.contains("serving Prometheus metrics at http://127.0.0.1:\(port)/metrics (socket from systemd)"),
+            "\(daemon.log)")
         #expect(page.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"))
         let body = String(page[page.range(of: "\r\n\r\n")!.upperBound...])
         #expect(body.contains("\",container_runtime=\"\",container_id=\"\"} 6\n"))
@@ -94,8 +105,10 @@ func residentKiB(_ pid: Int32) -> Int? {
 
     @Test func hostileClientsNeitherStallTicksNorGrowMemory() throws {
         let port = freeLoopbackPort()
-        let daemon = try DaemonProcess(config: testConfig(interval: "200ms", thresholds: "count_warning = 5\ncount_critical = 1000",
-                                                          extra: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n"))
+        let daemon = try DaemonProcess(
+            config: testConfig(
+                interval: "200ms", thresholds: "count_warning = 5\ncount_critical = 1000",
+                extra: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n"))
         defer { daemon.stop() }
         try daemon.notify.await("READY=1") { $0.contains("READY=1") }
         #expect(try LoopbackClient.get(port: port, "/").contains("<a href=\"/metrics\">"))
@@ -103,7 +116,8 @@ func residentKiB(_ pid: Int32) -> Int? {
         // The tick rate without abuse, on this machine now (a loaded host ticks slower).
         let baselineStart = Date(), baselineCount = daemon.notify.messages.filter { $0.contains("STATUS=") }.count
         try waitFor("two seconds of ticks", timeout: 10) { Date().timeIntervalSince(baselineStart) >= 2 }
-        let baselineRate = Double(daemon.notify.messages.filter { $0.contains("STATUS=") }.count - baselineCount)
+        let baselineRate =
+            Double(daemon.notify.messages.filter { $0.contains("STATUS=") }.count - baselineCount)
             / Date().timeIntervalSince(baselineStart)
 
         // A client that connects and sends nothing, and one that sends 1 MB of headers.
@@ -120,7 +134,9 @@ func residentKiB(_ pid: Int32) -> Int? {
         // 50 concurrent scrapes: every one is answered in full.
         let clients = try (0..<50).map { _ in try LoopbackClient(port: port) }
         for c in clients { c.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8)) }
-        let answers = clients.map { c in defer { c.close() }; return String(decoding: c.readToEnd(), as: UTF8.self) }
+        let answers = clients.map { c in
+            defer { c.close() }; return String(decoding: c.readToEnd(), as: UTF8.self)
+        }
         let good = answers.filter { $0.hasPrefix("HTTP/1.1 200 OK") && $0.contains("closewaitd_close_wait_sockets ") }
         #expect(good.count == 50, "\(answers.first { !good.contains($0) }?.prefix(300) ?? "")")
 
@@ -132,11 +148,15 @@ func residentKiB(_ pid: Int32) -> Int? {
 
         // Meanwhile the 200 ms tick kept going (a STATUS each tick), and memory stayed put.
         let statuses = daemon.notify.messages.filter { $0.contains("STATUS=") }.count - statusesBefore
-        #expect(Double(statuses) / waited >= baselineRate * 0.5, "\(statuses) STATUS in \(waited) s; \(baselineRate)/s before")
+        #expect(
+            Double(statuses) / waited >= baselineRate * 0.5,
+            "\(statuses) STATUS in \(waited) s; \(baselineRate)/s before")
         let rssAfter = try #require(residentKiB(daemon.pid))
         #expect(rssAfter - rssBefore < 8 * 1024, "RSS \(rssBefore) → \(rssAfter) KiB")
         let counters = try LoopbackClient.get(port: port)
-        #expect(counters.contains("closewaitd_http_connections_total{outcome=\"timed-out\"} 1\n"), "\(counters.suffix(400))")
+        #expect(
+            counters.contains("closewaitd_http_connections_total{outcome=\"timed-out\"} 1\n"), "\(counters.suffix(400))"
+        )
         #expect(counters.contains("closewaitd_http_connections_total{outcome=\"rejected\"} 1\n"))
     }
 
@@ -144,9 +164,13 @@ func residentKiB(_ pid: Int32) -> Int? {
         let port = freeLoopbackPort()
         let (holder, _) = try loopbackListener(port: port)
         defer { close(holder) }
-        let daemon = try DaemonProcess(config: testConfig(thresholds: "", extra: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n"))
+        let daemon = try DaemonProcess(
+            config: testConfig(thresholds: "", extra: "[metrics]\nlisten = \"127.0.0.1:\(port)\"\n"))
         defer { daemon.stop() }
         #expect(try daemon.awaitExit() == 69)
-        #expect(daemon.log.contains("cannot serve metrics on metrics.listen 127.0.0.1:\(port): bind 127.0.0.1:\(port): Address already in use"))
+        #expect(
+            daemon.log.contains(
+                "cannot serve metrics on metrics.listen 127.0.0.1:\(port): bind 127.0.0.1:\(port): Address already in use"
+            ))
     }
 }

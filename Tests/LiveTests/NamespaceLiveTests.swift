@@ -52,7 +52,8 @@ import Testing
             $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(w.holders[0]) ")
         }
         #expect(alert.contains("CLOSEWAIT_NETNS=\(netns) "))
-        #expect(alert.contains("closewaitd-work[\(w.holders[0])] (netns \(netns)) holds 6 CLOSE_WAIT sockets"), "\(alert)")
+        #expect(
+            alert.contains("closewaitd-work[\(w.holders[0])] (netns \(netns)) holds 6 CLOSE_WAIT sockets"), "\(alert)")
     }
 
     @Test func anIPNetnsNamespaceIsSampledToo() throws {
@@ -60,8 +61,11 @@ import Testing
         let name = "cwtest\(getpid())"
         _ = try run("/usr/sbin/ip", ["netns", "add", name])
         defer { _ = try? run("/usr/sbin/ip", ["netns", "del", name]) }
-        let w = try Workload(["--processes", "1", "--v4", "2"],
-                             launcher: ["/usr/sbin/ip", "netns", "exec", name, "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        let w = try Workload(
+            ["--processes", "1", "--v4", "2"],
+            launcher: [
+                "/usr/sbin/ip", "netns", "exec", name, "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"",
+            ])
         defer { w.stop() }
         let result = try run(Build.path("closewaitd"), ["snapshot", "--pid", String(w.holders[0])])
         #expect(result.stdout.contains("netns "), "\(result.stdout)")
@@ -78,8 +82,11 @@ import Testing
         #expect(result.stderr.contains("not sampled (reading one needs setns, CAP_SYS_ADMIN): "), "\(result.stderr)")
         #expect(result.stderr.contains("/run/netns/\(name) (net:["), "\(result.stderr)")
         // Once a process lives in it, it is sampled through that process and no longer reported.
-        let w = try Workload(["--processes", "1", "--v4", "2"],
-                             launcher: ["/usr/sbin/ip", "netns", "exec", name, "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""])
+        let w = try Workload(
+            ["--processes", "1", "--v4", "2"],
+            launcher: [
+                "/usr/sbin/ip", "netns", "exec", name, "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\"",
+            ])
         defer { w.stop() }
         let again = try run(Build.path("closewaitd"), ["snapshot", "--pid", String(w.holders[0])])
         #expect(!again.stderr.contains("/run/netns/\(name) "), "\(again.stderr)")
@@ -88,7 +95,8 @@ import Testing
 
     @Test func anIdleNamespaceIsNotReReadButAChangeIsSeenAtOnce() throws {
         // Three sockets at once, a fourth a second after ready: the TCP counters move then.
-        let w = try Workload(["--processes", "1", "--v4", "3", "--grow-per-second", "0.5", "--grow-max", "4"], launcher: Self.unshare)
+        let w = try Workload(
+            ["--processes", "1", "--v4", "3", "--grow-per-second", "0.5", "--grow-max", "4"], launcher: Self.unshare)
         defer { w.stop() }
         var sampler = KernelSampler(choice: .netlink)
         sampler.namespaces = NetNamespaces()

@@ -50,7 +50,9 @@ import Testing
     @Test func attributesEverySocketToTheRightProcessesAndAgreesWithSS() throws {
         // Two holders with IPv4, IPv6 and v4-mapped sockets; the first shares all of its
         // sockets with a forked child; two connections wait unaccepted in a listen backlog.
-        let a = try Workload(["--processes", "2", "--v4", "3", "--v6", "2", "--mapped", "1", "--shared", "1", "--backlog", "2"])
+        let a = try Workload([
+            "--processes", "2", "--v4", "3", "--v6", "2", "--mapped", "1", "--shared", "1", "--backlog", "2",
+        ])
         defer { a.stop() }
         let b = try Workload(["--processes", "1", "--v4", "4", "--filler", "20"])
         defer { b.stop() }
@@ -92,8 +94,11 @@ import Testing
             ($0["local"] as? String) == "127.0.0.1:\(a.backlogPort)"
         }
         #expect(backlog.count == 2)
-        #expect(backlog.allSatisfy { $0["inode"] as? Int == 0 && ($0["owners"] as? [Int])?.isEmpty == true
-            && $0["unownedReason"] as? String == "listen-backlog" })
+        #expect(
+            backlog.allSatisfy {
+                $0["inode"] as? Int == 0 && ($0["owners"] as? [Int])?.isEmpty == true
+                    && $0["unownedReason"] as? String == "listen-backlog"
+            })
         #expect((doc["unowned"] as? Int ?? 0) >= 2)
 
         // ss, run now, sees the same processes with the same counts.
@@ -134,8 +139,9 @@ import Testing
         #expect(fromNetlink.source == .netlink && fromProc.source == .proc)
         #expect(ours(fromNetlink.records).count == 9)
         #expect(ours(fromNetlink.records) == ours(fromProc.records))
-        #expect(fromNetlink.records.filter { ports.contains($0.local.port) || ports.contains($0.remote.port) }
-            .allSatisfy { $0.cookie != nil && $0.state == .closeWait })
+        #expect(
+            fromNetlink.records.filter { ports.contains($0.local.port) || ports.contains($0.remote.port) }
+                .allSatisfy { $0.cookie != nil && $0.state == .closeWait })
         // One combined TCPDIAG_GETSOCK walk reports what the two per-family dumps report.
         var perFamily = KernelSampler(choice: .netlink)
         #expect(ours(try perFamily.samplePerFamily([.closeWait])) == ours(fromNetlink.records))
@@ -162,8 +168,12 @@ import Testing
         guard getuid() == 0 else { return }  // needs root to drop to another user
         let w = try Workload(["--processes", "1", "--v4", "2"])
         defer { w.stop() }
-        let result = try run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
-                                                   Build.path("closewaitd"), "snapshot"])
+        let result = try run(
+            "/usr/bin/setpriv",
+            [
+                "--reuid=65534", "--regid=65534", "--clear-groups",
+                Build.path("closewaitd"), "snapshot",
+            ])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("permission denied"))
         #expect(result.stdout.contains("unowned:"))

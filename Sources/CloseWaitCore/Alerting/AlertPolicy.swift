@@ -60,19 +60,26 @@ public struct AlertPolicy: Sendable {
                 guard let state = states[from] else { continue }
                 // The successor takes the state unless its own is further along (firing, or
                 // pending longer).
-                if let own = states[to], own.firing != nil || (state.firing == nil && own.pendingSamples >= state.pendingSamples) { continue }
+                if let own = states[to],
+                    own.firing != nil || (state.firing == nil && own.pendingSamples >= state.pendingSamples)
+                {
+                    continue
+                }
                 states[to] = state
             }
         }
         // A gone predecessor is forgotten only once every move is done (two children may
         // continue one parent), without a "recovered": its sockets live on in the successor.
         for move in moves where move.fromGone {
-            for reason in AlertReason.allCases where !reason.isHostWide { states[Key(process: move.from, reason: reason)] = nil }
+            for reason in AlertReason.allCases where !reason.isHostWide {
+                states[Key(process: move.from, reason: reason)] = nil
+            }
         }
     }
 
     /// - Parameter unowned: CLOSE_WAIT sockets with an inode that no process holds.
-    public mutating func evaluate(now: Double, statuses: [ProcessStatus], total: Int, unowned: Int = 0) -> [AlertEvent] {
+    public mutating func evaluate(now: Double, statuses: [ProcessStatus], total: Int, unowned: Int = 0) -> [AlertEvent]
+    {
         var events = [AlertEvent]()
         var seen = Set<Key>()
         rulesMatched = 0
@@ -94,8 +101,10 @@ public struct AlertPolicy: Sendable {
                     let key = Key(process: status.details.identity, reason: reason)
                     guard let state = states.removeValue(forKey: key) else { continue }
                     if let level = state.firing {
-                        events.append(AlertEvent(kind: .recovered, reason: reason, level: level, process: status, total: total,
-                                                 value: nil, threshold: 0, rule: rule.name, ignoredByRule: rule.name))
+                        events.append(
+                            AlertEvent(
+                                kind: .recovered, reason: reason, level: level, process: status, total: total,
+                                value: nil, threshold: 0, rule: rule.name, ignoredByRule: rule.name))
                     }
                 }
                 continue
@@ -106,33 +115,44 @@ public struct AlertPolicy: Sendable {
                 (.count, Double(status.count), Double(t.countWarning), Double(t.countCritical), true),
                 (.growth, eligible ? status.growthPerMinute : nil, t.growthWarning, t.growthCritical, true),
                 (.age, eligible ? status.oldestAge : nil, t.ageWarning, t.ageCritical, true),
-                (.fdExhaustion, eligible ? status.predictedExhaustion : nil, t.exhaustionWarning, t.exhaustionCritical, false),
+                (
+                    .fdExhaustion, eligible ? status.predictedExhaustion : nil, t.exhaustionWarning,
+                    t.exhaustionCritical, false
+                ),
             ]
             for (reason, value, warning, critical, higherIsWorse) in checks {
                 let key = Key(process: status.details.identity, reason: reason)
                 seen.insert(key)
-                let condition = Condition(value: value, warning: warning, critical: critical,
-                                          higherIsWorse: higherIsWorse, clearRatio: settings.clearRatio)
+                let condition = Condition(
+                    value: value, warning: warning, critical: critical,
+                    higherIsWorse: higherIsWorse, clearRatio: settings.clearRatio)
                 if let event = step(key, condition, now: now, rule: rule.name, process: status, total: total) {
                     events.append(event)
                 }
             }
         }
         // Host-wide: every CLOSE_WAIT socket, and those no process holds.
-        for (reason, value, warning, critical) in [(AlertReason.total, total, settings.totalWarning, settings.totalCritical),
-                                                   (.unowned, unowned, settings.unownedWarning, settings.unownedCritical)] {
+        for (reason, value, warning, critical) in [
+            (AlertReason.total, total, settings.totalWarning, settings.totalCritical),
+            (.unowned, unowned, settings.unownedWarning, settings.unownedCritical),
+        ] {
             let key = Key(process: nil, reason: reason)
             seen.insert(key)
-            let condition = Condition(value: Double(value), warning: Double(warning), critical: Double(critical),
-                                      higherIsWorse: true, clearRatio: settings.clearRatio)
-            if let event = step(key, condition, now: now, rule: "host", process: nil, total: total) { events.append(event) }
+            let condition = Condition(
+                value: Double(value), warning: Double(warning), critical: Double(critical),
+                higherIsWorse: true, clearRatio: settings.clearRatio)
+            if let event = step(key, condition, now: now, rule: "host", process: nil, total: total) {
+                events.append(event)
+            }
         }
         ruleCache = cache
         // Processes that exited, dropped their sockets, or are now ignored: recover and forget.
         for (key, state) in states where !seen.contains(key) {
             if let level = state.firing {
-                events.append(AlertEvent(kind: .recovered, reason: key.reason, level: level, process: state.lastStatus,
-                                         total: total, value: nil, threshold: 0, rule: state.rule, gone: true))
+                events.append(
+                    AlertEvent(
+                        kind: .recovered, reason: key.reason, level: level, process: state.lastStatus,
+                        total: total, value: nil, threshold: 0, rule: state.rule, gone: true))
             }
             states[key] = nil
         }
@@ -171,14 +191,17 @@ public struct AlertPolicy: Sendable {
         }
     }
 
-    mutating func step(_ key: Key, _ c: Condition, now: Double, rule: String, process: ProcessStatus?, total: Int) -> AlertEvent? {
+    mutating func step(_ key: Key, _ c: Condition, now: Double, rule: String, process: ProcessStatus?, total: Int)
+        -> AlertEvent?
+    {
         var state = states[key] ?? State()
         defer { states[key] = state }
         state.rule = rule
         state.lastStatus = process
         func event(_ kind: AlertKind, _ level: AlertLevel, threshold: Double) -> AlertEvent {
-            AlertEvent(kind: kind, reason: key.reason, level: level, process: process, total: total,
-                       value: c.value, threshold: threshold, rule: rule)
+            AlertEvent(
+                kind: kind, reason: key.reason, level: level, process: process, total: total,
+                value: c.value, threshold: threshold, rule: rule)
         }
         if let firing = state.firing {
             if c.cleared {
@@ -193,7 +216,10 @@ public struct AlertPolicy: Sendable {
                 state.lastNotified = now
                 return event(.escalated, level, threshold: c.threshold(level))
             }
-            if let level = c.level, level < firing, c.value.map({ c.higherIsWorse ? $0 < c.critical * c.clearRatio : $0 > c.critical / c.clearRatio }) == true {
+            if let level = c.level, level < firing,
+                c.value.map({ c.higherIsWorse ? $0 < c.critical * c.clearRatio : $0 > c.critical / c.clearRatio })
+                    == true
+            {
                 state.firing = level  // de-escalate quietly; the next reminder says warning
             }
             if settings.reminder > 0 && now - state.lastNotified >= settings.reminder {

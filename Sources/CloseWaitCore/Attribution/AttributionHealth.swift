@@ -20,8 +20,9 @@ public struct AttributionHealth: Equatable, Sendable {
     }
 
     public init(_ snapshot: Snapshot) {
-        self.init(unreadable: snapshot.statistics.permissionDenied, vanished: snapshot.statistics.vanished,
-                  otherErrors: snapshot.statistics.otherErrors, unattributed: snapshot.ownerUnreadable)
+        self.init(
+            unreadable: snapshot.statistics.permissionDenied, vanished: snapshot.statistics.vanished,
+            otherErrors: snapshot.statistics.otherErrors, unattributed: snapshot.ownerUnreadable)
     }
 
     /// Some CLOSE_WAIT sockets may belong to processes we cannot read.
@@ -36,7 +37,8 @@ public struct AttributionHealth: Equatable, Sendable {
     /// The journal entry when attribution becomes degraded.
     public func degradedEntry() -> JournalEntry {
         JournalEntry(
-            message: "Attribution degraded: \(unreadable) processes' fd tables could not be read (permission denied) and "
+            message:
+                "Attribution degraded: \(unreadable) processes' fd tables could not be read (permission denied) and "
                 + "\(unattributed) CLOSE_WAIT sockets have no known owner; per-process alerts may miss their leaks. "
                 + "The service needs CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, and /proc without hidepid=.",
             priority: .warning, messageID: MessageID.attributionDegraded, fields: fields)
@@ -44,13 +46,18 @@ public struct AttributionHealth: Equatable, Sendable {
 
     /// The journal entry when it recovers.
     public func recoveredEntry() -> JournalEntry {
-        JournalEntry(message: "Attribution recovered: every sampled CLOSE_WAIT socket has a readable owner again.",
-                     priority: .notice, messageID: MessageID.attributionRecovered, fields: fields)
+        JournalEntry(
+            message: "Attribution recovered: every sampled CLOSE_WAIT socket has a readable owner again.",
+            priority: .notice, messageID: MessageID.attributionRecovered, fields: fields)
     }
 
     var fields: [(String, ByteString)] {
-        [("CLOSEWAIT_UNREADABLE", ByteString(String(unreadable))), ("CLOSEWAIT_UNATTRIBUTED", ByteString(String(unattributed))),
-         ("CLOSEWAIT_VANISHED", ByteString(String(vanished))), ("CLOSEWAIT_OTHER_ERRORS", ByteString(String(otherErrors)))]
+        [
+            ("CLOSEWAIT_UNREADABLE", ByteString(String(unreadable))),
+            ("CLOSEWAIT_UNATTRIBUTED", ByteString(String(unattributed))),
+            ("CLOSEWAIT_VANISHED", ByteString(String(vanished))),
+            ("CLOSEWAIT_OTHER_ERRORS", ByteString(String(otherErrors))),
+        ]
     }
 
 }
@@ -71,9 +78,11 @@ extension AttributionHealth: Codable {
 
     public init(from decoder: any Decoder) throws {
         let item = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(unreadable: try item.decode(Int.self, forKey: .unreadable), vanished: try item.decode(Int.self, forKey: .vanished),
-                  otherErrors: try item.decode(Int.self, forKey: .otherErrors),
-                  unattributed: try item.decode(Int.self, forKey: .unattributed))
+        self.init(
+            unreadable: try item.decode(Int.self, forKey: .unreadable),
+            vanished: try item.decode(Int.self, forKey: .vanished),
+            otherErrors: try item.decode(Int.self, forKey: .otherErrors),
+            unattributed: try item.decode(Int.self, forKey: .unattributed))
     }
 }
 

@@ -76,26 +76,39 @@ public struct NamespaceReporter: Sendable {
         pending = nil
         reported = now
         var problems = [String]()
-        for (ns, why) in now.cut.sorted(by: { $0.key < $1.key }).prefix(Self.named) { problems.append("net:[\(ns)] cut: \(why)") }
-        for (ns, why) in now.failed.sorted(by: { $0.key < $1.key }).prefix(Self.named) { problems.append("net:[\(ns)] unreadable: \(why)") }
+        for (ns, why) in now.cut.sorted(by: { $0.key < $1.key }).prefix(Self.named) {
+            problems.append("net:[\(ns)] cut: \(why)")
+        }
+        for (ns, why) in now.failed.sorted(by: { $0.key < $1.key }).prefix(Self.named) {
+            problems.append("net:[\(ns)] unreadable: \(why)")
+        }
         for ns in now.orphaned.sorted().prefix(Self.named) {
-            problems.append("net:[\(ns)] has no task left (its sockets keep it alive): \(coverage.orphaned[ns] ?? 0) CLOSE_WAIT sockets from its last read, still held; newer ones cannot be seen")
+            problems.append(
+                "net:[\(ns)] has no task left (its sockets keep it alive): \(coverage.orphaned[ns] ?? 0) CLOSE_WAIT sockets from its last read, still held; newer ones cannot be seen"
+            )
         }
         let more = now.cut.count + now.failed.count + now.orphaned.count - problems.count
         if more > 0 { problems.append("and \(more) more") }
         if now.behind {
-            problems.append("\(coverage.stale) of \(coverage.namespaces) from an earlier tick, \(coverage.unread) never read yet "
-                + "(the \(TimeSpan.format(budget)) budget per tick ran out; the rest are read first next tick)")
+            problems.append(
+                "\(coverage.stale) of \(coverage.namespaces) from an earlier tick, \(coverage.unread) never read yet "
+                    + "(the \(TimeSpan.format(budget)) budget per tick ran out; the rest are read first next tick)")
         }
         guard !problems.isEmpty else {
-            return JournalEntry(message: "Every network namespace's TCP table is read in full again.", priority: .notice,
-                                messageID: MessageID.namespacesComplete, fields: [])
+            return JournalEntry(
+                message: "Every network namespace's TCP table is read in full again.", priority: .notice,
+                messageID: MessageID.namespacesComplete, fields: [])
         }
-        let netns = (Array(now.cut.keys) + Array(now.failed.keys) + Array(now.orphaned)).sorted().prefix(Self.named).map(String.init).joined(separator: " ")
+        let netns = (Array(now.cut.keys) + Array(now.failed.keys) + Array(now.orphaned)).sorted().prefix(Self.named)
+            .map(String.init).joined(separator: " ")
         let text = problems.joined(separator: "; ")
-        return JournalEntry(message: "Not every network namespace was read in full: \(text). Their CLOSE_WAIT sockets may be missing or old.",
-                            priority: .warning, messageID: MessageID.namespacesIncomplete,
-                            fields: [("CLOSEWAIT_PROBLEM", ByteString(text)), ("CLOSEWAIT_NETNS", ByteString(netns)),
-                                     ("CLOSEWAIT_NAMESPACES", ByteString(String(coverage.namespaces)))])
+        return JournalEntry(
+            message:
+                "Not every network namespace was read in full: \(text). Their CLOSE_WAIT sockets may be missing or old.",
+            priority: .warning, messageID: MessageID.namespacesIncomplete,
+            fields: [
+                ("CLOSEWAIT_PROBLEM", ByteString(text)), ("CLOSEWAIT_NETNS", ByteString(netns)),
+                ("CLOSEWAIT_NAMESPACES", ByteString(String(coverage.namespaces))),
+            ])
     }
 }

@@ -122,7 +122,9 @@ public final class OwnerIndex {
     func fullScan(wanted: Set<UInt64>) throws -> Attribution {
         lapSearched.removeAll()
         lapInodes.removeAll()
-        defer { averageFds = max(1, lastReport.processesSearched > 0 ? fdsAtLastWalk / lastReport.processesSearched : 64) }
+        defer {
+            averageFds = max(1, lastReport.processesSearched > 0 ? fdsAtLastWalk / lastReport.processesSearched : 64)
+        }
         var stats = ScanStatistics()
         var newLinks = [Int32: [FdLinkEntry]]()
         var fdCounts = [Int32: Int]()
@@ -138,7 +140,9 @@ public final class OwnerIndex {
             let chunk = Array(pids[start..<min(pids.count, start + 512)])
             start += chunk.count
             for (pid, result) in zip(chunk, source.scan(chunk.map { FdScanRequest(pid: $0, wanted: wanted) })) {
-                for link in absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats) { found.insert(link.inode) }
+                for link in absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats) {
+                    found.insert(link.inode)
+                }
                 if let table = newLinks[pid] {
                     if let shared = interned[table] { newLinks[pid] = shared } else { interned[table] = table }
                 }
@@ -152,7 +156,9 @@ public final class OwnerIndex {
         unreadableAtFullScan = stats.permissionDenied
         unreadableUIDsAtFullScan = stats.unreadableUIDs
         details.removeAll(keepingCapacity: true)  // re-read: exec may have changed comm or exe
-        lastReport = TickReport(kind: .full, linksKept: 0, processesSearched: stats.processesScanned, newInodes: wanted.count, searched: pids)
+        lastReport = TickReport(
+            kind: .full, linksKept: 0, processesSearched: stats.processesScanned, newInodes: wanted.count,
+            searched: pids)
         fdsAtLastWalk = stats.fdsRead
         return finish(fdCounts: fdCounts, stats: stats, verified: [])
     }
@@ -178,7 +184,9 @@ public final class OwnerIndex {
             if let done = filtered[id] {
                 alive = done
             } else {
-                alive = pidLinks.allSatisfy { wanted.contains($0.inode) } ? pidLinks : pidLinks.filter { wanted.contains($0.inode) }
+                alive =
+                    pidLinks.allSatisfy { wanted.contains($0.inode) }
+                    ? pidLinks : pidLinks.filter { wanted.contains($0.inode) }
                 filtered[id] = alive
             }
             if !alive.isEmpty { toCount.append((pid, alive)) }
@@ -193,12 +201,16 @@ public final class OwnerIndex {
         var unchecked = Set<Int>()
         for (_, group) in members where group.count > Self.sharerChecks + Self.rotatingChecks {
             let ordered = group.sorted {
-                (details[toCount[$0].pid]?.identity.startTime ?? 0, toCount[$0].pid) < (details[toCount[$1].pid]?.identity.startTime ?? 0, toCount[$1].pid)
+                (details[toCount[$0].pid]?.identity.startTime ?? 0, toCount[$0].pid) < (
+                    details[toCount[$1].pid]?.identity.startTime ?? 0, toCount[$1].pid
+                )
             }
             let rest = ordered.dropFirst(Self.sharerChecks)
             let window = (tick * Self.rotatingChecks) % rest.count
             let turn = Set((0..<Self.rotatingChecks).map { rest[rest.startIndex + (window + $0) % rest.count] })
-            for index in rest where !turn.contains(index) && details[toCount[index].pid] != nil { unchecked.insert(index) }
+            for index in rest where !turn.contains(index) && details[toCount[index].pid] != nil {
+                unchecked.insert(index)
+            }
         }
         members = [:]
         var foundSorted = [UInt64]()
@@ -216,7 +228,9 @@ public final class OwnerIndex {
         // for a whole full-walk interval under the newcomer's name. One small read each.
         let cachedHolders = checked.filter { details[toCount[$0].pid] != nil }
         var starts = [Int: Result<UInt64, FdTableError>]()
-        for (index, start) in zip(cachedHolders, source.startTimes(cachedHolders.map { toCount[$0].pid })) { starts[index] = start }
+        for (index, start) in zip(cachedHolders, source.startTimes(cachedHolders.map { toCount[$0].pid })) {
+            starts[index] = start
+        }
         for (position, item) in toCount.enumerated() {
             report.linksKept += item.links.count
             guard var result = counts[position] else { continue }
@@ -243,7 +257,9 @@ public final class OwnerIndex {
                     fdCounts[item.pid] = max(item.links.count, last.fds + item.links.count - last.links)
                 }
                 verifiedPids.insert(item.pid)
-                if foundTables.insert(TableID(item.links)).inserted { for link in item.links { foundSorted.append(link.inode) } }
+                if foundTables.insert(TableID(item.links)).inserted {
+                    for link in item.links { foundSorted.append(link.inode) }
+                }
             case let .failure(error):
                 // Gone (its sockets, if still sampled, are searched below) or unreadable.
                 stats.count(error)
@@ -282,7 +298,9 @@ public final class OwnerIndex {
                     start += batch.count
                     searched.formUnion(batch)
                     report.searched += batch
-                    let requests = batch.map { FdScanRequest(pid: $0, wanted: missing, skip: Set((newLinks[$0] ?? []).map(\.fd))) }
+                    let requests = batch.map {
+                        FdScanRequest(pid: $0, wanted: missing, skip: Set((newLinks[$0] ?? []).map(\.fd)))
+                    }
                     for (pid, result) in zip(batch, source.scan(requests)) {
                         let gained = absorb(pid, result, into: &newLinks, fdCounts: &fdCounts, stats: &stats)
                         if case let .success(table) = result, !gained.isEmpty {
@@ -301,9 +319,10 @@ public final class OwnerIndex {
             knownPids.formUnion(overBudget ? searched : Set(all))
             // 2. Processes already holding sampled sockets: those that gained some most
             //    recently first, then the biggest.
-            search(newLinks.keys.sorted {
-                (lastGain[$0] ?? 0, newLinks[$0]!.count, $1) > (lastGain[$1] ?? 0, newLinks[$1]!.count, $0)
-            })
+            search(
+                newLinks.keys.sorted {
+                    (lastGain[$0] ?? 0, newLinks[$0]!.count, $1) > (lastGain[$1] ?? 0, newLinks[$1]!.count, $0)
+                })
             if !missing.isEmpty && !overBudget {
                 // 3. Processes of the uid that created the sockets, 4. everyone else — those
                 //    this lap has not searched yet.
@@ -342,8 +361,10 @@ public final class OwnerIndex {
 
     /// Adds one process's scan to the tick's links, fd counts and statistics; returns the
     /// wanted sockets it held.
-    private func absorb(_ pid: Int32, _ result: Result<FdTable, FdTableError>, into links: inout [Int32: [FdLinkEntry]],
-                        fdCounts: inout [Int32: Int], stats: inout ScanStatistics) -> [FdLinkEntry] {
+    private func absorb(
+        _ pid: Int32, _ result: Result<FdTable, FdTableError>, into links: inout [Int32: [FdLinkEntry]],
+        fdCounts: inout [Int32: Int], stats: inout ScanStatistics
+    ) -> [FdLinkEntry] {
         stats.processesScanned += 1
         switch result {
         case let .success(table):

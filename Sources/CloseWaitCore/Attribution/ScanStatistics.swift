@@ -21,7 +21,8 @@ public struct ScanStatistics: Equatable, Sendable {
     /// only if some unreadable process runs as that uid (a socket's uid is its creator's), so
     /// one unreadable process of another user does not hide every unowned socket.
     public func mayHide(uid: UInt32) -> Bool {
-        permissionDenied > 0 && (unreadableUIDs.isEmpty || unreadableUIDs.contains(uid) || unreadableUIDs.contains(.max))
+        permissionDenied > 0
+            && (unreadableUIDs.isEmpty || unreadableUIDs.contains(uid) || unreadableUIDs.contains(.max))
     }
 
     public static func + (a: ScanStatistics, b: ScanStatistics) -> ScanStatistics {

@@ -96,8 +96,10 @@ public struct Snapshot: Sendable {
     /// Processes holding sampled sockets left out past `maxProcesses` (the fewest sockets).
     public private(set) var untracked = 0
 
-    public init(source: SocketSource, states: Set<TCPState>, sockets: [SnapshotSocket],
-                processes: [ProcessEntry], statistics: ScanStatistics) {
+    public init(
+        source: SocketSource, states: Set<TCPState>, sockets: [SnapshotSocket],
+        processes: [ProcessEntry], statistics: ScanStatistics
+    ) {
         self.source = source
         self.states = states
         self.sockets = sockets
@@ -109,9 +111,13 @@ public struct Snapshot: Sendable {
         ownerUnreadable = sockets.reduce(0) { $0 + ($1.unownedReason == .ownerUnreadable ? 1 : 0) }
     }
 
-    public static func join(records: [SocketRecord], owners: [UInt64: [Int32]], details: [Int32: ProcessDetails],
-                            statistics: ScanStatistics, source: SocketSource, states: Set<TCPState>) -> Snapshot {
-        join(records: records, owners: OwnerMap(owners), details: details, statistics: statistics, source: source, states: states)
+    public static func join(
+        records: [SocketRecord], owners: [UInt64: [Int32]], details: [Int32: ProcessDetails],
+        statistics: ScanStatistics, source: SocketSource, states: Set<TCPState>
+    ) -> Snapshot {
+        join(
+            records: records, owners: OwnerMap(owners), details: details, statistics: statistics, source: source,
+            states: states)
     }
 
     /// At least this many processes holding exactly the same sockets (forked children of a
@@ -130,10 +136,12 @@ public struct Snapshot: Sendable {
     ///     it) is dropped.
     ///   - keepSockets: false to build only the per-process view and the counts.
     ///   - maxProcesses: processes (after grouping sharers) kept, most sockets first.
-    public static func join(records: [SocketRecord], owners: OwnerMap, details: [Int32: ProcessDetails],
-                            statistics: ScanStatistics, source: SocketSource, states: Set<TCPState>,
-                            keepSockets: Bool = true, foreign: [UInt64: UInt64] = [:],
-                            maxProcesses: Int = defaultMaxProcesses) -> Snapshot {
+    public static func join(
+        records: [SocketRecord], owners: OwnerMap, details: [Int32: ProcessDetails],
+        statistics: ScanStatistics, source: SocketSource, states: Set<TCPState>,
+        keepSockets: Bool = true, foreign: [UInt64: UInt64] = [:],
+        maxProcesses: Int = defaultMaxProcesses
+    ) -> Snapshot {
         var sockets = [SnapshotSocket]()
         if keepSockets { sockets.reserveCapacity(records.count) }
         // Pass 1: per pid, a signature of the set of sockets it holds (count and a sum of
@@ -163,10 +171,14 @@ public struct Snapshot: Sendable {
             guard keepSockets else { continue }
             var reason: UnownedReason?
             if !owned {
-                reason = record.inode == 0 ? .listenBacklog : (statistics.mayHide(uid: record.uid) ? .ownerUnreadable : .noOwnerFound)
+                reason =
+                    record.inode == 0
+                    ? .listenBacklog : (statistics.mayHide(uid: record.uid) ? .ownerUnreadable : .noOwnerFound)
             }
-            sockets.append(SnapshotSocket(record: record, owners: socketOwners.sorted(), unownedReason: reason,
-                                          netns: record.inode == 0 ? nil : foreign[record.inode]))
+            sockets.append(
+                SnapshotSocket(
+                    record: record, owners: socketOwners.sorted(), unownedReason: reason,
+                    netns: record.inode == 0 ? nil : foreign[record.inode]))
         }
         // Group identical sets; a large group is tracked as its oldest member.
         var groups = [SetKey: [Int32]]()
@@ -208,7 +220,8 @@ public struct Snapshot: Sendable {
         }
         // By inode (unique but for the inode-0 backlog sockets), then by endpoints.
         sockets.sort {
-            $0.record.inode != $1.record.inode ? $0.record.inode < $1.record.inode
+            $0.record.inode != $1.record.inode
+                ? $0.record.inode < $1.record.inode
                 : ($0.record.local, $0.record.remote) < ($1.record.local, $1.record.remote)
         }
         var processes = [ProcessEntry]()
@@ -216,11 +229,14 @@ public struct Snapshot: Sendable {
         for (index, entry) in tracked.enumerated() {
             guard var info = details[entry.pid] else { continue }
             info.sharedWith = entry.shared
-            let peers = peersBySlot[index].map { PeerCount(endpoint: $0.key.endpoint, count: $0.value, netns: $0.key.netns) }
-                .sorted { ($1.count, $0.endpoint, $0.netns ?? 0) < ($0.count, $1.endpoint, $1.netns ?? 0) }
+            let peers = peersBySlot[index].map {
+                PeerCount(endpoint: $0.key.endpoint, count: $0.value, netns: $0.key.netns)
+            }
+            .sorted { ($1.count, $0.endpoint, $0.netns ?? 0) < ($0.count, $1.endpoint, $1.netns ?? 0) }
             processes.append(ProcessEntry(details: info, inodes: inodesBySlot[index].sorted(), peers: peers))
         }
-        var snapshot = Snapshot(source: source, states: states, sockets: sockets, processes: processes, statistics: statistics)
+        var snapshot = Snapshot(
+            source: source, states: states, sockets: sockets, processes: processes, statistics: statistics)
         snapshot.total = records.count
         snapshot.unowned = unowned
         snapshot.ownerUnreadable = ownerUnreadable

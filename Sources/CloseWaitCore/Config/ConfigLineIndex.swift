@@ -21,7 +21,9 @@ public struct ConfigLineIndex: Sendable {
                 lines[section] = lines[section] ?? number
             } else if let equals = line.firstIndex(of: "=") {
                 var key = line[..<equals].trimmingSpaces
-                if key.hasPrefix("\"") && key.hasSuffix("\"") && key.count >= 2 { key = String(key.dropFirst().dropLast()) }
+                if key.hasPrefix("\"") && key.hasSuffix("\"") && key.count >= 2 {
+                    key = String(key.dropFirst().dropLast())
+                }
                 let path = section.isEmpty ? key : section + "." + key
                 lines[path] = lines[path] ?? number
             }

@@ -39,6 +39,7 @@ public struct ConfigProblem: Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         let location = Escape.line(line.map { "\(file):\($0)" } ?? file)
-        return key.isEmpty ? "\(location): \(Escape.line(message))" : "\(location): \(Escape.line(key)): \(Escape.line(message))"
+        return key.isEmpty
+            ? "\(location): \(Escape.line(message))" : "\(location): \(Escape.line(key)): \(Escape.line(message))"
     }
 }

@@ -36,8 +36,10 @@ public struct Rule: Equatable, Sendable {
     public var ignore = false
     public var thresholds: Thresholds
 
-    public init(name: String, matchUnit: String? = nil, matchComm: String? = nil, matchExe: String? = nil,
-                matchContainer: String? = nil, ignore: Bool = false, thresholds: Thresholds = Thresholds()) {
+    public init(
+        name: String, matchUnit: String? = nil, matchComm: String? = nil, matchExe: String? = nil,
+        matchContainer: String? = nil, ignore: Bool = false, thresholds: Thresholds = Thresholds()
+    ) {
         self.name = name
         self.matchUnit = matchUnit
         self.matchComm = matchComm
@@ -53,7 +55,8 @@ public struct Rule: Equatable, Sendable {
         if let matchComm, !Glob.matches(matchComm, process.comm) { return false }
         if let matchExe, !Glob.matches(matchExe, process.exe ?? "") { return false }
         if let matchContainer {
-            guard let keys = process.container?.matchKeys, keys.contains(where: { Glob.matches(matchContainer, $0) }) else { return false }
+            guard let keys = process.container?.matchKeys, keys.contains(where: { Glob.matches(matchContainer, $0) })
+            else { return false }
         }
         return true
     }

@@ -11,11 +11,14 @@ public struct SettingsParser {
         "thresholds": thresholdKeys + ["total_warning", "total_critical", "unowned_warning", "unowned_critical"],
         "metrics": ["textfile", "max_processes", "listen"],
     ]
-    static let thresholdKeys = ["count_warning", "count_critical", "growth_warning", "growth_critical",
-                                "age_warning", "age_critical", "exhaustion_warning", "exhaustion_critical", "min_count"]
+    static let thresholdKeys = [
+        "count_warning", "count_critical", "growth_warning", "growth_critical",
+        "age_warning", "age_critical", "exhaustion_warning", "exhaustion_critical", "min_count",
+    ]
     /// A comm is at most 15 bytes (TASK_COMM_LEN 16 with the NUL).
     public static let commMaxBytes = 15
-    static let ruleKeys = ["name", "match_unit", "match_comm", "match_exe", "match_container", "ignore"] + thresholdKeys
+    static let ruleKeys =
+        ["name", "match_unit", "match_comm", "match_exe", "match_container", "ignore"] + thresholdKeys
 
     public init(file: String, text: String) {
         self.file = file
@@ -26,7 +29,9 @@ public struct SettingsParser {
     public static func parse(_ root: ConfigNode, file: String, text: String) -> Result<Settings, ConfigErrors> {
         var parser = SettingsParser(file: file, text: text)
         let settings = parser.settings(from: root)
-        let sorted = parser.problems.enumerated().sorted { ($0.element.line ?? Int.max, $0.offset) < ($1.element.line ?? Int.max, $1.offset) }
+        let sorted = parser.problems.enumerated().sorted {
+            ($0.element.line ?? Int.max, $0.offset) < ($1.element.line ?? Int.max, $1.offset)
+        }
         return sorted.isEmpty ? .success(settings) : .failure(ConfigErrors(problems: sorted.map(\.element)))
     }
 
@@ -39,20 +44,27 @@ public struct SettingsParser {
         if let daemon = section(top, "daemon") {
             settings.interval = duration(daemon, "daemon", "interval", min: 0.1, max: 3600) ?? settings.interval
             settings.window = duration(daemon, "daemon", "window", min: 1, max: 86400) ?? settings.window
-            settings.fullScanInterval = duration(daemon, "daemon", "full_scan_interval", min: 0, max: 86400) ?? settings.fullScanInterval
-            settings.maxProcesses = integer(daemon, "daemon", "max_processes", min: 1, max: 1_000_000) ?? settings.maxProcesses
+            settings.fullScanInterval =
+                duration(daemon, "daemon", "full_scan_interval", min: 0, max: 86400) ?? settings.fullScanInterval
+            settings.maxProcesses =
+                integer(daemon, "daemon", "max_processes", min: 1, max: 1_000_000) ?? settings.maxProcesses
             if let source = string(daemon, "daemon", "source") {
-                if let choice = SourceChoice(rawValue: source) { settings.source = choice } else {
+                if let choice = SourceChoice(rawValue: source) {
+                    settings.source = choice
+                } else {
                     problem("daemon.source", "must be auto, netlink or proc, not \"\(Escape.line(source))\"")
                 }
             }
             if let namespaces = string(daemon, "daemon", "namespaces") {
-                if let choice = NamespaceChoice(rawValue: namespaces) { settings.namespaces = choice } else {
+                if let choice = NamespaceChoice(rawValue: namespaces) {
+                    settings.namespaces = choice
+                } else {
                     problem("daemon.namespaces", "must be all or own, not \"\(Escape.line(namespaces))\"")
                 }
             }
             if settings.window < settings.interval * 2 {
-                problem("daemon.window", "must be at least twice daemon.interval (\(TimeSpan.format(settings.interval)))")
+                problem(
+                    "daemon.window", "must be at least twice daemon.interval (\(TimeSpan.format(settings.interval)))")
             }
         }
         if let alerts = section(top, "alerts") {
@@ -62,13 +74,20 @@ public struct SettingsParser {
                 case .int: problem("alerts.hold", "samples must be between 1 and 1000")
                 case let .string(text):
                     if let seconds = TimeSpan.parse(text) {
-                        if seconds > 0 && seconds <= 86400 { settings.hold = .duration(seconds) } else {
-                            problem("alerts.hold", "\(TimeSpan.format(seconds)) is out of range (a time span above 0s, at most 1d; or 1 to 1000 samples)")
+                        if seconds > 0 && seconds <= 86400 {
+                            settings.hold = .duration(seconds)
+                        } else {
+                            problem(
+                                "alerts.hold",
+                                "\(TimeSpan.format(seconds)) is out of range (a time span above 0s, at most 1d; or 1 to 1000 samples)"
+                            )
                         }
                     } else {
                         problem("alerts.hold", "\"\(Escape.line(text))\" is not a time span (like \"30s\", \"2min\")")
                     }
-                default: problem("alerts.hold", "must be a number of samples (3) or a time span (\"30s\"), not \(node.typeName)")
+                default:
+                    problem(
+                        "alerts.hold", "must be a number of samples (3) or a time span (\"30s\"), not \(node.typeName)")
                 }
             }
             settings.reminder = duration(alerts, "alerts", "reminder", min: 0, max: 7 * 86400) ?? settings.reminder
@@ -77,23 +96,39 @@ public struct SettingsParser {
         }
         if let thresholds = section(top, "thresholds") {
             settings.thresholds = readThresholds(thresholds, "thresholds", base: settings.thresholds)
-            settings.totalWarning = integer(thresholds, "thresholds", "total_warning", min: 0, max: 10_000_000) ?? settings.totalWarning
-            settings.totalCritical = integer(thresholds, "thresholds", "total_critical", min: 0, max: 10_000_000) ?? settings.totalCritical
+            settings.totalWarning =
+                integer(thresholds, "thresholds", "total_warning", min: 0, max: 10_000_000) ?? settings.totalWarning
+            settings.totalCritical =
+                integer(thresholds, "thresholds", "total_critical", min: 0, max: 10_000_000) ?? settings.totalCritical
             ordered("thresholds.total", Double(settings.totalWarning), Double(settings.totalCritical))
-            settings.unownedWarning = integer(thresholds, "thresholds", "unowned_warning", min: 0, max: 10_000_000) ?? settings.unownedWarning
-            settings.unownedCritical = integer(thresholds, "thresholds", "unowned_critical", min: 0, max: 10_000_000) ?? settings.unownedCritical
+            settings.unownedWarning =
+                integer(thresholds, "thresholds", "unowned_warning", min: 0, max: 10_000_000) ?? settings.unownedWarning
+            settings.unownedCritical =
+                integer(thresholds, "thresholds", "unowned_critical", min: 0, max: 10_000_000)
+                ?? settings.unownedCritical
             ordered("thresholds.unowned", Double(settings.unownedWarning), Double(settings.unownedCritical))
         }
         if let metrics = section(top, "metrics") {
             if let path = string(metrics, "metrics", "textfile") {
-                if path.hasPrefix("/") && path.hasSuffix(".prom") { settings.metricsTextfile = path } else {
-                    problem("metrics.textfile", "must be an absolute path ending in .prom (node_exporter's textfile collector reads only those)")
+                if path.hasPrefix("/") && path.hasSuffix(".prom") {
+                    settings.metricsTextfile = path
+                } else {
+                    problem(
+                        "metrics.textfile",
+                        "must be an absolute path ending in .prom (node_exporter's textfile collector reads only those)"
+                    )
                 }
             }
-            settings.metricsMaxProcesses = integer(metrics, "metrics", "max_processes", min: 0, max: 100_000) ?? settings.metricsMaxProcesses
+            settings.metricsMaxProcesses =
+                integer(metrics, "metrics", "max_processes", min: 0, max: 100_000) ?? settings.metricsMaxProcesses
             if let text = string(metrics, "metrics", "listen") {
-                if let address = ListenAddress(text) { settings.metricsListen = address } else {
-                    problem("metrics.listen", "must be a numeric IPv4:PORT or [IPv6]:PORT with a port from 1 to 65535, e.g. \"127.0.0.1:\(ListenAddress.defaultPort)\" (no host names)")
+                if let address = ListenAddress(text) {
+                    settings.metricsListen = address
+                } else {
+                    problem(
+                        "metrics.listen",
+                        "must be a numeric IPv4:PORT or [IPv6]:PORT with a port from 1 to 65535, e.g. \"127.0.0.1:\(ListenAddress.defaultPort)\" (no host names)"
+                    )
                 }
             }
         }
@@ -116,12 +151,17 @@ public struct SettingsParser {
                 rule.matchUnit = string(table, path, "match_unit")
                 rule.matchComm = string(table, path, "match_comm")
                 if let comm = rule.matchComm, Glob.minimumLength(comm) > Self.commMaxBytes {
-                    problem(path + ".match_comm", "matches only names of \(Glob.minimumLength(comm)) bytes or more, but the kernel keeps "
-                        + "at most \(Self.commMaxBytes) bytes of a comm (TASK_COMM_LEN), so it never matches; use match_exe for longer names")
+                    problem(
+                        path + ".match_comm",
+                        "matches only names of \(Glob.minimumLength(comm)) bytes or more, but the kernel keeps "
+                            + "at most \(Self.commMaxBytes) bytes of a comm (TASK_COMM_LEN), so it never matches; use match_exe for longer names"
+                    )
                 }
                 rule.matchExe = string(table, path, "match_exe")
                 rule.matchContainer = string(table, path, "match_container")
-                if table["match_unit"] == nil && table["match_comm"] == nil && table["match_exe"] == nil && table["match_container"] == nil {
+                if table["match_unit"] == nil && table["match_comm"] == nil && table["match_exe"] == nil
+                    && table["match_container"] == nil
+                {
                     problem(path, "needs at least one of match_unit, match_comm, match_exe, match_container")
                 }
                 rule.ignore = bool(table, path, "ignore") ?? false
@@ -141,7 +181,8 @@ public struct SettingsParser {
         r.ageWarning = duration(t, path, "age_warning", min: 0, max: 365 * 86400) ?? r.ageWarning
         r.ageCritical = duration(t, path, "age_critical", min: 0, max: 365 * 86400) ?? r.ageCritical
         r.exhaustionWarning = duration(t, path, "exhaustion_warning", min: 0, max: 365 * 86400) ?? r.exhaustionWarning
-        r.exhaustionCritical = duration(t, path, "exhaustion_critical", min: 0, max: 365 * 86400) ?? r.exhaustionCritical
+        r.exhaustionCritical =
+            duration(t, path, "exhaustion_critical", min: 0, max: 365 * 86400) ?? r.exhaustionCritical
         r.minCount = integer(t, path, "min_count", min: 0, max: 10_000_000) ?? r.minCount
         // Check the order only where this table sets a level: a rule inheriting a bad pair
         // from [thresholds] is reported there, once.
@@ -149,8 +190,12 @@ public struct SettingsParser {
         if sets("count") { ordered(path + ".count", Double(r.countWarning), Double(r.countCritical)) }
         if sets("growth") { ordered(path + ".growth", r.growthWarning, r.growthCritical) }
         if sets("age") { ordered(path + ".age", r.ageWarning, r.ageCritical) }
-        if sets("exhaustion"), r.exhaustionWarning != 0 && r.exhaustionCritical != 0 && r.exhaustionCritical > r.exhaustionWarning {
-            problem(path + ".exhaustion_critical", "must not be longer than exhaustion_warning (a sooner exhaustion is worse)")
+        if sets("exhaustion"),
+            r.exhaustionWarning != 0 && r.exhaustionCritical != 0 && r.exhaustionCritical > r.exhaustionWarning
+        {
+            problem(
+                path + ".exhaustion_critical",
+                "must not be longer than exhaustion_warning (a sooner exhaustion is worse)")
         }
         return r
     }
@@ -174,14 +219,17 @@ public struct SettingsParser {
         return table
     }
 
-    mutating func duration(_ t: [String: ConfigNode], _ path: String, _ key: String, min: Double, max: Double) -> Double? {
+    mutating func duration(_ t: [String: ConfigNode], _ path: String, _ key: String, min: Double, max: Double)
+        -> Double?
+    {
         guard let node = t[key] else { return nil }
         let full = path + "." + key
         let seconds: Double
         switch node {
         case let .string(text):
             guard let parsed = TimeSpan.parse(text) else {
-                problem(full, "\"\(Escape.line(text))\" is not a time span (like \"30s\", \"5min\", \"1h\")"); return nil
+                problem(full, "\"\(Escape.line(text))\" is not a time span (like \"30s\", \"5min\", \"1h\")");
+                return nil
             }
             seconds = parsed
         case let .int(n): seconds = Double(n)
@@ -190,7 +238,8 @@ public struct SettingsParser {
         }
         if seconds == 0 && min == 0 { return 0 }
         guard seconds >= min && seconds <= max else {
-            problem(full, "\(TimeSpan.format(seconds)) is out of range (\(TimeSpan.format(min))–\(TimeSpan.format(max)))")
+            problem(
+                full, "\(TimeSpan.format(seconds)) is out of range (\(TimeSpan.format(min))–\(TimeSpan.format(max)))")
             return nil
         }
         return seconds
@@ -198,12 +247,17 @@ public struct SettingsParser {
 
     mutating func integer(_ t: [String: ConfigNode], _ path: String, _ key: String, min: Int, max: Int) -> Int? {
         guard let node = t[key] else { return nil }
-        guard case let .int(n) = node else { problem(path + "." + key, "must be an integer, not \(node.typeName)"); return nil }
-        guard n >= min && n <= max else { problem(path + "." + key, "\(n) is out of range (\(min)–\(max))"); return nil }
+        guard case let .int(n) = node else {
+            problem(path + "." + key, "must be an integer, not \(node.typeName)"); return nil
+        }
+        guard n >= min && n <= max else {
+            problem(path + "." + key, "\(n) is out of range (\(min)–\(max))"); return nil
+        }
         return n
     }
 
-    mutating func number(_ t: [String: ConfigNode], _ path: String, _ key: String, min: Double, max: Double) -> Double? {
+    mutating func number(_ t: [String: ConfigNode], _ path: String, _ key: String, min: Double, max: Double) -> Double?
+    {
         guard let node = t[key] else { return nil }
         let value: Double
         switch node {
@@ -211,24 +265,32 @@ public struct SettingsParser {
         case let .double(d): value = d
         default: problem(path + "." + key, "must be a number, not \(node.typeName)"); return nil
         }
-        guard value >= min && value <= max else { problem(path + "." + key, "\(value) is out of range (\(min)–\(max))"); return nil }
+        guard value >= min && value <= max else {
+            problem(path + "." + key, "\(value) is out of range (\(min)–\(max))"); return nil
+        }
         return value
     }
 
     mutating func string(_ t: [String: ConfigNode], _ path: String, _ key: String) -> String? {
         guard let node = t[key] else { return nil }
-        guard case let .string(s) = node, !s.isEmpty else { problem(path + "." + key, "must be a non-empty string, not \(node.typeName)"); return nil }
+        guard case let .string(s) = node, !s.isEmpty else {
+            problem(path + "." + key, "must be a non-empty string, not \(node.typeName)"); return nil
+        }
         // No name the kernel or systemd reports holds a NUL or a control character; a pattern
         // with one is a mistake that would silently never match.
         if s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f }) {
-            problem(path + "." + key, "must not contain control characters or NUL (\"\(Escape.bytes(Array(s.utf8)))\")"); return nil
+            problem(
+                path + "." + key, "must not contain control characters or NUL (\"\(Escape.bytes(Array(s.utf8)))\")");
+            return nil
         }
         return s
     }
 
     mutating func bool(_ t: [String: ConfigNode], _ path: String, _ key: String) -> Bool? {
         guard let node = t[key] else { return nil }
-        guard case let .bool(b) = node else { problem(path + "." + key, "must be true or false, not \(node.typeName)"); return nil }
+        guard case let .bool(b) = node else {
+            problem(path + "." + key, "must be true or false, not \(node.typeName)"); return nil
+        }
         return b
     }
 

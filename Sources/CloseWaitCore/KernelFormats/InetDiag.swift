@@ -2,18 +2,18 @@
 /// (include/uapi/linux/inet_diag.h, include/uapi/linux/netlink.h). Every message is
 /// bounds-checked before it is read; the kernel's length fields are not trusted.
 public enum InetDiag {
-    public static let netlinkHeaderSize = 16        // struct nlmsghdr
-    public static let requestSize = 56              // struct inet_diag_req_v2
-    public static let messageSize = 72              // struct inet_diag_msg
-    public static let nlmsgError: UInt16 = 2        // NLMSG_ERROR
-    public static let nlmsgDone: UInt16 = 3         // NLMSG_DONE
-    public static let sockDiagByFamily: UInt16 = 20 // SOCK_DIAG_BY_FAMILY
-    public static let tcpDiagGetSock: UInt16 = 18   // TCPDIAG_GETSOCK (the inet_diag_req v1 interface)
-    public static let compatRequestSize = 60        // struct inet_diag_req
-    public static let flagRequest: UInt16 = 0x1     // NLM_F_REQUEST
-    public static let flagMulti: UInt16 = 0x2       // NLM_F_MULTI
-    public static let flagDumpInterrupted: UInt16 = 0x10 // NLM_F_DUMP_INTR
-    public static let flagDump: UInt16 = 0x300      // NLM_F_ROOT | NLM_F_MATCH
+    public static let netlinkHeaderSize = 16  // struct nlmsghdr
+    public static let requestSize = 56  // struct inet_diag_req_v2
+    public static let messageSize = 72  // struct inet_diag_msg
+    public static let nlmsgError: UInt16 = 2  // NLMSG_ERROR
+    public static let nlmsgDone: UInt16 = 3  // NLMSG_DONE
+    public static let sockDiagByFamily: UInt16 = 20  // SOCK_DIAG_BY_FAMILY
+    public static let tcpDiagGetSock: UInt16 = 18  // TCPDIAG_GETSOCK (the inet_diag_req v1 interface)
+    public static let compatRequestSize = 60  // struct inet_diag_req
+    public static let flagRequest: UInt16 = 0x1  // NLM_F_REQUEST
+    public static let flagMulti: UInt16 = 0x2  // NLM_F_MULTI
+    public static let flagDumpInterrupted: UInt16 = 0x10  // NLM_F_DUMP_INTR
+    public static let flagDump: UInt16 = 0x300  // NLM_F_ROOT | NLM_F_MATCH
     public static let ipprotoTCP: UInt8 = 6
 
     /// A dump request for every TCP socket of `family` whose state is in `states`; the kernel
@@ -21,30 +21,32 @@ public enum InetDiag {
     public static func dumpRequest(family: AddressFamily, states: Set<TCPState>, sequence: UInt32) -> [UInt8] {
         var bytes = [UInt8]()
         bytes.reserveCapacity(netlinkHeaderSize + requestSize)
-        bytes.appendHost(UInt32(netlinkHeaderSize + requestSize))   // nlmsg_len
-        bytes.appendHost(sockDiagByFamily)                         // nlmsg_type
-        bytes.appendHost(flagRequest | flagDump)                   // nlmsg_flags
-        bytes.appendHost(sequence)                                 // nlmsg_seq
-        bytes.appendHost(UInt32(0))                                // nlmsg_pid (kernel)
-        bytes.append(family.rawValue)                              // sdiag_family
-        bytes.append(ipprotoTCP)                                   // sdiag_protocol
-        bytes.append(0)                                            // idiag_ext: no extensions
-        bytes.append(0)                                            // pad
-        bytes.appendHost(states.filterMask)                        // idiag_states
-        bytes.append(contentsOf: repeatElement(0, count: 48))      // inet_diag_sockid: any
+        bytes.appendHost(UInt32(netlinkHeaderSize + requestSize))  // nlmsg_len
+        bytes.appendHost(sockDiagByFamily)  // nlmsg_type
+        bytes.appendHost(flagRequest | flagDump)  // nlmsg_flags
+        bytes.appendHost(sequence)  // nlmsg_seq
+        bytes.appendHost(UInt32(0))  // nlmsg_pid (kernel)
+        bytes.append(family.rawValue)  // sdiag_family
+        bytes.append(ipprotoTCP)  // sdiag_protocol
+        bytes.append(0)  // idiag_ext: no extensions
+        bytes.append(0)  // pad
+        bytes.appendHost(states.filterMask)  // idiag_states
+        bytes.append(contentsOf: repeatElement(0, count: 48))  // inet_diag_sockid: any
         return bytes
     }
 
     /// The same request with a socket filter the kernel runs on every socket
     /// (INET_DIAG_REQ_BYTECODE, include/uapi/linux/inet_diag.h): only sockets whose remote
     /// end is one of `peers` cross into user space.
-    public static func dumpRequest(family: AddressFamily, states: Set<TCPState>, sequence: UInt32, peers: [Endpoint]) -> [UInt8] {
+    public static func dumpRequest(family: AddressFamily, states: Set<TCPState>, sequence: UInt32, peers: [Endpoint])
+        -> [UInt8]
+    {
         var bytes = dumpRequest(family: family, states: states, sequence: sequence)
         let program = peerFilter(peers)
         let attributeLength = 4 + program.count
-        bytes.appendHost(UInt16(attributeLength))                  // nla_len
-        bytes.appendHost(UInt16(1))                                // nla_type: INET_DIAG_REQ_BYTECODE
-        bytes.append(contentsOf: program)                          // a multiple of 4: no padding
+        bytes.appendHost(UInt16(attributeLength))  // nla_len
+        bytes.appendHost(UInt16(1))  // nla_type: INET_DIAG_REQ_BYTECODE
+        bytes.append(contentsOf: program)  // a multiple of 4: no padding
         bytes.replaceSubrange(0..<4, with: withUnsafeBytes(of: UInt32(bytes.count)) { Array($0) })
         return bytes
     }
@@ -61,19 +63,20 @@ public enum InetDiag {
             switch peer.address {
             case let .v4(a, b, c, d): address = [a, b, c, d]; family = AddressFamily.inet.rawValue
             case let .v6(high, low):
-                address = (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64($0))) }
+                address =
+                    (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64($0))) }
                     + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64($0))) }
                 family = AddressFamily.inet6.rawValue
             }
-            let length = 4 + 8 + address.count                    // op, hostcond, address
+            let length = 4 + 8 + address.count  // op, hostcond, address
             var c = [UInt8]()
-            c.append(8)                                            // code: INET_DIAG_BC_D_COND
-            c.append(UInt8(length))                                // yes: the next op
-            c.appendHost(UInt16(length + 4))                       // no: skip the jump that follows
-            c.append(family)                                       // hostcond.family
-            c.append(UInt8(address.count * 8))                     // hostcond.prefix_len
-            c.append(contentsOf: [0, 0])                           // padding
-            c.appendHost(Int32(peer.port))                         // hostcond.port (host order)
+            c.append(8)  // code: INET_DIAG_BC_D_COND
+            c.append(UInt8(length))  // yes: the next op
+            c.appendHost(UInt16(length + 4))  // no: skip the jump that follows
+            c.append(family)  // hostcond.family
+            c.append(UInt8(address.count * 8))  // hostcond.prefix_len
+            c.append(contentsOf: [0, 0])  // padding
+            c.appendHost(Int32(peer.port))  // hostcond.port (host order)
             c.append(contentsOf: address)
             return c
         }
@@ -82,9 +85,9 @@ public enum InetDiag {
             program += condition
             guard i < conditions.count - 1 else { break }
             let remaining = 4 + conditions[(i + 1)...].reduce(0) { $0 + $1.count }
-            program.append(1)                                      // code: INET_DIAG_BC_JMP (always takes `no`)
-            program.append(4)                                      // yes: the next op (for the audit)
-            program.appendHost(UInt16(remaining))                  // no: the end, accept
+            program.append(1)  // code: INET_DIAG_BC_JMP (always takes `no`)
+            program.append(4)  // yes: the next op (for the audit)
+            program.appendHost(UInt16(remaining))  // no: the end, accept
         }
         return program
     }
@@ -101,13 +104,13 @@ public enum InetDiag {
         bytes.appendHost(flagRequest | flagDump)
         bytes.appendHost(sequence)
         bytes.appendHost(UInt32(0))
-        bytes.append(AddressFamily.inet.rawValue)                  // idiag_family (ignored for dumps)
-        bytes.append(0)                                            // idiag_src_len
-        bytes.append(0)                                            // idiag_dst_len
-        bytes.append(0)                                            // idiag_ext
-        bytes.append(contentsOf: repeatElement(0, count: 48))      // inet_diag_sockid
-        bytes.appendHost(states.filterMask)                        // idiag_states
-        bytes.appendHost(UInt32(0))                                // idiag_dbs
+        bytes.append(AddressFamily.inet.rawValue)  // idiag_family (ignored for dumps)
+        bytes.append(0)  // idiag_src_len
+        bytes.append(0)  // idiag_dst_len
+        bytes.append(0)  // idiag_ext
+        bytes.append(contentsOf: repeatElement(0, count: 48))  // inet_diag_sockid
+        bytes.appendHost(states.filterMask)  // idiag_states
+        bytes.appendHost(UInt32(0))  // idiag_dbs
         return bytes
     }
 
@@ -156,7 +159,7 @@ public enum InetDiag {
                     throw .truncated(offset: offset, need: netlinkHeaderSize + 4, have: length)
                 }
                 let status = Int32(bitPattern: bytes.readHost(UInt32.self, at: body))
-                if status == 0 { break } // an acknowledgement, not an error
+                if status == 0 { break }  // an acknowledgement, not an error
                 throw .kernel(errno: Int32(clamping: -Int64(status)), offset: offset)
             case sockDiagByFamily, tcpDiagGetSock:
                 guard length - netlinkHeaderSize >= messageSize else {
@@ -209,14 +212,16 @@ public enum InetDiagError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case let .truncated(o, need, have): "sock_diag: message at byte \(o) truncated: needs \(need) bytes, \(have) present"
+        case let .truncated(o, need, have):
+            "sock_diag: message at byte \(o) truncated: needs \(need) bytes, \(have) present"
         case let .badLength(o, l): "sock_diag: message at byte \(o) has impossible length \(l)"
         case let .unexpectedType(o, t): "sock_diag: unexpected netlink message type \(t) at byte \(o)"
         case let .unexpectedSequence(o, g, w): "sock_diag: message at byte \(o) has sequence \(g), expected \(w)"
         case let .unknownFamily(o, f): "sock_diag: unknown address family \(f) at byte \(o)"
         case let .unknownState(o, s): "sock_diag: unknown TCP state \(s) at byte \(o)"
         case let .kernel(e, o): "sock_diag: kernel returned error \(e) (errno) at byte \(o)"
-        case let .dumpInterrupted(n): "sock_diag: dump interrupted by concurrent changes \(n) times in a row (NLM_F_DUMP_INTR)"
+        case let .dumpInterrupted(n):
+            "sock_diag: dump interrupted by concurrent changes \(n) times in a row (NLM_F_DUMP_INTR)"
         }
     }
 }

@@ -4,7 +4,9 @@ public enum NamespaceLink {
     public static func inode(_ bytes: some Collection<UInt8>, type: String) -> UInt64? {
         let text = Array(bytes)
         let prefix = Array((type + ":[").utf8)
-        guard text.count > prefix.count + 1, text.starts(with: prefix), text.last == UInt8(ascii: "]") else { return nil }
+        guard text.count > prefix.count + 1, text.starts(with: prefix), text.last == UInt8(ascii: "]") else {
+            return nil
+        }
         return ASCIIDecimal.parse(text[prefix.count..<(text.count - 1)], as: UInt64.self)
     }
 }

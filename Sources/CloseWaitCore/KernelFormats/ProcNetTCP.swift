@@ -4,7 +4,9 @@
 public enum ProcNetTCP {
     /// Parses the whole file text; keeps only sockets whose state is in `states`.
     /// The first line is the column header and is skipped.
-    public static func parse(_ text: String, family: AddressFamily, states: Set<TCPState>) throws(ProcNetTCPError) -> [SocketRecord] {
+    public static func parse(_ text: String, family: AddressFamily, states: Set<TCPState>) throws(ProcNetTCPError)
+        -> [SocketRecord]
+    {
         var stream = Stream(family: family, states: states)
         try stream.feed(Array(text.utf8))
         return try stream.finish()
@@ -50,7 +52,8 @@ public enum ProcNetTCP {
             }
             pending.append(contentsOf: chunk[start..<chunk.endIndex])
             if pending.count > Self.maxLine {
-                throw .malformed(line: lines + 1, field: "length", text: String(decoding: pending.prefix(80), as: UTF8.self))
+                throw .malformed(
+                    line: lines + 1, field: "length", text: String(decoding: pending.prefix(80), as: UTF8.self))
             }
         }
 
@@ -87,7 +90,11 @@ public enum ProcNetTCP {
                 }
                 if field == 4 {
                     stateDigits += 1
-                    if let digit = hexDigit(byte), stateDigits <= 2 { state = state * 16 + digit } else { stateValid = false }
+                    if let digit = hexDigit(byte), stateDigits <= 2 {
+                        state = state * 16 + digit
+                    } else {
+                        stateValid = false
+                    }
                 }
             }
             if columns == 0 { return }
@@ -109,7 +116,9 @@ public enum ProcNetTCP {
         }
     }
 
-    static func parseLine(_ line: Substring, lineNumber: Int, family: AddressFamily, states: Set<TCPState>) throws(ProcNetTCPError) -> SocketRecord? {
+    static func parseLine(_ line: Substring, lineNumber: Int, family: AddressFamily, states: Set<TCPState>)
+        throws(ProcNetTCPError) -> SocketRecord?
+    {
         let fields = line.split(separator: " ", omittingEmptySubsequences: true)
         func fail(_ field: String) -> ProcNetTCPError { .malformed(line: lineNumber, field: field, text: String(line)) }
         // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ...
@@ -125,13 +134,16 @@ public enum ProcNetTCP {
         }
         guard let uid = UInt32(fields[7]) else { throw fail("uid") }
         guard let inode = UInt64(fields[9]) else { throw fail("inode") }
-        return SocketRecord(family: family, state: state, local: local, remote: remote,
-                            inode: inode, uid: uid, recvQ: rx, sendQ: tx, cookie: nil)
+        return SocketRecord(
+            family: family, state: state, local: local, remote: remote,
+            inode: inode, uid: uid, recvQ: rx, sendQ: tx, cookie: nil)
     }
 
     /// `0100007F:1F90`: the address is printed as native-endian 32-bit words of the
     /// network-order bytes (so 127.0.0.1 reads `0100007F` on x86), the port as plain hex.
-    static func endpoint(_ text: Substring, family: AddressFamily, orThrow error: ProcNetTCPError) throws(ProcNetTCPError) -> Endpoint {
+    static func endpoint(_ text: Substring, family: AddressFamily, orThrow error: ProcNetTCPError)
+        throws(ProcNetTCPError) -> Endpoint
+    {
         let parts = text.split(separator: ":")
         let words = family == .inet ? 1 : 4
         guard parts.count == 2, parts[0].count == 8 * words, let port = UInt16(parts[1], radix: 16) else { throw error }

@@ -24,7 +24,9 @@ public enum ProcPidCgroup {
 
     static func deepestUnit(_ path: ArraySlice<UInt8>) -> ByteString? {
         let components = path.split(separator: UInt8(ascii: "/")).map { Array($0) }
-        func isUnit(_ c: [UInt8]) -> Bool { c.reversed().starts(with: "ecivres.".utf8) || c.reversed().starts(with: "epocs.".utf8) }
+        func isUnit(_ c: [UInt8]) -> Bool {
+            c.reversed().starts(with: "ecivres.".utf8) || c.reversed().starts(with: "epocs.".utf8)
+        }
         guard let boundary = CgroupDelegation.boundary(components) else {
             return components.last(where: isUnit).map { ByteString($0) }
         }

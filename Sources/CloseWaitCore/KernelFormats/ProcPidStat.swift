@@ -16,7 +16,8 @@ public struct ProcPidStat: Equatable, Sendable {
     public static func parse(_ bytes: some Collection<UInt8>) throws(ProcFileError) -> ProcPidStat {
         let line = Array(bytes)
         guard let open = line.firstIndex(of: UInt8(ascii: "(")), let close = line.lastIndex(of: UInt8(ascii: ")")),
-              open < close else {
+            open < close
+        else {
             throw .malformed(line: 1, key: "comm", detail: "no (comm) in stat")
         }
         guard let pid = ASCIIDecimal.parse(line[..<open].trimmingASCIISpaces, as: Int32.self) else {

@@ -19,8 +19,10 @@ public struct ContainerIdentity: Hashable, Sendable {
     /// container is the user's and never matches a rule written for a system container.
     public var userManager: ByteString?
 
-    public init(runtime: Runtime, id: ByteString, name: ByteString? = nil, podUID: ByteString? = nil,
-                userManager: ByteString? = nil) {
+    public init(
+        runtime: Runtime, id: ByteString, name: ByteString? = nil, podUID: ByteString? = nil,
+        userManager: ByteString? = nil
+    ) {
         self.runtime = runtime
         self.id = id
         self.name = name
@@ -63,7 +65,11 @@ public struct ContainerIdentity: Hashable, Sendable {
         for line in Array(bytes).asciiLines {
             let parts = line.split(separator: UInt8(ascii: ":"), maxSplits: 2, omittingEmptySubsequences: false)
             guard parts.count == 3 else { continue }
-            if parts[0].elementsEqual("0".utf8) && parts[1].isEmpty { paths.insert(parts[2], at: 0) } else { paths.append(parts[2]) }
+            if parts[0].elementsEqual("0".utf8) && parts[1].isEmpty {
+                paths.insert(parts[2], at: 0)
+            } else {
+                paths.append(parts[2])
+            }
         }
         for path in paths {
             if let found = fromPath(Array(path)) { return found }
@@ -105,14 +111,16 @@ public struct ContainerIdentity: Hashable, Sendable {
             return ContainerIdentity(runtime: .docker, id: ByteString(text))
         }
         if let id = strip(text, prefix: "libpod-", suffix: ".scope") ?? strip(text, prefix: "libpod-", suffix: ""),
-           !id.starts(with: "conmon-".utf8), isHexID(id) {
+            !id.starts(with: "conmon-".utf8), isHexID(id)
+        {
             return ContainerIdentity(runtime: .podman, id: ByteString(id))
         }
         if let id = strip(text, prefix: "cri-containerd-", suffix: ".scope"), isHexID(id) {
             return ContainerIdentity(runtime: .containerd, id: ByteString(id), podUID: podUID)
         }
         if let id = strip(text, prefix: "crio-", suffix: ".scope") ?? strip(text, prefix: "crio-", suffix: ""),
-           !id.starts(with: "conmon-".utf8), isHexID(id) {
+            !id.starts(with: "conmon-".utf8), isHexID(id)
+        {
             return ContainerIdentity(runtime: .crio, id: ByteString(id), podUID: podUID)
         }
         if podUID != nil, index > 0, podUIDComponent(components[index - 1]) != nil, isHexID(text) {
@@ -138,7 +146,9 @@ public struct ContainerIdentity: Hashable, Sendable {
 
     static func strip(_ text: [UInt8], prefix: String, suffix: String) -> [UInt8]? {
         let p = Array(prefix.utf8), s = Array(suffix.utf8)
-        guard text.count > p.count + s.count, text.starts(with: p), text.reversed().starts(with: s.reversed()) else { return nil }
+        guard text.count > p.count + s.count, text.starts(with: p), text.reversed().starts(with: s.reversed()) else {
+            return nil
+        }
         return Array(text[p.count..<(text.count - s.count)])
     }
 
@@ -151,7 +161,8 @@ public struct ContainerIdentity: Hashable, Sendable {
     static func podUIDComponent(_ text: [UInt8]) -> ByteString? {
         var body = text
         if text.starts(with: "kubepods".utf8), let slice = strip(text, prefix: "", suffix: ".slice") ?? Optional(text),
-           let range = lastRange(of: Array("-pod".utf8), in: slice) {
+            let range = lastRange(of: Array("-pod".utf8), in: slice)
+        {
             body = Array(slice[range.upperBound...])
             body = body.map { $0 == UInt8(ascii: "_") ? UInt8(ascii: "-") : $0 }
         } else if let rest = strip(text, prefix: "pod", suffix: "") {
@@ -162,14 +173,15 @@ public struct ContainerIdentity: Hashable, Sendable {
         // 8-4-4-4-12 hex digits.
         let groups = body.split(separator: UInt8(ascii: "-"), omittingEmptySubsequences: false)
         guard groups.map(\.count) == [8, 4, 4, 4, 12],
-              groups.allSatisfy({ $0.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) } }) else { return nil }
+            groups.allSatisfy({ $0.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) } })
+        else { return nil }
         return ByteString(body)
     }
 
     static func lastRange(of needle: [UInt8], in haystack: [UInt8]) -> Range<Int>? {
         guard haystack.count >= needle.count else { return nil }
         for start in stride(from: haystack.count - needle.count, through: 0, by: -1)
-            where Array(haystack[start..<start + needle.count]) == needle {
+        where Array(haystack[start..<start + needle.count]) == needle {
             return start..<start + needle.count
         }
         return nil
@@ -181,7 +193,8 @@ public struct ContainerIdentity: Hashable, Sendable {
         var i = 0
         while i < text.count {
             if text[i] == UInt8(ascii: "\\"), i + 3 < text.count, text[i + 1] == UInt8(ascii: "x"),
-               let byte = UInt8(String(decoding: text[(i + 2)...(i + 3)], as: UTF8.self), radix: 16) {
+                let byte = UInt8(String(decoding: text[(i + 2)...(i + 3)], as: UTF8.self), radix: 16)
+            {
                 out.append(byte)
                 i += 4
             } else {

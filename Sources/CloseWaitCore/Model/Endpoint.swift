@@ -38,8 +38,12 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
             return "\(a).\(b).\(c).\(d)"
         case let .v6(high, low):
             var groups = [UInt16]()
-            for shift in stride(from: 48, through: 0, by: -16) { groups.append(UInt16(truncatingIfNeeded: high >> UInt64(shift))) }
-            for shift in stride(from: 48, through: 0, by: -16) { groups.append(UInt16(truncatingIfNeeded: low >> UInt64(shift))) }
+            for shift in stride(from: 48, through: 0, by: -16) {
+                groups.append(UInt16(truncatingIfNeeded: high >> UInt64(shift)))
+            }
+            for shift in stride(from: 48, through: 0, by: -16) {
+                groups.append(UInt16(truncatingIfNeeded: low >> UInt64(shift)))
+            }
             var bestStart = -1, bestLen = 0, i = 0
             while i < 8 {
                 if groups[i] == 0 {
@@ -47,7 +51,9 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
                     while j < 8 && groups[j] == 0 { j += 1 }
                     if j - i > bestLen && j - i >= 2 { bestStart = i; bestLen = j - i }
                     i = j
-                } else { i += 1 }
+                } else {
+                    i += 1
+                }
             }
             func hex(_ range: Range<Int>) -> String {
                 range.map { String(groups[$0], radix: 16) }.joined(separator: ":")

@@ -37,8 +37,10 @@ public struct ProcessDetails: Hashable, Sendable {
     /// many do that they are tracked as this one (`Snapshot.groupAbove`).
     public var sharedWith: SharedHolders?
 
-    public init(identity: ProcessIdentity, comm: ByteString, exe: ByteString? = nil, cmdline: [ByteString] = [],
-                uid: UInt32? = nil, unit: ByteString? = nil, fdOpen: Int = 0, fdLimit: UInt64? = nil) {
+    public init(
+        identity: ProcessIdentity, comm: ByteString, exe: ByteString? = nil, cmdline: [ByteString] = [],
+        uid: UInt32? = nil, unit: ByteString? = nil, fdOpen: Int = 0, fdLimit: UInt64? = nil
+    ) {
         self.identity = identity
         self.comm = comm
         self.exe = exe
@@ -57,7 +59,9 @@ public struct ProcessDetails: Hashable, Sendable {
     public var whereItRuns: String {
         var parts = [String]()
         if let container { parts.append("container \(container.label)") }
-        if let innerPID { parts.append(container == nil ? "pid \(innerPID) in its namespace" : "pid \(innerPID) inside") }
+        if let innerPID {
+            parts.append(container == nil ? "pid \(innerPID) in its namespace" : "pid \(innerPID) inside")
+        }
         if let netns { parts.append("netns \(netns)") }
         if let sharedWith { parts.append(sharedWith.description) }
         return parts.isEmpty ? "" : " (" + parts.joined(separator: ", ") + ")"
@@ -78,6 +82,7 @@ public struct SharedHolders: Hashable, Sendable {
 
     /// `its sockets shared by 9999 other processes (21001, 21002, 21003, …)`.
     public var description: String {
-        "its sockets shared by \(count) other processes (" + pids.map(String.init).joined(separator: ", ") + (count > pids.count ? ", …)" : ")")
+        "its sockets shared by \(count) other processes (" + pids.map(String.init).joined(separator: ", ")
+            + (count > pids.count ? ", …)" : ")")
     }
 }

@@ -24,8 +24,10 @@ public struct SocketRecord: Hashable, Sendable {
         }
     }
 
-    public init(family: AddressFamily, state: TCPState, local: Endpoint, remote: Endpoint,
-                inode: UInt64, uid: UInt32, recvQ: UInt32, sendQ: UInt32, cookie: UInt64? = nil) {
+    public init(
+        family: AddressFamily, state: TCPState, local: Endpoint, remote: Endpoint,
+        inode: UInt64, uid: UInt32, recvQ: UInt32, sendQ: UInt32, cookie: UInt64? = nil
+    ) {
         self.family = family
         self.state = state
         self.local = local

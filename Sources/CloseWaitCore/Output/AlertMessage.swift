@@ -15,10 +15,12 @@ public enum AlertMessage {
             let message: String
             switch e.kind {
             case .recovered:
-                message = "Host-wide CLOSE_WAIT sockets back to \(e.total) (below \(Int(saturating: e.threshold))); recovered from \(e.level.name)."
+                message =
+                    "Host-wide CLOSE_WAIT sockets back to \(e.total) (below \(Int(saturating: e.threshold))); recovered from \(e.level.name)."
             default:
                 let prefix = e.kind == .escalated ? "escalated to critical: " : (e.kind == .reminder ? "still: " : "")
-                message = "\(prefix)the host holds \(e.total) CLOSE_WAIT sockets (\(e.level.name) at \(Int(saturating: e.threshold))): "
+                message =
+                    "\(prefix)the host holds \(e.total) CLOSE_WAIT sockets (\(e.level.name) at \(Int(saturating: e.threshold))): "
                     + "peers closed these connections and their processes never closed their side. "
                     + "Run `closewaitd snapshot` to see which processes hold them."
             }
@@ -56,31 +58,38 @@ public enum AlertMessage {
         ]
         fields += figures.map { ($0.0, ByteString($0.1)) }
         if let netns = p.topPeer?.netns { fields.append(("CLOSEWAIT_TOP_PEER_NETNS", ByteString(String(netns)))) }
-        if let exhaustion = p.predictedExhaustion { fields.append(("CLOSEWAIT_EXHAUSTION_SEC", ByteString(String(Int(saturating: exhaustion))))) }
+        if let exhaustion = p.predictedExhaustion {
+            fields.append(("CLOSEWAIT_EXHAUSTION_SEC", ByteString(String(Int(saturating: exhaustion)))))
+        }
         let message: String
         if e.kind == .recovered {
             if let rule = e.ignoredByRule {
-                message = "\(d.label)\(unit) is now ignored by rule \(rule); it still holds \(p.count) CLOSE_WAIT sockets; "
+                message =
+                    "\(d.label)\(unit) is now ignored by rule \(rule); it still holds \(p.count) CLOSE_WAIT sockets; "
                     + "its \(e.reason.rawValue) \(e.level.name) alert is withdrawn, not resolved."
             } else if e.gone {
-                message = "\(d.label)\(unit) no longer holds CLOSE_WAIT sockets (it closed them or exited); \(e.reason.rawValue) \(e.level.name) recovered."
+                message =
+                    "\(d.label)\(unit) no longer holds CLOSE_WAIT sockets (it closed them or exited); \(e.reason.rawValue) \(e.level.name) recovered."
             } else {
                 let bound = e.reason == .fdExhaustion ? "beyond" : "below"
-                message = "\(d.label)\(unit) \(e.reason.rawValue) back to \(describe(e.reason, e.value)) (\(bound) \(describe(e.reason, e.threshold))); "
+                message =
+                    "\(d.label)\(unit) \(e.reason.rawValue) back to \(describe(e.reason, e.value)) (\(bound) \(describe(e.reason, e.threshold))); "
                     + "holds \(p.count) CLOSE_WAIT sockets; \(e.reason.rawValue) \(e.level.name) recovered."
             }
         } else {
-            let prefix = switch e.kind {
-            case .escalated: "escalated to critical: "
-            case .reminder: "still: "
-            default: ""
-            }
+            let prefix =
+                switch e.kind {
+                case .escalated: "escalated to critical: "
+                case .reminder: "still: "
+                default: ""
+                }
             var parts = ["\(prefix)\(d.label)\(unit) holds \(p.count) CLOSE_WAIT sockets (\(trend(p)))"]
             if let peer = p.topPeer { parts.append("\(peer.count) to \(peer.place(shown: d.netns))") }
             var fds = "fds \(d.fdOpen)/\(d.fdLimit.map(String.init) ?? "unlimited")"
             if let exhaustion = p.predictedExhaustion { fds += ", exhausted in ~\(TimeSpan.format(exhaustion))" }
             parts.append(fds)
-            var text = parts.joined(separator: "; ")
+            var text =
+                parts.joined(separator: "; ")
                 + " — \(e.level.name): \(e.reason.rawValue) \(describe(e.reason, e.value)) past \(describe(e.reason, e.threshold))"
                 + " (rule \(e.rule)). The peers closed these connections and \(d.comm.escaped) never closed its side."
             if let (diagnosis, evidence) = e.diagnosis {
@@ -97,7 +106,11 @@ public enum AlertMessage {
                 // Not looked at (the process exited or could not be read, or the tick's budget of
                 // looks was spent): the catalog's Diagnosis line still reads as a sentence.
                 fields.append(("CLOSEWAIT_DIAGNOSIS", ByteString(Diagnosis.Kind.unknown.rawValue)))
-                fields.append(("CLOSEWAIT_EVIDENCE", ByteString("not looked at this time; closewaitd explain \(d.identity.pid) looks now")))
+                fields.append(
+                    (
+                        "CLOSEWAIT_EVIDENCE",
+                        ByteString("not looked at this time; closewaitd explain \(d.identity.pid) looks now")
+                    ))
             }
             message = text
         }
@@ -105,25 +118,30 @@ public enum AlertMessage {
     }
 
     /// The host-wide alert for sockets no process holds: no per-process alert can fire for them.
-    static func unownedEntry(_ e: AlertEvent, priority: JournalPriority, fields: [(String, ByteString)]) -> JournalEntry {
+    static func unownedEntry(_ e: AlertEvent, priority: JournalPriority, fields: [(String, ByteString)]) -> JournalEntry
+    {
         let count = Int(saturating: e.value ?? 0)
         let message: String
         if e.kind == .recovered {
-            message = "CLOSE_WAIT sockets without a known owner back below \(Int(saturating: e.threshold)); recovered from \(e.level.name)."
+            message =
+                "CLOSE_WAIT sockets without a known owner back below \(Int(saturating: e.threshold)); recovered from \(e.level.name)."
         } else {
             let prefix = e.kind == .escalated ? "escalated to critical: " : (e.kind == .reminder ? "still: " : "")
-            message = "\(prefix)\(count) CLOSE_WAIT sockets are held by no process's fd table (\(e.level.name) at \(Int(saturating: e.threshold))): "
+            message =
+                "\(prefix)\(count) CLOSE_WAIT sockets are held by no process's fd table (\(e.level.name) at \(Int(saturating: e.threshold))): "
                 + "passed over a unix socket and not received yet (SCM_RIGHTS in flight), or held where /proc cannot show them. "
                 + "No per-process alert can fire for them. `closewaitd snapshot` lists them as unowned; `ss -xp` shows unix sockets with queued data."
         }
-        return JournalEntry(message: message, priority: priority,
-                            messageID: e.kind == .recovered ? MessageID.recovered : MessageID.unownedSockets,
-                            fields: fields + [("CLOSEWAIT_COUNT", ByteString(String(count)))])
+        return JournalEntry(
+            message: message, priority: priority,
+            messageID: e.kind == .recovered ? MessageID.recovered : MessageID.unownedSockets,
+            fields: fields + [("CLOSEWAIT_COUNT", ByteString(String(count)))])
     }
 
     static func trend(_ p: ProcessStatus) -> String {
         func rate(_ v: Double) -> String { (v >= 0 ? "+" : "") + fixed(v, v.magnitude < 10 ? 1 : 0) + "/min" }
-        let growth = p.growthPerMinute.map(rate)
+        let growth =
+            p.growthPerMinute.map(rate)
             ?? p.earlyGrowth.map { "\(rate($0.perMinute)) over \(TimeSpan.format($0.seconds)), early" }
             ?? "growth not known yet"
         return "\(growth), oldest \(TimeSpan.format(p.oldestAge))"
@@ -158,6 +176,7 @@ public enum AlertMessage {
         let sign = scaled < 0 ? "-" : ""
         let magnitude = Int(scaled.magnitude)
         let fraction = String(magnitude % scale)
-        return sign + String(magnitude / scale) + "." + String(repeating: "0", count: digits - fraction.count) + fraction
+        return sign + String(magnitude / scale) + "." + String(repeating: "0", count: digits - fraction.count)
+            + fraction
     }
 }

@@ -62,15 +62,16 @@ public enum HTTPExchange {
         for header in lines.dropFirst() {
             // field-name ":" value; a name is a token; no obsolete line folding, no controls.
             guard let colon = header.firstIndex(of: 0x3a), colon > header.startIndex,
-                  header[header.startIndex..<colon].allSatisfy(isTokenByte),
-                  header[(colon + 1)...].allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7f) })
+                header[header.startIndex..<colon].allSatisfy(isTokenByte),
+                header[(colon + 1)...].allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7f) })
             else { return .reject(status: 400) }
         }
         let target = parts[1]
         guard target.first == 0x2f, target.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else { return .reject(status: 400) }
         let pathEnd = target.firstIndex(of: 0x3f) ?? target.endIndex
-        return .request(method: String(decoding: parts[0], as: UTF8.self),
-                        path: String(decoding: target[target.startIndex..<pathEnd], as: UTF8.self))
+        return .request(
+            method: String(decoding: parts[0], as: UTF8.self),
+            path: String(decoding: target[target.startIndex..<pathEnd], as: UTF8.self))
     }
 
     /// The index just past the blank line that ends the head (`\r\n\r\n` or `\n\n`), if any.
@@ -100,28 +101,37 @@ public enum HTTPExchange {
     public static func response(to parse: Parse, page: () -> [UInt8]) -> [UInt8] {
         switch parse {
         case .incomplete:
-            return build(status: 408, type: "text/plain; charset=utf-8", body: Array("request timed out\n".utf8), head: false)
+            return build(
+                status: 408, type: "text/plain; charset=utf-8", body: Array("request timed out\n".utf8), head: false)
         case let .reject(status):
-            return build(status: status, type: "text/plain; charset=utf-8", body: Array("\(reason(status).lowercased())\n".utf8), head: false)
+            return build(
+                status: status, type: "text/plain; charset=utf-8", body: Array("\(reason(status).lowercased())\n".utf8),
+                head: false)
         case let .request(method, path):
             guard method == "GET" || method == "HEAD" else {
-                return build(status: 405, type: "text/plain; charset=utf-8", body: Array("only GET and HEAD\n".utf8),
-                             head: false, extra: "Allow: GET, HEAD\r\n")
+                return build(
+                    status: 405, type: "text/plain; charset=utf-8", body: Array("only GET and HEAD\n".utf8),
+                    head: false, extra: "Allow: GET, HEAD\r\n")
             }
             switch path {
             case "/metrics":
                 return build(status: 200, type: metricsContentType, body: page(), head: method == "HEAD")
             case "/":
-                let html = "<html><head><title>closewaitd</title></head><body><h1>closewaitd</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>\n"
-                return build(status: 200, type: "text/html; charset=utf-8", body: Array(html.utf8), head: method == "HEAD")
+                let html =
+                    "<html><head><title>closewaitd</title></head><body><h1>closewaitd</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>\n"
+                return build(
+                    status: 200, type: "text/html; charset=utf-8", body: Array(html.utf8), head: method == "HEAD")
             default:
-                return build(status: 404, type: "text/plain; charset=utf-8", body: Array("not found; try /metrics\n".utf8), head: false)
+                return build(
+                    status: 404, type: "text/plain; charset=utf-8", body: Array("not found; try /metrics\n".utf8),
+                    head: false)
             }
         }
     }
 
     static func build(status: Int, type: String, body: [UInt8], head: Bool, extra: String = "") -> [UInt8] {
-        let header = "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\n\(extra)Connection: close\r\n\r\n"
+        let header =
+            "HTTP/1.1 \(status) \(reason(status))\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\n\(extra)Connection: close\r\n\r\n"
         return Array(header.utf8) + (head ? [] : body)
     }
 

@@ -77,7 +77,8 @@ public struct JSONValueEncoder {
         case let v as Float: slot.content = .value(.double(Double(v)))
         case let v as any BinaryInteger:
             guard let n = Int64(exactly: v) else {
-                throw EncodingError.invalidValue(value, .init(codingPath: path, debugDescription: "\(v) does not fit JSON's integers here"))
+                throw EncodingError.invalidValue(
+                    value, .init(codingPath: path, debugDescription: "\(v) does not fit JSON's integers here"))
             }
             slot.content = .value(.int(n))
         default: try value.encode(to: Encoding(slot: slot, codingPath: path))
@@ -114,14 +115,18 @@ public struct JSONValueEncoder {
             if let value { try encode(value, forKey: key) } else { try encodeNil(forKey: key) }
         }
 
-        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
+        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key)
+            -> KeyedEncodingContainer<NestedKey>
+        {
             Encoding(slot: slot.member(key.stringValue), codingPath: codingPath + [key]).container(keyedBy: keyType)
         }
         mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {
             Encoding(slot: slot.member(key.stringValue), codingPath: codingPath + [key]).unkeyedContainer()
         }
         mutating func superEncoder() -> any Encoder { Encoding(slot: slot.member("super"), codingPath: codingPath) }
-        mutating func superEncoder(forKey key: Key) -> any Encoder { Encoding(slot: slot.member(key.stringValue), codingPath: codingPath + [key]) }
+        mutating func superEncoder(forKey key: Key) -> any Encoder {
+            Encoding(slot: slot.member(key.stringValue), codingPath: codingPath + [key])
+        }
     }
 
     struct Unkeyed: UnkeyedEncodingContainer {
@@ -133,7 +138,9 @@ public struct JSONValueEncoder {
         mutating func encode<T: Encodable>(_ value: T) throws {
             try JSONValueEncoder.store(value, in: slot.append(), path: codingPath + [Index(count)])
         }
-        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
+        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<
+            NestedKey
+        > {
             Encoding(slot: slot.append(), codingPath: codingPath + [Index(count)]).container(keyedBy: keyType)
         }
         mutating func nestedUnkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -147,7 +154,9 @@ public struct JSONValueEncoder {
         var codingPath: [any CodingKey]
 
         mutating func encodeNil() throws { slot.content = .value(.null) }
-        mutating func encode<T: Encodable>(_ value: T) throws { try JSONValueEncoder.store(value, in: slot, path: codingPath) }
+        mutating func encode<T: Encodable>(_ value: T) throws {
+            try JSONValueEncoder.store(value, in: slot, path: codingPath)
+        }
     }
 }
 
@@ -179,7 +188,11 @@ public struct JSONValueDecoder {
     static func path(_ codingPath: [any CodingKey]) -> String {
         var out = ""
         for key in codingPath {
-            if let index = key.intValue, key.stringValue == "\(index)" { out += "[\(index)]" } else { out += (out.isEmpty ? "" : ".") + key.stringValue }
+            if let index = key.intValue, key.stringValue == "\(index)" {
+                out += "[\(index)]"
+            } else {
+                out += (out.isEmpty ? "" : ".") + key.stringValue
+            }
         }
         return out
     }
@@ -201,7 +214,9 @@ public struct JSONValueDecoder {
             return Unkeyed(items: items, codingPath: codingPath)
         }
 
-        func singleValueContainer() throws -> any SingleValueDecodingContainer { Single(value: value, codingPath: codingPath) }
+        func singleValueContainer() throws -> any SingleValueDecodingContainer {
+            Single(value: value, codingPath: codingPath)
+        }
     }
 
     /// The primitives from JSON; everything else decodes itself.
@@ -246,18 +261,24 @@ public struct JSONValueDecoder {
         func decodeNil(forKey key: Key) throws -> Bool { lookup(key).map { $0 == .null } ?? true }
 
         func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-            guard let value = lookup(key) else { throw Failure(path: JSONValueDecoder.path(codingPath + [key]), what: "missing") }
+            guard let value = lookup(key) else {
+                throw Failure(path: JSONValueDecoder.path(codingPath + [key]), what: "missing")
+            }
             return try JSONValueDecoder.load(type, from: value, path: codingPath + [key])
         }
 
-        func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
+        func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws
+            -> KeyedDecodingContainer<NestedKey>
+        {
             try Decoding(value: lookup(key) ?? .null, codingPath: codingPath + [key]).container(keyedBy: type)
         }
         func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
             try Decoding(value: lookup(key) ?? .null, codingPath: codingPath + [key]).unkeyedContainer()
         }
         func superDecoder() throws -> any Decoder { Decoding(value: .object(members), codingPath: codingPath) }
-        func superDecoder(forKey key: Key) throws -> any Decoder { Decoding(value: lookup(key) ?? .null, codingPath: codingPath + [key]) }
+        func superDecoder(forKey key: Key) throws -> any Decoder {
+            Decoding(value: lookup(key) ?? .null, codingPath: codingPath + [key])
+        }
     }
 
     struct Unkeyed: UnkeyedDecodingContainer {
@@ -288,7 +309,9 @@ public struct JSONValueDecoder {
             let (value, path) = try next()
             return try JSONValueDecoder.load(type, from: value, path: path)
         }
-        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws -> KeyedDecodingContainer<NestedKey> {
+        mutating func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type) throws
+            -> KeyedDecodingContainer<NestedKey>
+        {
             let (value, path) = try next()
             return try Decoding(value: value, codingPath: path).container(keyedBy: type)
         }
@@ -306,7 +329,9 @@ public struct JSONValueDecoder {
         let value: JSONValue
         var codingPath: [any CodingKey]
         func decodeNil() -> Bool { value == .null }
-        func decode<T: Decodable>(_ type: T.Type) throws -> T { try JSONValueDecoder.load(type, from: value, path: codingPath) }
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            try JSONValueDecoder.load(type, from: value, path: codingPath)
+        }
     }
 }
 

@@ -12,7 +12,9 @@ public indirect enum JSONValue: Equatable, Sendable {
     public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool { lhs.rendered() == rhs.rendered() }
 
     public static func optional(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
-    public static func optional<T: BinaryInteger>(_ value: T?) -> JSONValue { value.map { JSONValue.int(Int64($0)) } ?? .null }
+    public static func optional<T: BinaryInteger>(_ value: T?) -> JSONValue {
+        value.map { JSONValue.int(Int64($0)) } ?? .null
+    }
     public static func number<T: BinaryInteger>(_ value: T) -> JSONValue { .int(Int64(value)) }
 
     /// Compact JSON, or indented by two spaces with `pretty`.

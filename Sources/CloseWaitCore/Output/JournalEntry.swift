@@ -18,7 +18,9 @@ public struct JournalEntry: Sendable, Equatable {
     /// Extra fields, names already in journal form (`CLOSEWAIT_PID`).
     public var fields: [(String, ByteString)]
 
-    public init(message: String, priority: JournalPriority, messageID: String? = nil, fields: [(String, ByteString)] = []) {
+    public init(
+        message: String, priority: JournalPriority, messageID: String? = nil, fields: [(String, ByteString)] = []
+    ) {
         self.message = message
         self.priority = priority
         self.messageID = messageID
@@ -36,9 +38,10 @@ public struct JournalEntry: Sendable, Equatable {
     /// A swift-log style metadata key (`closewait.pid`) as a journal field name
     /// (`CLOSEWAIT_PID`): upper case, A–Z 0–9 and `_` only, not starting with `_` or a digit.
     public static func fieldName(_ key: String) -> String {
-        var name = String(key.uppercased().unicodeScalars.map { scalar -> Character in
-            (scalar >= "A" && scalar <= "Z") || (scalar >= "0" && scalar <= "9") ? Character(scalar) : "_"
-        })
+        var name = String(
+            key.uppercased().unicodeScalars.map { scalar -> Character in
+                (scalar >= "A" && scalar <= "Z") || (scalar >= "0" && scalar <= "9") ? Character(scalar) : "_"
+            })
         while name.hasPrefix("_") { name.removeFirst() }
         if let first = name.first, first.isNumber { name = "F" + name }
         return name.isEmpty ? "FIELD" : String(name.prefix(64))

@@ -31,11 +31,13 @@ public struct ListenAddress: Hashable, Sendable, CustomStringConvertible {
         guard let colon = bytes.lastIndex(of: 0x3a) else { return nil }
         let portText = bytes[(colon + 1)...]
         guard !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ (0x30...0x39).contains($0) }),
-              let port = Int(String(decoding: portText, as: UTF8.self)), (1...65535).contains(port) else { return nil }
+            let port = Int(String(decoding: portText, as: UTF8.self)), (1...65535).contains(port)
+        else { return nil }
         let host = bytes[..<colon]
         if host.first == 0x5b {
             guard host.count > 2, host.last == 0x5d,
-                  let address = Self.parseIPv6(Array(host.dropFirst().dropLast())) else { return nil }
+                let address = Self.parseIPv6(Array(host.dropFirst().dropLast()))
+            else { return nil }
             self.address = address
         } else {
             guard let address = Self.parseIPv4(Array(host)) else { return nil }
@@ -51,8 +53,9 @@ public struct ListenAddress: Hashable, Sendable, CustomStringConvertible {
         var out = [UInt8]()
         for part in parts {
             guard (1...3).contains(part.count), part.allSatisfy({ (0x30...0x39).contains($0) }),
-                  part.count == 1 || part.first != 0x30,
-                  let value = Int(String(decoding: part, as: UTF8.self)), value <= 255 else { return nil }
+                part.count == 1 || part.first != 0x30,
+                let value = Int(String(decoding: part, as: UTF8.self)), value <= 255
+            else { return nil }
             out.append(UInt8(value))
         }
         return out
@@ -71,8 +74,11 @@ public struct ListenAddress: Hashable, Sendable, CustomStringConvertible {
                     result.append(UInt16(v4[2]) << 8 | UInt16(v4[3]))
                     continue
                 }
-                guard (1...4).contains(piece.count), let value = UInt16(String(decoding: piece, as: UTF8.self), radix: 16),
-                      piece.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x46).contains($0) || (0x61...0x66).contains($0) })
+                guard (1...4).contains(piece.count),
+                    let value = UInt16(String(decoding: piece, as: UTF8.self), radix: 16),
+                    piece.allSatisfy({
+                        (0x30...0x39).contains($0) || (0x41...0x46).contains($0) || (0x61...0x66).contains($0)
+                    })
                 else { return nil }
                 result.append(value)
             }
@@ -86,8 +92,9 @@ public struct ListenAddress: Hashable, Sendable, CustomStringConvertible {
         }
         if let split {
             guard let head = groups(text[..<split], allowIPv4Tail: false),
-                  let tail = groups(text[(split + 2)...], allowIPv4Tail: true),
-                  head.count + tail.count <= 7 else { return nil }
+                let tail = groups(text[(split + 2)...], allowIPv4Tail: true),
+                head.count + tail.count <= 7
+            else { return nil }
             words = head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
         } else {
             guard let all = groups(text[...], allowIPv4Tail: true), all.count == 8 else { return nil }

@@ -19,9 +19,11 @@ public enum Metrics {
         /// Processes holding CLOSE_WAIT sockets past `daemon.max_processes`, not tracked.
         public var untracked = 0
 
-        public init(lastSuccessfulTick: Double? = nil, tickDuration: Double = 0, samplerFailures: Int = 0,
-                    reloadsSucceeded: Int = 0, reloadsFailed: Int = 0, notificationsDropped: Int = 0,
-                    attribution: AttributionHealth = AttributionHealth(), unowned: Int = 0) {
+        public init(
+            lastSuccessfulTick: Double? = nil, tickDuration: Double = 0, samplerFailures: Int = 0,
+            reloadsSucceeded: Int = 0, reloadsFailed: Int = 0, notificationsDropped: Int = 0,
+            attribution: AttributionHealth = AttributionHealth(), unowned: Int = 0
+        ) {
             self.lastSuccessfulTick = lastSuccessfulTick
             self.tickDuration = tickDuration
             self.samplerFailures = samplerFailures
@@ -39,92 +41,150 @@ public enum Metrics {
     /// Peers shown per alerting process.
     public static let peersPerProcess = 3
 
-    public static func render(statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)], total: Int,
-                              health: Health, version: String, maxProcesses: Int = defaultMaxProcesses) -> String {
+    public static func render(
+        statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)], total: Int,
+        health: Health, version: String, maxProcesses: Int = defaultMaxProcesses
+    ) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
         }
         func sample(_ name: String, _ labels: [(String, String)], _ value: Double) {
-            let rendered = labels.isEmpty ? "" : "{" + labels.map { "\($0.0)=\"\(labelValue($0.1))\"" }.joined(separator: ",") + "}"
+            let rendered =
+                labels.isEmpty
+                ? "" : "{" + labels.map { "\($0.0)=\"\(labelValue($0.1))\"" }.joined(separator: ",") + "}"
             out += "\(name)\(rendered) \(number(value))\n"
         }
 
         family("closewaitd_build_info", "gauge", "closewaitd's version; always 1.")
         sample("closewaitd_build_info", [("version", version)], 1)
-        family("closewaitd_close_wait_sockets", "gauge", "TCP sockets in CLOSE_WAIT on the host, every sampled network namespace included.")
+        family(
+            "closewaitd_close_wait_sockets", "gauge",
+            "TCP sockets in CLOSE_WAIT on the host, every sampled network namespace included.")
         sample("closewaitd_close_wait_sockets", [], Double(total))
-        family("closewaitd_unowned_close_wait_sockets", "gauge", "CLOSE_WAIT sockets with no known owning process, by reason.")
-        sample("closewaitd_unowned_close_wait_sockets", [("reason", "owner-unreadable")], Double(health.attribution.unattributed))
+        family(
+            "closewaitd_unowned_close_wait_sockets", "gauge",
+            "CLOSE_WAIT sockets with no known owning process, by reason.")
+        sample(
+            "closewaitd_unowned_close_wait_sockets", [("reason", "owner-unreadable")],
+            Double(health.attribution.unattributed))
         sample("closewaitd_unowned_close_wait_sockets", [("reason", "not-yet-searched")], Double(health.notYetSearched))
-        sample("closewaitd_unowned_close_wait_sockets", [("reason", "other")],
-               Double(max(0, health.unowned - health.attribution.unattributed - health.notYetSearched)))
+        sample(
+            "closewaitd_unowned_close_wait_sockets", [("reason", "other")],
+            Double(max(0, health.unowned - health.attribution.unattributed - health.notYetSearched)))
 
         let sorted = ProcessStatus.inReportOrder(statuses)
         let kept = sorted.prefix(max(0, maxProcesses))
         family("closewaitd_process_close_wait_sockets", "gauge", "CLOSE_WAIT sockets held by a process.")
         for p in kept { sample("closewaitd_process_close_wait_sockets", labels(p.details), Double(p.count)) }
-        family("closewaitd_process_close_wait_growth_per_minute", "gauge", "New CLOSE_WAIT sockets per minute over the tracker window (fitted slope), once known.")
-        for p in kept { if let g = p.growthPerMinute { sample("closewaitd_process_close_wait_growth_per_minute", labels(p.details), g) } }
-        family("closewaitd_process_oldest_close_wait_age_seconds", "gauge", "Age of the process's oldest CLOSE_WAIT socket (since first seen).")
+        family(
+            "closewaitd_process_close_wait_growth_per_minute", "gauge",
+            "New CLOSE_WAIT sockets per minute over the tracker window (fitted slope), once known.")
+        for p in kept {
+            if let g = p.growthPerMinute {
+                sample("closewaitd_process_close_wait_growth_per_minute", labels(p.details), g)
+            }
+        }
+        family(
+            "closewaitd_process_oldest_close_wait_age_seconds", "gauge",
+            "Age of the process's oldest CLOSE_WAIT socket (since first seen).")
         for p in kept { sample("closewaitd_process_oldest_close_wait_age_seconds", labels(p.details), p.oldestAge) }
         family("closewaitd_process_open_fds", "gauge", "Open file descriptors of the process.")
         for p in kept { sample("closewaitd_process_open_fds", labels(p.details), Double(p.details.fdOpen)) }
         family("closewaitd_process_max_fds", "gauge", "The process's soft RLIMIT_NOFILE (absent when unlimited).")
-        for p in kept { if let limit = p.details.fdLimit { sample("closewaitd_process_max_fds", labels(p.details), Double(limit)) } }
-        family("closewaitd_process_fd_exhaustion_seconds", "gauge", "Predicted seconds until the process's open fds reach its limit at the current growth.")
-        for p in kept { if let e = p.predictedExhaustion { sample("closewaitd_process_fd_exhaustion_seconds", labels(p.details), e) } }
+        for p in kept {
+            if let limit = p.details.fdLimit { sample("closewaitd_process_max_fds", labels(p.details), Double(limit)) }
+        }
+        family(
+            "closewaitd_process_fd_exhaustion_seconds", "gauge",
+            "Predicted seconds until the process's open fds reach its limit at the current growth.")
+        for p in kept {
+            if let e = p.predictedExhaustion {
+                sample("closewaitd_process_fd_exhaustion_seconds", labels(p.details), e)
+            }
+        }
 
-        family("closewaitd_untracked_processes", "gauge", "Processes holding CLOSE_WAIT sockets that the daemon does not track: past daemon.max_processes, those with the fewest sockets.")
+        family(
+            "closewaitd_untracked_processes", "gauge",
+            "Processes holding CLOSE_WAIT sockets that the daemon does not track: past daemon.max_processes, those with the fewest sockets."
+        )
         sample("closewaitd_untracked_processes", [], Double(health.untracked))
-        family("closewaitd_process_series_dropped", "gauge", "Processes holding CLOSE_WAIT sockets left out of the per-process series by the cap (metrics.max_processes).")
+        family(
+            "closewaitd_process_series_dropped", "gauge",
+            "Processes holding CLOSE_WAIT sockets left out of the per-process series by the cap (metrics.max_processes)."
+        )
         sample("closewaitd_process_series_dropped", [], Double(sorted.count - kept.count))
 
         // Every per-process family obeys the cap: alerts and peers only for the kept processes.
         let byIdentity = Dictionary(kept.map { ($0.details.identity, $0) }, uniquingKeysWith: { a, _ in a })
-        family("closewaitd_alert_firing", "gauge", "1 for each alert firing now, by reason and level; per-process alerts carry the process's labels (only for the processes within metrics.max_processes).")
+        family(
+            "closewaitd_alert_firing", "gauge",
+            "1 for each alert firing now, by reason and level; per-process alerts carry the process's labels (only for the processes within metrics.max_processes)."
+        )
         var alerting = [ProcessStatus]()
         var alertingSeen = Set<ProcessIdentity>()
         var alertingProcesses = Set<ProcessIdentity>()
-        for (identity, reason, level) in firing.sorted(by: { ($0.0?.pid ?? -1, $0.1.rawValue) < ($1.0?.pid ?? -1, $1.1.rawValue) }) {
+        for (identity, reason, level) in firing.sorted(by: {
+            ($0.0?.pid ?? -1, $0.1.rawValue) < ($1.0?.pid ?? -1, $1.1.rawValue)
+        }) {
             if let identity { alertingProcesses.insert(identity) }
             if let identity, let status = byIdentity[identity] {
-                sample("closewaitd_alert_firing", labels(status.details) + [("reason", reason.rawValue), ("level", level.name)], 1)
+                sample(
+                    "closewaitd_alert_firing",
+                    labels(status.details) + [("reason", reason.rawValue), ("level", level.name)], 1)
                 if alertingSeen.insert(identity).inserted { alerting.append(status) }
             } else if identity == nil {
                 sample("closewaitd_alert_firing", [("reason", reason.rawValue), ("level", level.name)], 1)
             }
         }
-        family("closewaitd_alerting_processes", "gauge", "Processes with at least one alert firing, the ones past metrics.max_processes included.")
+        family(
+            "closewaitd_alerting_processes", "gauge",
+            "Processes with at least one alert firing, the ones past metrics.max_processes included.")
         sample("closewaitd_alerting_processes", [], Double(alertingProcesses.count))
-        family("closewaitd_process_peer_close_wait_sockets", "gauge", "CLOSE_WAIT sockets of an alerting process to each of its top peers.")
+        family(
+            "closewaitd_process_peer_close_wait_sockets", "gauge",
+            "CLOSE_WAIT sockets of an alerting process to each of its top peers.")
         for status in alerting {
             for peer in status.peers.prefix(peersPerProcess) {
-                sample("closewaitd_process_peer_close_wait_sockets", labels(status.details) + [("peer", peer.endpoint.description), ("netns", peer.netns.map(String.init) ?? "")], Double(peer.count))
+                sample(
+                    "closewaitd_process_peer_close_wait_sockets",
+                    labels(status.details) + [
+                        ("peer", peer.endpoint.description), ("netns", peer.netns.map(String.init) ?? ""),
+                    ], Double(peer.count))
             }
         }
 
-        family("closewaitd_last_successful_tick_timestamp_seconds", "gauge", "When the last successful sample finished (Unix time).")
+        family(
+            "closewaitd_last_successful_tick_timestamp_seconds", "gauge",
+            "When the last successful sample finished (Unix time).")
         sample("closewaitd_last_successful_tick_timestamp_seconds", [], health.lastSuccessfulTick ?? 0)
         family("closewaitd_tick_duration_seconds", "gauge", "How long the last tick took.")
         sample("closewaitd_tick_duration_seconds", [], health.tickDuration)
         family("closewaitd_sampler_failures_total", "counter", "Ticks whose kernel sample (or /proc listing) failed.")
         sample("closewaitd_sampler_failures_total", [], Double(health.samplerFailures))
-        family("closewaitd_network_namespaces", "gauge", "Network namespaces other than the daemon's at the last tick, by how their sockets were seen: read, unchanged (counters still), stale (the tick's budget ran out: an earlier table used), unread (never read yet), cut (table larger than the limit or outlasting the budget), failed, memberless (named, no process in it), orphaned (no task left, kept alive by its sockets: its last CLOSE_WAIT sockets still held).")
+        family(
+            "closewaitd_network_namespaces", "gauge",
+            "Network namespaces other than the daemon's at the last tick, by how their sockets were seen: read, unchanged (counters still), stale (the tick's budget ran out: an earlier table used), unread (never read yet), cut (table larger than the limit or outlasting the budget), failed, memberless (named, no process in it), orphaned (no task left, kept alive by its sockets: its last CLOSE_WAIT sockets still held)."
+        )
         let ns = health.namespaces
-        for (state, value) in [("read", ns.read), ("unchanged", ns.unchanged), ("stale", ns.stale), ("unread", ns.unread),
-                               ("cut", ns.cut.count), ("failed", ns.failed.count), ("memberless", ns.memberless.count),
-                               ("orphaned", ns.orphaned.count)] {
+        for (state, value) in [
+            ("read", ns.read), ("unchanged", ns.unchanged), ("stale", ns.stale), ("unread", ns.unread),
+            ("cut", ns.cut.count), ("failed", ns.failed.count), ("memberless", ns.memberless.count),
+            ("orphaned", ns.orphaned.count),
+        ] {
             sample("closewaitd_network_namespaces", [("state", state)], Double(value))
         }
-        family("closewaitd_attribution_problems", "gauge", "Processes the last tick's /proc walk could not read, by kind.")
+        family(
+            "closewaitd_attribution_problems", "gauge", "Processes the last tick's /proc walk could not read, by kind.")
         sample("closewaitd_attribution_problems", [("kind", "unreadable")], Double(health.attribution.unreadable))
         sample("closewaitd_attribution_problems", [("kind", "vanished")], Double(health.attribution.vanished))
         sample("closewaitd_attribution_problems", [("kind", "other")], Double(health.attribution.otherErrors))
         family("closewaitd_config_reloads_total", "counter", "Configuration reloads, by outcome.")
         sample("closewaitd_config_reloads_total", [("outcome", "success")], Double(health.reloadsSucceeded))
         sample("closewaitd_config_reloads_total", [("outcome", "failure")], Double(health.reloadsFailed))
-        family("closewaitd_notifications_dropped_total", "counter", "sd_notify messages dropped because systemd's socket was full.")
+        family(
+            "closewaitd_notifications_dropped_total", "counter",
+            "sd_notify messages dropped because systemd's socket was full.")
         sample("closewaitd_notifications_dropped_total", [], Double(health.notificationsDropped))
         return out
     }
@@ -133,7 +193,10 @@ public enum Metrics {
     public static func render(http: HTTPExchange.Counters) -> String {
         let name = "closewaitd_http_connections_total"
         var out = "# HELP \(name) Connections to the /metrics endpoint, by outcome.\n# TYPE \(name) counter\n"
-        for (outcome, value) in [("answered", http.responses), ("rejected", http.rejected), ("timed-out", http.timedOut), ("evicted", http.evicted)] {
+        for (outcome, value) in [
+            ("answered", http.responses), ("rejected", http.rejected), ("timed-out", http.timedOut),
+            ("evicted", http.evicted),
+        ] {
             out += "\(name){outcome=\"\(outcome)\"} \(value)\n"
         }
         return out
@@ -141,8 +204,14 @@ public enum Metrics {
 
     /// A process's identity labels; names escaped (they are the process's own choice).
     static func labels(_ d: ProcessDetails) -> [(String, String)] {
-        [("pid", String(d.pid)), ("comm", d.comm.escaped), ("unit", d.unit?.escaped ?? ""),
-         ("container_runtime", d.container?.runtime.rawValue ?? ""), ("container_id", d.container.map { c in (c.userManager.map { $0.escaped + ": " } ?? "") + c.id.escaped } ?? "")]
+        [
+            ("pid", String(d.pid)), ("comm", d.comm.escaped), ("unit", d.unit?.escaped ?? ""),
+            ("container_runtime", d.container?.runtime.rawValue ?? ""),
+            (
+                "container_id",
+                d.container.map { c in (c.userManager.map { $0.escaped + ": " } ?? "") + c.id.escaped } ?? ""
+            ),
+        ]
     }
 
     /// The text format's label escaping (backslash, double quote, newline) over text that is

@@ -9,13 +9,16 @@ public enum SnapshotReport {
             ("unowned", .number(s.unowned)),
             ("processes", .array(s.processes.map(processJSON))),
             ("sockets", .array(s.sockets.map(socketJSON))),
-            ("scan", .object([
-                ("processesScanned", .number(s.statistics.processesScanned)),
-                ("fdsRead", .number(s.statistics.fdsRead)),
-                ("vanished", .number(s.statistics.vanished)),
-                ("permissionDenied", .number(s.statistics.permissionDenied)),
-                ("otherErrors", .number(s.statistics.otherErrors)),
-            ])),
+            (
+                "scan",
+                .object([
+                    ("processesScanned", .number(s.statistics.processesScanned)),
+                    ("fdsRead", .number(s.statistics.fdsRead)),
+                    ("vanished", .number(s.statistics.vanished)),
+                    ("permissionDenied", .number(s.statistics.permissionDenied)),
+                    ("otherErrors", .number(s.statistics.otherErrors)),
+                ])
+            ),
         ])
     }
 
@@ -35,25 +38,30 @@ public enum SnapshotReport {
             ("closeWait", .number(p.socketCount)),
             ("fdOpen", .number(d.fdOpen)),
             ("fdLimit", .optional(d.fdLimit.map { Int64(clamping: $0) })),
-            ("peers", .array(p.peers.map { peer in
-                .object([
-                    ("address", .string(peer.endpoint.address.description)),
-                    ("port", .number(peer.endpoint.port)),
-                    ("count", .number(peer.count)),
-                    ("netns", .optional(peer.netns.map { Int64(clamping: $0) })),
-                ])
-            })),
+            (
+                "peers",
+                .array(
+                    p.peers.map { peer in
+                        .object([
+                            ("address", .string(peer.endpoint.address.description)),
+                            ("port", .number(peer.endpoint.port)),
+                            ("count", .number(peer.count)),
+                            ("netns", .optional(peer.netns.map { Int64(clamping: $0) })),
+                        ])
+                    })
+            ),
             ("inodes", .array(p.inodes.map { .number(Int64(clamping: $0)) })),
         ])
     }
 
     public static func containerJSON(_ c: ContainerIdentity) -> JSONValue {
-        .object([
-            ("runtime", .string(c.runtime.rawValue)),
-            ("id", .string(c.id.lossy)),
-            ("name", .optional(c.name?.lossy)),
-            ("podUid", .optional(c.podUID?.lossy)),
-        ] + (c.userManager.map { [("userManager", JSONValue.string($0.lossy))] } ?? []))
+        .object(
+            [
+                ("runtime", .string(c.runtime.rawValue)),
+                ("id", .string(c.id.lossy)),
+                ("name", .optional(c.name?.lossy)),
+                ("podUid", .optional(c.podUID?.lossy)),
+            ] + (c.userManager.map { [("userManager", JSONValue.string($0.lossy))] } ?? []))
     }
 
     static func socketJSON(_ s: SnapshotSocket) -> JSONValue {
@@ -80,17 +88,21 @@ public enum SnapshotReport {
         let stateTitle = s.states == [.closeWait] ? "CLOSE-WAIT" : "SOCKETS"
         // A CONTAINER column only when some process runs in one.
         let containers = s.processes.contains { $0.details.container != nil || $0.details.netns != nil }
-        var rows: [[String]] = [["PID"] + (containers ? ["CONTAINER"] : []) + ["UNIT", "COMM", stateTitle, "FDS/LIMIT", "TOP PEERS"]]
+        var rows: [[String]] = [
+            ["PID"] + (containers ? ["CONTAINER"] : []) + ["UNIT", "COMM", stateTitle, "FDS/LIMIT", "TOP PEERS"]
+        ]
         for p in s.processes {
             let d = p.details
             let limit = d.fdLimit.map(String.init) ?? "unlimited"
             // A peer's namespace only where the row does not show it already.
             var peers = p.peers.prefix(topPeers).map { $0.description(shown: d.netns) }.joined(separator: " ")
             if p.peers.count > topPeers { peers += " (+\(p.peers.count - topPeers) more)" }
-            let container = d.container.map { $0.label + (d.innerPID.map { " pid \($0)" } ?? "") }
+            let container =
+                d.container.map { $0.label + (d.innerPID.map { " pid \($0)" } ?? "") }
                 ?? d.netns.map { "netns \($0)" } ?? "-"
-            rows.append([String(d.pid)] + (containers ? [container] : [])
-                + [d.unit?.escaped ?? "-", d.comm.escaped, String(p.socketCount), "\(d.fdOpen)/\(limit)", peers])
+            rows.append(
+                [String(d.pid)] + (containers ? [container] : [])
+                    + [d.unit?.escaped ?? "-", d.comm.escaped, String(p.socketCount), "\(d.fdOpen)/\(limit)", peers])
         }
         var out = alignedColumns(rows, rightAligned: containers ? [0, 4] : [0, 3])
         let unowned = s.sockets.filter { $0.owners.isEmpty }
@@ -105,8 +117,10 @@ public enum SnapshotReport {
         let states = s.states.sorted().map(\.name).joined(separator: ",")
         out += "total: \(s.total) \(states) sockets, \(s.processes.count) \(noun), source \(s.source.rawValue)\n"
         if s.statistics.permissionDenied > 0 {
-            out += "note: could not read the fd tables of \(s.statistics.permissionDenied) processes (permission denied); "
-            out += "their sockets show as unowned. Run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to attribute every socket.\n"
+            out +=
+                "note: could not read the fd tables of \(s.statistics.permissionDenied) processes (permission denied); "
+            out +=
+                "their sockets show as unowned. Run as root (or with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE) to attribute every socket.\n"
         }
         return out
     }

@@ -66,10 +66,12 @@ public struct StateDocument: Codable, Equatable, Sendable {
     ///   - statuses: in report order (`ProcessStatus.reportOrder`), as a tick gives them;
     ///     sorted here otherwise.
     ///   - wallTime: seconds since the epoch (for "updated N s ago").
-    public init(statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)],
-                total: Int, status: String, daemonPID: Int32, ticks: Int, wallTime: Double, interval: Double,
-                attribution: AttributionHealth? = nil, diagnoses: [ProcessIdentity: (Diagnosis, Evidence)] = [:],
-                warnings: [String] = []) {
+    public init(
+        statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)],
+        total: Int, status: String, daemonPID: Int32, ticks: Int, wallTime: Double, interval: Double,
+        attribution: AttributionHealth? = nil, diagnoses: [ProcessIdentity: (Diagnosis, Evidence)] = [:],
+        warnings: [String] = []
+    ) {
         self.attribution = attribution
         self.warnings = warnings
         var levels = [ProcessIdentity: (AlertLevel, [String])]()
@@ -91,18 +93,19 @@ public struct StateDocument: Codable, Equatable, Sendable {
             let d = p.details
             let level = levels[d.identity]
             let diagnosis = diagnoses[d.identity]
-            return Process(pid: d.pid, startTime: Int64(clamping: d.identity.startTime), comm: d.comm.lossy, exe: d.exe?.lossy,
-                           unit: d.unit?.lossy, container: d.container.map(\.fullLabel.lossy),
-                           innerPid: d.innerPID, netns: d.netns.map { Int64(clamping: $0) }, closeWait: p.count,
-                           growthPerMinute: p.growthPerMinute, earlyGrowthPerMinute: p.earlyGrowth?.perMinute,
-                           oldestAgeSeconds: Int64(saturating: p.oldestAge), fdOpen: d.fdOpen,
-                           fdLimit: d.fdLimit.map { Int64(clamping: $0) },
-                           exhaustionSeconds: p.predictedExhaustion.map { Int64(saturating: $0) },
-                           topPeer: p.topPeer?.description(), level: level?.0.name ?? "ok",
-                           reasons: (level?.1 ?? []).sorted(), pattern: p.pattern.rawValue,
-                           diagnosis: diagnosis?.0.kind.rawValue, diagnosisText: diagnosis?.0.sentence,
-                           advice: diagnosis?.0.advice, evidence: diagnosis?.1.summary,
-                           ageHistogram: diagnosis?.1.ageHistogram, sharers: d.sharedWith?.count)
+            return Process(
+                pid: d.pid, startTime: Int64(clamping: d.identity.startTime), comm: d.comm.lossy, exe: d.exe?.lossy,
+                unit: d.unit?.lossy, container: d.container.map(\.fullLabel.lossy),
+                innerPid: d.innerPID, netns: d.netns.map { Int64(clamping: $0) }, closeWait: p.count,
+                growthPerMinute: p.growthPerMinute, earlyGrowthPerMinute: p.earlyGrowth?.perMinute,
+                oldestAgeSeconds: Int64(saturating: p.oldestAge), fdOpen: d.fdOpen,
+                fdLimit: d.fdLimit.map { Int64(clamping: $0) },
+                exhaustionSeconds: p.predictedExhaustion.map { Int64(saturating: $0) },
+                topPeer: p.topPeer?.description(), level: level?.0.name ?? "ok",
+                reasons: (level?.1 ?? []).sorted(), pattern: p.pattern.rawValue,
+                diagnosis: diagnosis?.0.kind.rawValue, diagnosisText: diagnosis?.0.sentence,
+                advice: diagnosis?.0.advice, evidence: diagnosis?.1.summary,
+                ageHistogram: diagnosis?.1.ageHistogram, sharers: d.sharedWith?.count)
         }
     }
 
@@ -135,7 +138,9 @@ public struct StateDocument: Codable, Equatable, Sendable {
         let document: StateDocument
         do {
             let version = try JSONValueDecoder().decode(Versioned.self, from: root).version
-            guard version == Self.version else { throw DecodeError.field("version", "\(version) is not a version this closewaitd reads") }
+            guard version == Self.version else {
+                throw DecodeError.field("version", "\(version) is not a version this closewaitd reads")
+            }
             document = try JSONValueDecoder().decode(StateDocument.self, from: root)
         } catch let failure as JSONValueDecoder.Failure {
             throw .field(failure.path, failure.what)
@@ -157,8 +162,10 @@ public struct StateDocument: Codable, Equatable, Sendable {
         try check("ticks", ticks, atLeast: 0)
         try check("total", total, atLeast: 0)
         if let a = attribution {
-            for (key, value) in [("unreadable", a.unreadable), ("vanished", a.vanished), ("otherErrors", a.otherErrors),
-                                 ("unattributed", a.unattributed)] {
+            for (key, value) in [
+                ("unreadable", a.unreadable), ("vanished", a.vanished), ("otherErrors", a.otherErrors),
+                ("unattributed", a.unattributed),
+            ] {
                 try check("attribution." + key, value, atLeast: 0)
             }
         }
@@ -175,7 +182,9 @@ public struct StateDocument: Codable, Equatable, Sendable {
             try check(at + "sharers", p.sharers, atLeast: 0)
             if let histogram = p.ageHistogram {
                 guard histogram.count <= 64 else { throw .field(at + "ageHistogram", "not a short array") }
-                guard histogram.allSatisfy({ $0 >= 0 }) else { throw .field(at + "ageHistogram", "not an array of counts") }
+                guard histogram.allSatisfy({ $0 >= 0 }) else {
+                    throw .field(at + "ageHistogram", "not an array of counts")
+                }
             }
         }
     }

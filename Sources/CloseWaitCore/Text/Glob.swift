@@ -95,7 +95,7 @@ public enum Glob {
                     i += 1
                 }
             }
-            guard i < p.count else { return p[pi] == c ? pi + 1 : nil } // unterminated: literal "["
+            guard i < p.count else { return p[pi] == c ? pi + 1 : nil }  // unterminated: literal "["
             return matched != negate ? i + 1 : nil
         case 0x5c where pi + 1 < p.count:
             return p[pi + 1] == c ? pi + 2 : nil

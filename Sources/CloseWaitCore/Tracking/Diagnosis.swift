@@ -13,7 +13,9 @@ public enum GrowthPattern: String, Sendable, Equatable {
 
     /// The pattern of (time, count) samples spanning at least `window / 2` seconds.
     public static func of(_ samples: [(time: Double, count: Int)], window: Double) -> GrowthPattern {
-        guard let first = samples.first, let last = samples.last, last.time - first.time >= window / 2, samples.count >= 3 else {
+        guard let first = samples.first, let last = samples.last, last.time - first.time >= window / 2,
+            samples.count >= 3
+        else {
             return .unknown
         }
         let counts = samples.map(\.count)
@@ -56,8 +58,10 @@ public struct PeerEvidence: Sendable, Equatable {
     /// The local ports of the CLOSE_WAIT sockets, lowest and highest.
     public var localPorts: ClosedRange<UInt16>?
 
-    public init(peer: Endpoint, closeWait: Int, established: Int?, unread: Int, unreadBytes: UInt64, unsent: Int,
-                localPorts: ClosedRange<UInt16>?) {
+    public init(
+        peer: Endpoint, closeWait: Int, established: Int?, unread: Int, unreadBytes: UInt64, unsent: Int,
+        localPorts: ClosedRange<UInt16>?
+    ) {
         self.peer = peer
         self.closeWait = closeWait
         self.established = established
@@ -72,10 +76,12 @@ public struct PeerEvidence: Sendable, Equatable {
     public init(peer: Endpoint, closeWait: [SocketRecord], established: [SocketRecord]?) {
         let mine = closeWait.filter { $0.remote == peer }
         let ports = mine.map(\.local.port)
-        self.init(peer: peer, closeWait: mine.count, established: established.map { $0.filter { $0.remote == peer }.count },
-                  unread: mine.filter { $0.recvQ > 1 }.count, unreadBytes: mine.reduce(0) { $0 + UInt64(max(1, $1.recvQ) - 1) },
-                  unsent: mine.filter { $0.sendQ > 0 }.count,
-                  localPorts: ports.isEmpty ? nil : ports.min()!...ports.max()!)
+        self.init(
+            peer: peer, closeWait: mine.count, established: established.map { $0.filter { $0.remote == peer }.count },
+            unread: mine.filter { $0.recvQ > 1 }.count,
+            unreadBytes: mine.reduce(0) { $0 + UInt64(max(1, $1.recvQ) - 1) },
+            unsent: mine.filter { $0.sendQ > 0 }.count,
+            localPorts: ports.isEmpty ? nil : ports.min()!...ports.max()!)
         endRead = mine.filter { $0.recvQ == 0 }.count
     }
 }
@@ -92,10 +98,14 @@ public struct Evidence: Sendable, Equatable {
     /// Sockets by age: under 1 min, 1–10 min, 10 min–1 h, 1 h–1 d, a day or more.
     public var ageHistogram: [Int]?
 
-    public static let ageBuckets: [(label: String, below: Double)] = [("<1min", 60), ("1-10min", 600), ("10min-1h", 3600), ("1h-1d", 86400), (">=1d", .infinity)]
+    public static let ageBuckets: [(label: String, below: Double)] = [
+        ("<1min", 60), ("1-10min", 600), ("10min-1h", 3600), ("1h-1d", 86400), (">=1d", .infinity),
+    ]
 
-    public init(closeWait: Int, peers: [PeerEvidence], ages: (oldest: Double, median: Double, newest: Double)?,
-                growthPerMinute: Double?, pattern: GrowthPattern, ageHistogram: [Int]? = nil) {
+    public init(
+        closeWait: Int, peers: [PeerEvidence], ages: (oldest: Double, median: Double, newest: Double)?,
+        growthPerMinute: Double?, pattern: GrowthPattern, ageHistogram: [Int]? = nil
+    ) {
         self.closeWait = closeWait
         self.peers = peers
         self.ages = ages
@@ -113,7 +123,8 @@ public struct Evidence: Sendable, Equatable {
     }
 
     public static func == (a: Evidence, b: Evidence) -> Bool {
-        a.closeWait == b.closeWait && a.peers == b.peers && a.growthPerMinute == b.growthPerMinute && a.pattern == b.pattern
+        a.closeWait == b.closeWait && a.peers == b.peers && a.growthPerMinute == b.growthPerMinute
+            && a.pattern == b.pattern
             && a.ageHistogram == b.ageHistogram
             && a.ages?.oldest == b.ages?.oldest && a.ages?.median == b.ages?.median && a.ages?.newest == b.ages?.newest
     }
@@ -132,16 +143,24 @@ public struct Evidence: Sendable, Equatable {
     /// One line for the journal field CLOSEWAIT_EVIDENCE and `status`.
     public var summary: String {
         var parts = ["\(closeWait) CLOSE_WAIT"]
-        if let g = growthPerMinute { parts.append(String(growthPerMinute: g) + "/min, " + pattern.rawValue) } else { parts.append("growth \(pattern.rawValue)") }
+        if let g = growthPerMinute {
+            parts.append(String(growthPerMinute: g) + "/min, " + pattern.rawValue)
+        } else {
+            parts.append("growth \(pattern.rawValue)")
+        }
         let looked = peersCloseWait
         parts.append("\(unread) of \(looked) with unread bytes (\(unreadBytes) B)")
         for p in peers.prefix(3) {
             let live = p.established.map { "\($0) ESTABLISHED" } ?? "ESTABLISHED not looked up"
             let ports = p.localPorts.map { " from ports \($0.lowerBound)-\($0.upperBound)" } ?? ""
-            parts.append("\(p.peer): \(p.closeWait) CLOSE_WAIT (\(p.endRead) with the end of stream read), \(live)\(ports)")
+            parts.append(
+                "\(p.peer): \(p.closeWait) CLOSE_WAIT (\(p.endRead) with the end of stream read), \(live)\(ports)")
         }
         if let ages {
-            parts.append("ages " + [ages.oldest, ages.median, ages.newest].map { TimeSpan.format(($0).rounded()) }.joined(separator: "/") + " (oldest/median/newest)")
+            parts.append(
+                "ages "
+                    + [ages.oldest, ages.median, ages.newest].map { TimeSpan.format(($0).rounded()) }.joined(
+                        separator: "/") + " (oldest/median/newest)")
         }
         return parts.joined(separator: "; ")
     }
@@ -186,33 +205,50 @@ public struct Diagnosis: Sendable, Equatable {
         if unreadShare > 0.5 {
             return Diagnosis(
                 kind: .unreadResponses,
-                sentence: "Responses not read to the end: \(e.unread) of \(looked) CLOSE_WAIT sockets still hold \(e.unreadBytes) unread bytes the peer sent before closing.",
-                advice: "Read every response body to its end, or close the response/stream when you stop reading (e.g. close the body in a finally block); a connection with unread data cannot return to the pool and is never closed.")
+                sentence:
+                    "Responses not read to the end: \(e.unread) of \(looked) CLOSE_WAIT sockets still hold \(e.unreadBytes) unread bytes the peer sent before closing.",
+                advice:
+                    "Read every response body to its end, or close the response/stream when you stop reading (e.g. close the body in a finally block); a connection with unread data cannot return to the pool and is never closed."
+            )
         }
         let quiet = unreadShare <= 0.2
         switch e.pattern {
         case .steady where quiet && established.count == e.peers.count && liveToPeers == 0:
             return Diagnosis(
                 kind: .abandonedConnections,
-                sentence: "Abandoned connections: a steady climb (\(String(growthPerMinute: e.growthPerMinute ?? 0))/min), receive queues empty, and no live connection to \(e.peers[0].peer) is kept: each request seems to open a new connection (or client) that is never closed.",
-                advice: "Reuse one client/connection manager for the process's life instead of one per request, and close what you create (client.close(), try-with-resources); or send `Connection: close` when you mean one-shot requests.")
+                sentence:
+                    "Abandoned connections: a steady climb (\(String(growthPerMinute: e.growthPerMinute ?? 0))/min), receive queues empty, and no live connection to \(e.peers[0].peer) is kept: each request seems to open a new connection (or client) that is never closed.",
+                advice:
+                    "Reuse one client/connection manager for the process's life instead of one per request, and close what you create (client.close(), try-with-resources); or send `Connection: close` when you mean one-shot requests."
+            )
         case .plateau where quiet:
-            let live = established.isEmpty ? "" : (liveToPeers > 0 ? ", \(liveToPeers) live connection(s) to the same peer" : ", no live connection to the peer")
+            let live =
+                established.isEmpty
+                ? ""
+                : (liveToPeers > 0
+                    ? ", \(liveToPeers) live connection(s) to the same peer" : ", no live connection to the peer")
             return Diagnosis(
                 kind: .idlePool,
-                sentence: "Idle pool keeping closed connections: the count holds flat at \(e.closeWait) (growth \(String(growthPerMinute: e.growthPerMinute ?? 0))/min), receive queues empty\(live): a connection pool keeps connections the server closed and does not evict them.",
-                advice: "Enable idle-connection eviction or validation in the pool (evict idle connections, check before reuse), and keep the pool's idle timeout shorter than the server's keep-alive timeout.")
+                sentence:
+                    "Idle pool keeping closed connections: the count holds flat at \(e.closeWait) (growth \(String(growthPerMinute: e.growthPerMinute ?? 0))/min), receive queues empty\(live): a connection pool keeps connections the server closed and does not evict them.",
+                advice:
+                    "Enable idle-connection eviction or validation in the pool (evict idle connections, check before reuse), and keep the pool's idle timeout shorter than the server's keep-alive timeout."
+            )
         case .unknown:
             return unknown("not yet half a window of history to tell steady growth from a plateau")
         default:
-            var why = "the evidence fits no single class (pattern \(e.pattern.rawValue), \(e.unread) of \(looked) with unread bytes"
+            var why =
+                "the evidence fits no single class (pattern \(e.pattern.rawValue), \(e.unread) of \(looked) with unread bytes"
             if !established.isEmpty { why += ", \(liveToPeers) live connection(s) to the same peers" }
             return unknown(why + ")")
         }
     }
 
     static func unknown(_ why: String) -> Diagnosis {
-        Diagnosis(kind: .unknown, sentence: "Cause not determined: \(why).",
-                  advice: "Look at where the code opens connections to the top peer and at every path (errors, timeouts) that drops one without closing it; `closewaitd explain` shows the evidence.")
+        Diagnosis(
+            kind: .unknown, sentence: "Cause not determined: \(why).",
+            advice:
+                "Look at where the code opens connections to the top peer and at every path (errors, timeouts) that drops one without closing it; `closewaitd explain` shows the evidence."
+        )
     }
 }

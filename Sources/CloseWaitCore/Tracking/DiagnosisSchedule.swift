@@ -53,7 +53,9 @@ public struct DiagnosisSchedule: Sendable {
     /// the longest unrefreshed.
     public func refreshOrder(_ statuses: [ProcessStatus], firing: Set<ProcessIdentity>) -> [ProcessStatus] {
         statuses.filter { firing.contains($0.details.identity) }
-            .sorted { (entries[$0.details.identity]?.at ?? -.infinity) < (entries[$1.details.identity]?.at ?? -.infinity) }
+            .sorted {
+                (entries[$0.details.identity]?.at ?? -.infinity) < (entries[$1.details.identity]?.at ?? -.infinity)
+            }
     }
 
     /// Whether to look at the kernel for this process now; a yes takes one from the budget.

@@ -93,7 +93,9 @@ public struct Tracker: Sendable {
                 var seen = [UInt64: Double]()
                 for entry in old.firstSeen { seen[entry.inode] = entry.seen }
                 history.firstSeen = history.firstSeen.map { ($0.inode, min($0.seen, seen[$0.inode] ?? $0.seen)) }
-                if let first = old.samples.first, first.time < (history.samples.first?.time ?? .infinity) { history.samples = old.samples }
+                if let first = old.samples.first, first.time < (history.samples.first?.time ?? .infinity) {
+                    history.samples = old.samples
+                }
             }
             let inodes = observation.inodes.isSorted ? observation.inodes : observation.inodes.sorted()
             var firstSeen = [(inode: UInt64, seen: Double)]()
@@ -130,10 +132,12 @@ public struct Tracker: Sendable {
                 let headroom = Double(limit) - Double(observation.details.fdOpen)
                 exhaustion = max(0, headroom) / growth * 60
             }
-            statuses.append(ProcessStatus(details: observation.details, count: count, peers: observation.peers,
-                                          growthPerMinute: growth, oldestAge: now - oldest, since: history.since,
-                                          predictedExhaustion: exhaustion, earlyGrowth: early,
-                                          pattern: GrowthPattern.of(history.samples, window: window)))
+            statuses.append(
+                ProcessStatus(
+                    details: observation.details, count: count, peers: observation.peers,
+                    growthPerMinute: growth, oldestAge: now - oldest, since: history.since,
+                    predictedExhaustion: exhaustion, earlyGrowth: early,
+                    pattern: GrowthPattern.of(history.samples, window: window)))
             next[identity] = history
         }
         histories = next
@@ -154,7 +158,9 @@ extension Tracker {
         guard !histories.isEmpty, !newcomers.isEmpty || !gone.isEmpty else { return [] }
         var heldBy = [UInt64: ProcessIdentity]()
         for (identity, history) in histories {
-            for entry in history.firstSeen where heldBy[entry.inode].map({ identity < $0 }) ?? true { heldBy[entry.inode] = identity }
+            for entry in history.firstSeen where heldBy[entry.inode].map({ identity < $0 }) ?? true {
+                heldBy[entry.inode] = identity
+            }
         }
         func best(_ overlap: [ProcessIdentity: Int]) -> (ProcessIdentity, Int)? {
             overlap.max { ($0.value, $1.key) < ($1.value, $0.key) }.map { ($0.key, $0.value) }
@@ -172,14 +178,17 @@ extension Tracker {
         if !gone.isEmpty {
             var holdsNow = [UInt64: ProcessIdentity]()
             for observation in observations {
-                for inode in observation.inodes where holdsNow[inode].map({ observation.details.identity < $0 }) ?? true {
+                for inode in observation.inodes where holdsNow[inode].map({ observation.details.identity < $0 }) ?? true
+                {
                     holdsNow[inode] = observation.details.identity
                 }
             }
             for (identity, history) in gone where !continued.contains(identity) {
                 var overlap = [ProcessIdentity: Int]()
                 for entry in history.firstSeen { if let now = holdsNow[entry.inode] { overlap[now, default: 0] += 1 } }
-                if let (successor, _) = best(overlap) { moves.append(Handover(from: identity, to: successor, fromGone: true)) }
+                if let (successor, _) = best(overlap) {
+                    moves.append(Handover(from: identity, to: successor, fromGone: true))
+                }
             }
         }
         return moves.sorted { ($0.to, $0.from) < ($1.to, $1.from) }
