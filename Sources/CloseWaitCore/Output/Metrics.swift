@@ -75,34 +75,31 @@ public enum Metrics {
 
         let sorted = ProcessStatus.inReportOrder(statuses)
         let kept = sorted.prefix(max(0, maxProcesses))
-        family("closewaitd_process_close_wait_sockets", "gauge", "CLOSE_WAIT sockets held by a process.")
-        for p in kept { sample("closewaitd_process_close_wait_sockets", labels(p.details), Double(p.count)) }
-        family(
-            "closewaitd_process_close_wait_growth_per_minute", "gauge",
-            "New CLOSE_WAIT sockets per minute over the tracker window (fitted slope), once known.")
-        for p in kept {
-            if let g = p.growthPerMinute {
-                sample("closewaitd_process_close_wait_growth_per_minute", labels(p.details), g)
-            }
+        // Each process's labels once, for every per-process family.
+        let rows = kept.map { ($0, labels($0.details)) }
+        func perProcess(_ name: String, _ help: String, _ value: (ProcessStatus) -> Double?) {
+            family(name, "gauge", help)
+            for (p, labels) in rows { if let v = value(p) { sample(name, labels, v) } }
         }
-        family(
-            "closewaitd_process_oldest_close_wait_age_seconds", "gauge",
-            "Age of the process's oldest CLOSE_WAIT socket (since first seen).")
-        for p in kept { sample("closewaitd_process_oldest_close_wait_age_seconds", labels(p.details), p.oldestAge) }
-        family("closewaitd_process_open_fds", "gauge", "Open file descriptors of the process.")
-        for p in kept { sample("closewaitd_process_open_fds", labels(p.details), Double(p.details.fdOpen)) }
-        family("closewaitd_process_max_fds", "gauge", "The process's soft RLIMIT_NOFILE (absent when unlimited).")
-        for p in kept {
-            if let limit = p.details.fdLimit { sample("closewaitd_process_max_fds", labels(p.details), Double(limit)) }
+        perProcess("closewaitd_process_close_wait_sockets", "CLOSE_WAIT sockets held by a process.") {
+            Double($0.count)
         }
-        family(
-            "closewaitd_process_fd_exhaustion_seconds", "gauge",
-            "Predicted seconds until the process's open fds reach its limit at the current growth.")
-        for p in kept {
-            if let e = p.predictedExhaustion {
-                sample("closewaitd_process_fd_exhaustion_seconds", labels(p.details), e)
-            }
+        perProcess(
+            "closewaitd_process_close_wait_growth_per_minute",
+            "New CLOSE_WAIT sockets per minute over the tracker window (fitted slope), once known."
+        ) { $0.growthPerMinute }
+        perProcess(
+            "closewaitd_process_oldest_close_wait_age_seconds",
+            "Age of the process's oldest CLOSE_WAIT socket (since first seen)."
+        ) { $0.oldestAge }
+        perProcess("closewaitd_process_open_fds", "Open file descriptors of the process.") { Double($0.details.fdOpen) }
+        perProcess("closewaitd_process_max_fds", "The process's soft RLIMIT_NOFILE (absent when unlimited).") {
+            $0.details.fdLimit.map(Double.init)
         }
+        perProcess(
+            "closewaitd_process_fd_exhaustion_seconds",
+            "Predicted seconds until the process's open fds reach its limit at the current growth."
+        ) { $0.predictedExhaustion }
 
         family(
             "closewaitd_untracked_processes", "gauge",

@@ -7,17 +7,14 @@
 /// tick; the rest keep their last diagnosis (or none) and get their turn on a later tick,
 /// longest-unrefreshed first. Pure: time comes in as values, the look is the caller's.
 public struct DiagnosisSchedule: Sendable {
+    /// A look when an alert is sent, unless one was taken `alertRelook` seconds ago or less;
+    /// a look at a process that keeps firing every `rediagnoseInterval`; per tick at most
+    /// `alertsPerTick` looks for alerts sent and `refreshesPerTick` refreshes, and none once
+    /// the tick has spent `timePerTick` on them (a look into a namespace someone filled with
+    /// TIME_WAIT entries reads a large table).
     public struct Limits: Sendable, Equatable {
-        /// A look at a process that sends an alert, unless one was taken this recently.
-        public var alertRelook = 60.0
-        /// A look at a process that keeps firing, this often.
-        public var rediagnoseInterval = 600.0
-        /// Looks per tick for alerts sent, and for refreshes.
-        public var alertsPerTick = 20
-        public var refreshesPerTick = 1
-        /// Looks stop once the tick has spent this long on them (a look into a namespace
-        /// someone filled with TIME_WAIT entries reads a large table).
-        public var timePerTick = 1.0
+        public var alertRelook = 60.0, rediagnoseInterval = 600.0, timePerTick = 1.0
+        public var alertsPerTick = 20, refreshesPerTick = 1
 
         public init() {}
     }
