@@ -10,6 +10,7 @@
 #   make fuzz           libFuzzer on every parser of untrusted bytes, FUZZ_SECONDS each (600)
 #   make soak           the release daemon for SOAK_SECONDS (1800) against a pool, a leak and churn
 #   make sanitize       every test under ThreadSanitizer, then AddressSanitizer (binaries included)
+#   make clients        every real HTTP client of the corpus (Tests/clients), leaking and healthy
 #   make redteam        issue 17's local-user attacks at full size against the release daemon
 #                       (figures in dist/redteam.md; REDTEAM_ONLY=2,3 for some; ~10 minutes)
 
@@ -30,7 +31,8 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SWIFT_FLAGS ?=
 # Debian packages the build needs, and the ones the tests drive (ss, setpriv, systemd-nspawn).
 BUILD_DEBS := libsystemd-dev pkg-config
-TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 prometheus podman runc
+TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 prometheus podman runc \
+	python3-requests python3-urllib3 golang-go libhttpclient-java openjdk-17-jdk-headless nodejs
 
 BENCH_SIZES ?= small,medium,large
 FUZZ_SECONDS ?= 600
@@ -38,7 +40,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 SOAK_SECONDS ?= 1800
 SOAK_SMOKE_SECONDS ?= 120
 
-.PHONY: unit format lint redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+.PHONY: unit format lint clients redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -79,6 +81,13 @@ check: test-deps
 	$(MAKE) container-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) soak-smoke
+
+# Every library of the client corpus (Tests/clients: Python requests and urllib3, Apache
+# HttpClient 4.x and the JDK client, Go net/http, Node http), each leaking beside its healthy
+# twin under the shipped config; make check runs the Python and Go pairs.
+clients: test-deps
+	$(SWIFT) build --build-tests $(SWIFT_FLAGS)
+	CLOSEWAITD_CLIENTS=all $(SWIFT) test --skip-build $(SWIFT_FLAGS) --filter ClientCorpusLiveTests
 
 # Boots this machine's systemd in a throwaway container, installs the .deb, and checks the
 # service against a real systemd and journald (Tests/service/service-test.sh).

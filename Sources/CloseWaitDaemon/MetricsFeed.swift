@@ -12,6 +12,7 @@ final class MetricsFeed: Sendable {
         var total: Int
         var health: Metrics.Health
         var maxProcesses: Int
+        var diagnoses: [ProcessIdentity: Diagnosis] = [:]
     }
 
     let state = Mutex<(input: Input?, generation: Int, page: (generation: Int, bytes: [UInt8])?)>((nil, 0, nil))
@@ -37,7 +38,7 @@ final class MetricsFeed: Sendable {
         Array(
             Metrics.render(
                 statuses: input.statuses, firing: input.firing, total: input.total, health: input.health,
-                version: Daemon.version, maxProcesses: input.maxProcesses
+                version: Daemon.version, maxProcesses: input.maxProcesses, diagnoses: input.diagnoses
             ).utf8)
     }
 

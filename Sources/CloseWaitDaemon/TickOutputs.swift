@@ -26,9 +26,11 @@ final class TickOutputs {
     private(set) var consecutiveFailures = 0
     /// Repeated sampler failures before the journal hears of it (and STATUS says why).
     static let failuresBeforeReport = 3
-    private var last: (statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)], total: Int) = (
-        [], [], 0
-    )
+    private var last:
+        (
+            statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)], total: Int,
+            diagnoses: [ProcessIdentity: Diagnosis]
+        ) = ([], [], 0, [:])
     private var fallbackReported = false
     private var stateFileFailed = false
     private var textfileFailed = false
@@ -88,7 +90,7 @@ final class TickOutputs {
         health.namespaces = coverage
         health.notYetSearched = result.health.notYetSearched
         health.untracked = result.health.untracked
-        last = (result.statuses, result.firing, result.total)
+        last = (result.statuses, result.firing, result.total, result.diagnoses.mapValues(\.0))
     }
 
     /// A tick that could not sample: said in STATUS after a few, in the journal once when it
@@ -132,7 +134,7 @@ final class TickOutputs {
         guard serving || metricsTextfile != nil else { return }
         let input = MetricsFeed.Input(
             statuses: last.statuses, firing: last.firing, total: last.total,
-            health: health, maxProcesses: metricsMaxProcesses)
+            health: health, maxProcesses: metricsMaxProcesses, diagnoses: last.diagnoses)
         // Rendered once a tick at most: for the textfile here, and the same bytes serve every
         // scrape of this tick (without a textfile, the first scrape renders).
         let page = metricsTextfile.map { _ in MetricsFeed.render(input) }

@@ -186,6 +186,6 @@ public struct TickPipeline {
         {
             return schedule.record(identity, evidence: evidence, now: now)
         }
-        return schedule.reclassify(status)
+        return schedule.reclassify(status, now: now)
     }
 }

@@ -73,10 +73,13 @@ public struct EvidenceGatherer {
     public func evidence(for status: ProcessStatus, ages: [Double], deadline: Double? = nil) throws -> Evidence {
         let peers = status.peers.prefix(Self.maxPeers).map(\.endpoint)
         let sockets = try self.sockets(pid: status.details.pid, peers: peers, deadline: deadline)
-        return Evidence(
+        var evidence = Evidence(
             closeWait: status.count,
             peers: peers.map { PeerEvidence(peer: $0, closeWait: sockets.closeWait, established: sockets.established) },
             ages: Evidence.summarize(ages: ages), growthPerMinute: status.growthPerMinute, pattern: status.pattern,
             ageHistogram: Evidence.histogram(ages: ages))
+        evidence.refresh(from: status)
+        evidence.clues = RuntimeCluesReader(proc: proc).clues(pid: status.details.pid)
+        return evidence
     }
 }

@@ -47,34 +47,44 @@ import Testing
         #expect(look3)
     }
 
-    @Test func aRecentLookIsReusedAndAnOldOneRefreshed() {
+    @Test func everyAlertGetsItsOwnLookAndARefreshWaitsTenMinutes() {
         var schedule = DiagnosisSchedule()
         let s = Self.status(7)
         let id = s.details.identity
         schedule.beginTick(firing: [id], handovers: [], clock: 0)
         _ = schedule.record(id, evidence: Self.evidence(), now: 1000)
-        // An alert within a minute of the last look, or a refresh within ten, looks not.
-        let look4 = schedule.wantsLook(id, alert: true, now: 1059, clock: 0)
-        #expect(!look4)
-        let look5 = schedule.wantsLook(id, alert: true, now: 1060, clock: 0)
-        #expect(look5)
+        // A second alert in the same tick shares the look; an alert on a later tick looks again.
+        let sameTick = schedule.wantsLook(id, alert: true, now: 1000, clock: 0)
+        #expect(!sameTick)
+        let laterTick = schedule.wantsLook(id, alert: true, now: 1005, clock: 0)
+        #expect(laterTick)
         schedule.beginTick(firing: [id], handovers: [], clock: 0)
-        let look6 = schedule.wantsLook(id, alert: false, now: 1599, clock: 0)
-        #expect(!look6)
-        let look7 = schedule.wantsLook(id, alert: false, now: 1600, clock: 0)
-        #expect(look7)
+        let early = schedule.wantsLook(id, alert: false, now: 1599, clock: 0)
+        #expect(!early)
+        let due = schedule.wantsLook(id, alert: false, now: 1600, clock: 0)
+        #expect(due)
+    }
+
+    @Test func aReusedLookSaysHowOldItIs() {
+        var schedule = DiagnosisSchedule()
+        let s = Self.status(7)
+        schedule.beginTick(firing: [s.details.identity], handovers: [], clock: 0)
+        _ = schedule.record(s.details.identity, evidence: Self.evidence(), now: 100)
+        let again = schedule.reclassify(s, now: 140)
+        #expect(again?.1.lookedSecondsAgo == 40)
+        #expect(again?.1.summary.hasSuffix("kernel looked at 40s ago") == true)
     }
 
     @Test func withoutALookTheLastIsClassifiedAgainWithTodaysCount() {
         var schedule = DiagnosisSchedule()
         let s = Self.status(7, count: 2)
-        let none = schedule.reclassify(s)
+        let none = schedule.reclassify(s, now: 30)
         #expect(none == nil)
         schedule.beginTick(firing: [s.details.identity], handovers: [], clock: 0)
         let (first, _) = schedule.record(s.details.identity, evidence: Self.evidence(), now: 0)
         #expect(first.kind == .abandonedConnections)
         // Two sockets now: too few to tell; the kernel's side is the last look's.
-        let again = schedule.reclassify(s)
+        let again = schedule.reclassify(s, now: 30)
         #expect(again?.0.kind == .unknown)
         #expect(again?.1.closeWait == 2 && again?.1.peers.count == 1)
         #expect(schedule.entries[s.details.identity]?.at == 0)

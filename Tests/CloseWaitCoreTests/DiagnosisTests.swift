@@ -140,3 +140,85 @@ import Testing
         #expect(ProcNetSnmp.tcpCounters([]) == nil)
     }
 }
+
+/// Issue 19: classes from what each socket did (flows), the three receive-queue facts, and a
+/// confidence that grows with the history; never a class the evidence contradicts.
+@Suite struct FlowDiagnosisTests {
+    static let peer = Endpoint(address: .v4(127, 0, 0, 1), port: 8080)
+
+    /// `count` CLOSE_WAIT sockets to one peer: `unread` with data, `endRead` at Recv-Q 0, the
+    /// rest with only the FIN queued.
+    static func evidence(
+        count: Int = 40, established: Int? = 3, unread: Int = 0, endRead: Int = 0, arrived: Int = 35, left: Int = 0,
+        seconds: Double = 40, early: Double? = 60, growth: Double? = nil, pattern: GrowthPattern = .unknown
+    ) -> Evidence {
+        var p = PeerEvidence(
+            peer: peer, closeWait: count, established: established, unread: unread, unreadBytes: UInt64(unread) * 512,
+            unsent: 0, localPorts: 40000...40100)
+        p.endRead = endRead
+        var e = Evidence(closeWait: count, peers: [p], ages: (40, 20, 1), growthPerMinute: growth, pattern: pattern)
+        e.flows = ProcessStatus.Flows(
+            arrived: arrived, left: left, ticksWithArrivals: 8, seconds: seconds, neverFell: left == 0)
+        e.earlyGrowthPerMinute = early
+        return e
+    }
+
+    @Test func aConnectionPerRequestWithRequestsInFlightIsAbandonedWithinAMinute() {
+        let d = Diagnosis.classify(Self.evidence())
+        #expect(d.kind == .abandonedConnections)
+        #expect(d.confidence == .medium)
+        #expect(d.sentence.contains("sockets keep entering CLOSE_WAIT (+60.0/min) and none is ever closed"))
+        #expect(d.sentence.contains("40 never read again after the response (Recv-Q 1: the peer's FIN unread)"))
+        #expect(d.sentence.contains("only 3 live connection(s) to 127.0.0.1:8080 (requests in flight)"))
+        #expect(
+            d.sentenceWithConfidence.hasSuffix(
+                "(confidence medium: 40s of history, 35 socket(s) arrived and none left, 40 looked at)"))
+        #expect(d.advice == Diagnosis.Kind.abandonedConnections.advice)
+    }
+
+    @Test func theThreeQueueFactsAreSaidApart() {
+        let d = Diagnosis.classify(Self.evidence(unread: 4, endRead: 6))
+        #expect(d.kind == .abandonedConnections)
+        #expect(d.sentence.contains("30 never read again after the response"))
+        #expect(d.sentence.contains("6 read to the end of stream and never closed (Recv-Q 0)"))
+        #expect(d.sentence.contains("4 with 2048 bytes of data unread (Recv-Q > 1)"))
+    }
+
+    @Test func responsesNeverClosedWithSomeBodiesUnreadAreUnreadResponses() {
+        let d = Diagnosis.classify(Self.evidence(unread: 14))
+        #expect(d.kind == .unreadResponses)
+        #expect(d.sentence.hasPrefix("Responses never closed"))
+        #expect(d.advice == Diagnosis.Kind.unreadResponses.advice)
+    }
+
+    @Test func aFewTicksAndAHandfulOfSocketsIsLowConfidence() {
+        let d = Diagnosis.classify(Self.evidence(count: 6, arrived: 5, seconds: 15))
+        #expect(d.kind == .abandonedConnections && d.confidence == .low)
+        let high = Diagnosis.classify(
+            Self.evidence(count: 160, arrived: 150, seconds: 160, growth: 60, pattern: .steady))
+        #expect(high.confidence == .high)
+    }
+
+    @Test(arguments: [
+        // Sockets that leave CLOSE_WAIT are being closed: not abandoned.
+        (3, 30, 0),
+        // As many live connections as leaked ones: a pool, not a connection per request.
+        (40, 0, 0),
+        // ESTABLISHED not looked up: in-flight requests cannot be told from a pool.
+        (-1, 0, 0),
+        // Nothing arrived yet: no flow to judge.
+        (3, 0, -35),
+    ])
+    func evidenceThatContradictsAbandonmentIsNotAbandoned(established: Int, left: Int, arrivedDelta: Int) {
+        let d = Diagnosis.classify(
+            Self.evidence(established: established < 0 ? nil : established, arrived: 35 + arrivedDelta, left: left))
+        #expect(d.kind != .abandonedConnections, "\(d.sentence)")
+    }
+
+    @Test func aFlatPoolTurningOverIsAnIdlePool() {
+        let d = Diagnosis.classify(
+            Self.evidence(count: 30, arrived: 6, left: 6, seconds: 200, early: nil, growth: 0, pattern: .plateau))
+        #expect(d.kind == .idlePool)
+        #expect(d.sentence.contains("the pool turns them over (6 left, 6 arrived)"))
+    }
+}

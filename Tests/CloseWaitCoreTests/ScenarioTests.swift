@@ -74,3 +74,37 @@ import Testing
         #expect(events.filter { $0.1.kind == .recovered }.count == events.filter { $0.1.kind == .crossed }.count)
     }
 }
+
+/// Issue 19: a fast leak is alerted fast, with its growth, and a pool warming up or turning
+/// over is not.
+@Suite struct FastLeakTests {
+    @Test func aLeakOfSixtyAMinuteIsAlertedWithinAMinuteOfItsFirstSocket() {
+        // One new CLOSE_WAIT socket a second from t = 1 s, shipped defaults (5 s ticks, hold 3).
+        let events = ScenarioTests.simulate(minutes: 3) { t in (0..<Int(t)).map { UInt64($0 + 1) } }
+        let first = events.first { $0.1.kind == .crossed }
+        #expect(first?.1.reason == .growth)
+        #expect((first?.0 ?? .infinity) - 1 <= 60)
+        #expect(abs((first?.1.value ?? 0) - 60) < 1)
+        #expect(first?.1.level == .critical)  // past growth_critical (30/min) at once
+        // The early rate hands over to the fitted one without a second alert.
+        #expect(events.filter { $0.1.reason == .growth }.map(\.1.kind) == [.crossed])
+    }
+
+    @Test func aPoolWarmingUpInOneBurstAndTurningOverNeverAlerts() {
+        // 30 connections closed by the server at once after 20 s, then one replaced every 10 s.
+        let events = ScenarioTests.simulate(minutes: 30) { t in
+            guard t >= 20 else { return [] }
+            let first = UInt64((t - 20) / 10)
+            return (first..<(first + 30)).map { $0 + 1 }
+        }
+        #expect(events.isEmpty)
+    }
+
+    @Test func aSlowLeakWaitsForHalfAWindow() {
+        // +6/min: 10 new sockets take 100 s, so the early rate is robust only then.
+        let events = ScenarioTests.simulate(minutes: 5) { t in (0..<Int(t / 10)).map { UInt64($0 + 1) } }
+        let first = events.first { $0.1.kind == .crossed }
+        #expect(first?.1.reason == .growth)
+        #expect((first?.0 ?? 0) >= 100)
+    }
+}

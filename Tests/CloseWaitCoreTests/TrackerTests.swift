@@ -119,3 +119,51 @@ func observation(
         #expect(!policy.evaluate(now: 25, statuses: [status!], total: 510).contains { $0.reason == .growth })
     }
 }
+
+/// Issue 19: what each socket did, per process: arrivals and departures over the window.
+@Suite struct FlowTests {
+    @Test func arrivalsAndDeparturesAreCountedFromTheSecondSample() {
+        var tracker = Tracker(window: 300)
+        _ = tracker.update(now: 0, observations: [observation(inodes: [1, 2, 3])])
+        _ = tracker.update(now: 5, observations: [observation(inodes: [1, 2, 3, 4, 5])])
+        let status = tracker.update(now: 10, observations: [observation(inodes: [2, 3, 4, 5, 6])]).first
+        #expect(
+            status?.flows
+                == ProcessStatus.Flows(arrived: 3, left: 1, ticksWithArrivals: 2, seconds: 10, neverFell: true))
+        #expect(status?.flows.robustEarly == false)
+    }
+
+    @Test func anEarlyRateIsRobustAfterThirtySecondsOfArrivalsThatStay() {
+        var tracker = Tracker(window: 300)
+        var status: ProcessStatus?
+        for t in stride(from: 0.0, through: 30, by: 5) {
+            status =
+                tracker.update(
+                    now: t, observations: [observation(inodes: (0..<Int(2 + t / 2.5)).map { UInt64($0 + 1) })]
+                ).first
+        }
+        #expect(status?.flows.arrived == 12 && status?.flows.left == 0)
+        #expect(status?.flows.robustEarly == true)
+        #expect(status?.growthPerMinute == nil)
+        #expect(abs((status?.alertableGrowth ?? 0) - 24) < 0.001)
+        // One socket closed: not robust any more.
+        status = tracker.update(now: 35, observations: [observation(inodes: (1..<15).map { UInt64($0 + 1) })]).first
+        #expect(status?.flows.left == 1 && status?.alertableGrowth == nil)
+    }
+
+    @Test func exhaustionFollowsTheFdsWhenTheyClimbFasterThanCloseWait() {
+        // The kernel resets the leaked sockets (they leave CLOSE_WAIT) but their fds stay open.
+        var tracker = Tracker(window: 60)
+        var status: ProcessStatus?
+        for t in stride(from: 0.0, through: 60, by: 5) {
+            status =
+                tracker.update(
+                    now: t, observations: [observation(inodes: [1, 2, 3, 4, 5], fdOpen: 100 + Int(t), fdLimit: 1000)]
+                ).first
+        }
+        #expect(abs((status?.fdGrowthPerMinute ?? 0) - 60) < 0.001)
+        #expect(status?.growthPerMinute == 0)
+        // 840 fds of headroom at +60/min: 14 minutes.
+        #expect(abs((status?.predictedExhaustion ?? 0) - 840) < 0.001)
+    }
+}

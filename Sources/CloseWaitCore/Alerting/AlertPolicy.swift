@@ -113,7 +113,7 @@ public struct AlertPolicy: Sendable {
             let eligible = status.count >= t.minCount
             let checks: [(AlertReason, Double?, Double, Double, Bool)] = [
                 (.count, Double(status.count), Double(t.countWarning), Double(t.countCritical), true),
-                (.growth, eligible ? status.growthPerMinute : nil, t.growthWarning, t.growthCritical, true),
+                (.growth, eligible ? status.alertableGrowth : nil, t.growthWarning, t.growthCritical, true),
                 (.age, eligible ? status.oldestAge : nil, t.ageWarning, t.ageCritical, true),
                 (
                     .fdExhaustion, eligible ? status.predictedExhaustion : nil, t.exhaustionWarning,

@@ -50,7 +50,7 @@ public enum AlertMessage {
         if let netns = d.netns { fields.append(("CLOSEWAIT_NETNS", ByteString(String(netns)))) }
         let figures: [(String, String)] = [
             ("CLOSEWAIT_COUNT", String(e.gone ? 0 : p.count)),
-            ("CLOSEWAIT_GROWTH_PER_MIN", p.growthPerMinute.map { fixed($0, 1) } ?? ""),
+            ("CLOSEWAIT_GROWTH_PER_MIN", p.alertableGrowth.map { fixed($0, 1) } ?? ""),
             ("CLOSEWAIT_OLDEST_AGE_SEC", String(Int(saturating: p.oldestAge))),
             ("CLOSEWAIT_TOP_PEER", p.topPeer?.endpoint.description ?? ""),
             ("CLOSEWAIT_FD_OPEN", String(d.fdOpen)),
@@ -95,13 +95,20 @@ public enum AlertMessage {
             if let (diagnosis, evidence) = e.diagnosis {
                 fields.append(("CLOSEWAIT_DIAGNOSIS", ByteString(diagnosis.kind.rawValue)))
                 fields.append(("CLOSEWAIT_EVIDENCE", ByteString(evidence.summary)))
+                if diagnosis.kind != .unknown {
+                    fields.append(("CLOSEWAIT_CONFIDENCE", ByteString(diagnosis.confidence.rawValue)))
+                }
                 // A known class leads: the first sentence says what kind of bug, with its evidence.
                 if diagnosis.kind != .unknown {
-                    text = "\(d.label)\(unit): \(diagnosis.sentence) " + text
+                    text = "\(d.label)\(unit): \(diagnosis.sentenceWithConfidence) " + text
                 } else {
                     text += " " + diagnosis.sentence
                 }
                 text += " To fix: " + diagnosis.advice
+                if let hint = diagnosis.hint {
+                    text += " " + hint.sentence
+                    fields.append(("CLOSEWAIT_LIBRARY", ByteString(hint.library)))
+                }
             } else {
                 // Not looked at (the process exited or could not be read, or the tick's budget of
                 // looks was spent): the catalog's Diagnosis line still reads as a sentence.

@@ -80,7 +80,10 @@ public struct ExplainReport: Sendable {
                 + zip(Evidence.ageBuckets, histogram).map { "\($0.0.label) \($0.1)" }.joined(separator: ", ") + "\n"
         }
         if let line = tracked?.evidence { out += "  daemon    \(Escape.line(line))\n" }
-        out += "\nDiagnosis: \(diagnosis.kind.rawValue)\n  \(diagnosis.sentence)\n  To fix: \(diagnosis.advice)\n"
+        out += "\nDiagnosis: \(diagnosis.kind.rawValue)\n  \(diagnosis.sentence)\n"
+        if diagnosis.kind != .unknown { out += "  Confidence: \(diagnosis.confidence.rawValue) (\(diagnosis.basis))\n" }
+        out += "  To fix: \(diagnosis.advice)\n"
+        if let hint = diagnosis.hint { out += "  \(hint.sentence)\n" }
         if tracked?.diagnosis != nil, tracked?.diagnosis != diagnosis.kind.rawValue {
             out += "  (the daemon's last diagnosis: \(Escape.line(tracked?.diagnosis ?? "")))\n"
         }
@@ -125,6 +128,11 @@ public struct ExplainReport: Sendable {
                 .object([
                     ("kind", .string(diagnosis.kind.rawValue)),
                     ("sentence", .string(diagnosis.sentence)),
+                    ("confidence", .string(diagnosis.confidence.rawValue)),
+                    ("basis", .string(diagnosis.basis)),
+                    ("library", .optional(diagnosis.hint?.library)),
+                    ("libraryFix", .optional(diagnosis.hint?.fix)),
+                    ("librarySeen", .optional(diagnosis.hint?.seen)),
                     ("advice", .string(diagnosis.advice)),
                 ])
             ),

@@ -43,7 +43,8 @@ public enum Metrics {
 
     public static func render(
         statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)], total: Int,
-        health: Health, version: String, maxProcesses: Int = defaultMaxProcesses
+        health: Health, version: String, maxProcesses: Int = defaultMaxProcesses,
+        diagnoses: [ProcessIdentity: Diagnosis] = [:]
     ) -> String {
         var out = ""
         func family(_ name: String, _ type: String, _ help: String) {
@@ -100,6 +101,26 @@ public enum Metrics {
             "closewaitd_process_fd_exhaustion_seconds",
             "Predicted seconds until the process's open fds reach its limit at the current growth."
         ) { $0.predictedExhaustion }
+        perProcess(
+            "closewaitd_process_close_wait_left",
+            "Sockets that left CLOSE_WAIT over the tracker window while the process lived (closed, or reset by the kernel)."
+        ) { Double($0.flows.left) }
+        perProcess(
+            "closewaitd_process_open_fds_growth_per_minute",
+            "New open file descriptors per minute over the tracker window (fitted slope), once known."
+        ) {
+            $0.fdGrowthPerMinute
+        }
+        family(
+            "closewaitd_process_diagnosis_info", "gauge",
+            "The cause class of an alerting process the daemon looked at, with its confidence; always 1.")
+        for (p, labels) in rows {
+            guard let d = diagnoses[p.details.identity] else { continue }
+            sample(
+                "closewaitd_process_diagnosis_info",
+                labels + [("class", d.kind.rawValue), ("confidence", d.kind == .unknown ? "" : d.confidence.rawValue)],
+                1)
+        }
 
         family(
             "closewaitd_untracked_processes", "gauge",

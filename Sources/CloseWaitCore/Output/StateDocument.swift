@@ -42,6 +42,13 @@ public struct StateDocument: Codable, Equatable, Sendable {
         public var ageHistogram: [Int]? = nil
         /// Other processes holding exactly its sockets, tracked as it (forked children).
         public var sharers: Int? = nil
+        /// How much history stands behind the diagnosis (Diagnosis.Confidence), for a class.
+        public var diagnosisConfidence: String? = nil
+        /// Sockets that entered and left CLOSE_WAIT over the tracker's history.
+        public var arrived: Int? = nil
+        public var left: Int? = nil
+        /// The client library the process shows and its fix (`LibraryHint.sentence`).
+        public var libraryHint: String? = nil
     }
 
     public static let version = 1
@@ -105,7 +112,9 @@ public struct StateDocument: Codable, Equatable, Sendable {
                 reasons: (level?.1 ?? []).sorted(), pattern: p.pattern.rawValue,
                 diagnosis: diagnosis?.0.kind.rawValue, diagnosisText: diagnosis?.0.sentence,
                 advice: diagnosis?.0.advice, evidence: diagnosis?.1.summary,
-                ageHistogram: diagnosis?.1.ageHistogram, sharers: d.sharedWith?.count)
+                ageHistogram: diagnosis?.1.ageHistogram, sharers: d.sharedWith?.count,
+                diagnosisConfidence: diagnosis.flatMap { $0.0.kind == .unknown ? nil : $0.0.confidence.rawValue },
+                arrived: p.flows.arrived, left: p.flows.left, libraryHint: diagnosis?.0.hint?.sentence)
         }
     }
 
@@ -180,6 +189,8 @@ public struct StateDocument: Codable, Equatable, Sendable {
             try check(at + "fdOpen", p.fdOpen, atLeast: 0)
             try check(at + "fdLimit", p.fdLimit, atLeast: 0)
             try check(at + "sharers", p.sharers, atLeast: 0)
+            try check(at + "arrived", p.arrived, atLeast: 0)
+            try check(at + "left", p.left, atLeast: 0)
             if let histogram = p.ageHistogram {
                 guard histogram.count <= 64 else { throw .field(at + "ageHistogram", "not a short array") }
                 guard histogram.allSatisfy({ $0 >= 0 }) else {

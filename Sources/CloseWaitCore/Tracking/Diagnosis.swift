@@ -53,6 +53,9 @@ public struct PeerEvidence: Sendable, Equatable {
     /// CLOSE_WAIT sockets whose application already read the end of the stream (Recv-Q 0)
     /// and still did not close them.
     public var endRead: Int = 0
+    /// CLOSE_WAIT sockets whose queue holds only the peer's FIN (Recv-Q 1): the application
+    /// never came back to them after reading its response.
+    public var finOnly: Int { max(0, closeWait - unread - endRead) }
     /// CLOSE_WAIT sockets with bytes still queued to send.
     public var unsent: Int
     /// The local ports of the CLOSE_WAIT sockets, lowest and highest.
@@ -97,6 +100,14 @@ public struct Evidence: Sendable, Equatable {
     public var pattern: GrowthPattern
     /// Sockets by age: under 1 min, 1–10 min, 10 min–1 h, 1 h–1 d, a day or more.
     public var ageHistogram: [Int]?
+    /// What the sockets did over the tracker's history (arrived, left), from the tracker.
+    public var flows = ProcessStatus.Flows()
+    /// The rate so far, before growth is known.
+    public var earlyGrowthPerMinute: Double? = nil
+    /// Seconds since the kernel was looked at for this evidence (0: this tick).
+    public var lookedSecondsAgo = 0.0
+    /// What the process showed of its client library at the look.
+    public var clues = RuntimeClues()
 
     public static let ageBuckets: [(label: String, below: Double)] = [
         ("<1min", 60), ("1-10min", 600), ("10min-1h", 3600), ("1h-1d", 86400), (">=1d", .infinity),
@@ -125,7 +136,9 @@ public struct Evidence: Sendable, Equatable {
     public static func == (a: Evidence, b: Evidence) -> Bool {
         a.closeWait == b.closeWait && a.peers == b.peers && a.growthPerMinute == b.growthPerMinute
             && a.pattern == b.pattern
-            && a.ageHistogram == b.ageHistogram
+            && a.ageHistogram == b.ageHistogram && a.flows == b.flows
+            && a.earlyGrowthPerMinute == b.earlyGrowthPerMinute
+            && a.lookedSecondsAgo == b.lookedSecondsAgo && a.clues == b.clues
             && a.ages?.oldest == b.ages?.oldest && a.ages?.median == b.ages?.median && a.ages?.newest == b.ages?.newest
     }
 
@@ -136,7 +149,19 @@ public struct Evidence: Sendable, Equatable {
         return (sorted.last!, sorted[sorted.count / 2], sorted.first!)
     }
 
+    /// Takes the tracker's side from a status: count, growth, pattern and flows.
+    public mutating func refresh(from status: ProcessStatus) {
+        closeWait = status.count
+        growthPerMinute = status.growthPerMinute
+        earlyGrowthPerMinute = status.earlyGrowth?.perMinute
+        pattern = status.pattern
+        flows = status.flows
+    }
+
     public var unread: Int { peers.reduce(0) { $0 + $1.unread } }
+    public var endRead: Int { peers.reduce(0) { $0 + $1.endRead } }
+    /// Recv-Q 1: only the peer's FIN queued.
+    public var finOnly: Int { peers.reduce(0) { $0 + $1.finOnly } }
     public var unreadBytes: UInt64 { peers.reduce(0) { $0 + $1.unreadBytes } }
     var peersCloseWait: Int { peers.reduce(0) { $0 + $1.closeWait } }
 
@@ -148,8 +173,15 @@ public struct Evidence: Sendable, Equatable {
         } else {
             parts.append("growth \(pattern.rawValue)")
         }
+        if growthPerMinute == nil, let early = earlyGrowthPerMinute {
+            parts.append(String(growthPerMinute: early) + "/min so far")
+        }
+        if flows.seconds > 0 {
+            parts.append(
+                "\(flows.arrived) arrived, \(flows.left) left over \(TimeSpan.format(flows.seconds.rounded()))")
+        }
         let looked = peersCloseWait
-        parts.append("\(unread) of \(looked) with unread bytes (\(unreadBytes) B)")
+        parts.append("\(unread) of \(looked) with unread bytes (\(unreadBytes) B), \(finOnly) with only the FIN queued")
         for p in peers.prefix(3) {
             let live = p.established.map { "\($0) ESTABLISHED" } ?? "ESTABLISHED not looked up"
             let ports = p.localPorts.map { " from ports \($0.lowerBound)-\($0.upperBound)" } ?? ""
@@ -162,6 +194,7 @@ public struct Evidence: Sendable, Equatable {
                     + [ages.oldest, ages.median, ages.newest].map { TimeSpan.format(($0).rounded()) }.joined(
                         separator: "/") + " (oldest/median/newest)")
         }
+        if lookedSecondsAgo >= 1 { parts.append("kernel looked at \(TimeSpan.format(lookedSecondsAgo.rounded())) ago") }
         return parts.joined(separator: "; ")
     }
 }
@@ -175,51 +208,143 @@ extension String {
 }
 
 /// Diagnosis is a class of bug with the evidence for it and what to change; `unknown` when the
-/// evidence does not fit one. Pure: evidence in, words out.
+/// evidence does not fit one. Pure: evidence in, words out. A class is said as soon as the
+/// evidence is enough, with a confidence that grows with the history behind it, and never
+/// against the evidence (sockets that leave CLOSE_WAIT are not abandoned; a flat set is not a
+/// climb).
 public struct Diagnosis: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case abandonedConnections = "abandoned-connections"
         case idlePool = "idle-pool"
         case unreadResponses = "unread-responses"
         case unknown
+
+        /// What to change, one line per class: the same text in the journal, `explain`,
+        /// `status` and the state file.
+        public var advice: String {
+            switch self {
+            case .abandonedConnections:
+                "Reuse one client/connection manager for the process's life instead of one per request, and close what you create (client.close(), try-with-resources); or send `Connection: close` when you mean one-shot requests."
+            case .idlePool:
+                "Enable idle-connection eviction or validation in the pool (evict idle connections, check before reuse), and keep the pool's idle timeout shorter than the server's keep-alive timeout."
+            case .unreadResponses:
+                "Read every response body to its end, or close the response/stream when you stop reading (e.g. close the body in a finally block); a connection with unread data cannot return to the pool and is never closed."
+            case .unknown:
+                "Look at where the code opens connections to the top peer and at every path (errors, timeouts) that drops one without closing it; `closewaitd explain` shows the evidence."
+            }
+        }
+    }
+
+    /// How much history stands behind a class: `low` a few ticks and a handful of sockets,
+    /// `medium` half a minute and ten sockets, `high` half the tracker window.
+    public enum Confidence: String, Sendable, CaseIterable, Comparable {
+        case low, medium, high
+        public static func < (a: Confidence, b: Confidence) -> Bool {
+            allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
+        }
     }
 
     public var kind: Kind
     /// The first sentence an operator reads: what kind of bug, and the evidence for it.
     public var sentence: String
-    /// What to change, in general terms.
-    public var advice: String
+    /// What to change, in general terms (`Kind.advice`).
+    public var advice: String { kind.advice }
+    public var confidence: Confidence
+    /// What the confidence rests on ("40s of history, 38 sockets arrived, none left").
+    public var basis: String
+    /// The client library the process shows, with its fix for this class (a hint).
+    public var hint: LibraryHint?
+
+    public init(
+        kind: Kind, sentence: String, confidence: Confidence = .low, basis: String = "", hint: LibraryHint? = nil
+    ) {
+        self.kind = kind
+        self.sentence = sentence
+        self.confidence = confidence
+        self.basis = basis
+        self.hint = hint
+    }
 
     /// Fewer sockets than this are too few to tell a pattern from chance.
     public static let minimumSockets = 3
 
+    /// What the receive queues say, as three facts: Recv-Q 1 is only the peer's FIN (the
+    /// application never came back to the socket after its response), 0 the end of stream
+    /// read (it read to the end and never closed), more than 1 data left unread.
+    static func queues(_ e: Evidence) -> String {
+        var facts = [String]()
+        if e.finOnly > 0 {
+            facts.append("\(e.finOnly) never read again after the response (Recv-Q 1: the peer's FIN unread)")
+        }
+        if e.endRead > 0 { facts.append("\(e.endRead) read to the end of stream and never closed (Recv-Q 0)") }
+        if e.unread > 0 { facts.append("\(e.unread) with \(e.unreadBytes) bytes of data unread (Recv-Q > 1)") }
+        return "of \(e.peersCloseWait) looked at, " + facts.joined(separator: ", ")
+    }
+
     public static func classify(_ e: Evidence) -> Diagnosis {
+        var diagnosis = classifyCause(e)
+        diagnosis.hint = LibraryHint.from(e.clues, kind: diagnosis.kind)
+        return diagnosis
+    }
+
+    static func classifyCause(_ e: Evidence) -> Diagnosis {
         let looked = max(1, e.peersCloseWait)
         let unreadShare = Double(e.unread) / Double(looked)
         let established = e.peers.compactMap(\.established)
         let liveToPeers = established.reduce(0, +)
+        let allLookedUp = !e.peers.isEmpty && established.count == e.peers.count
+        let f = e.flows
+        let growth = e.growthPerMinute ?? e.earlyGrowthPerMinute
         guard e.closeWait >= minimumSockets, !e.peers.isEmpty else {
             return unknown("only \(e.closeWait) CLOSE_WAIT socket(s): too few to tell a pattern")
         }
+        let basis = [
+            f.seconds > 0 ? "\(TimeSpan.format(f.seconds.rounded())) of history" : nil,
+            "\(f.arrived) socket(s) arrived and \(f.left == 0 ? "none" : String(f.left)) left",
+            "\(e.peersCloseWait) looked at",
+        ].compactMap { $0 }.joined(separator: ", ")
+        let confidence: Confidence =
+            e.pattern != .unknown && looked >= 10
+            ? .high : (f.seconds >= 30 && (f.arrived >= 10 || looked >= 10) ? .medium : .low)
+        func said(_ kind: Kind, _ sentence: String, _ at: Confidence? = nil) -> Diagnosis {
+            Diagnosis(kind: kind, sentence: sentence, confidence: at ?? confidence, basis: basis)
+        }
+        let rate = growth.map { String(growthPerMinute: $0) + "/min" } ?? "rising"
         // Most sockets still hold bytes the peer sent: the application stopped reading.
         if unreadShare > 0.5 {
-            return Diagnosis(
-                kind: .unreadResponses,
-                sentence:
-                    "Responses not read to the end: \(e.unread) of \(looked) CLOSE_WAIT sockets still hold \(e.unreadBytes) unread bytes the peer sent before closing.",
-                advice:
-                    "Read every response body to its end, or close the response/stream when you stop reading (e.g. close the body in a finally block); a connection with unread data cannot return to the pool and is never closed."
+            return said(
+                .unreadResponses,
+                "Responses not read to the end: \(e.unread) of \(looked) CLOSE_WAIT sockets still hold \(e.unreadBytes) unread bytes the peer sent before closing.",
+                looked >= 10 ? max(confidence, .medium) : confidence)
+        }
+        // What arrives stays: sockets keep entering CLOSE_WAIT and none leaves while the
+        // process lives. In-flight requests keep a few live connections to the peer; fewer
+        // than the leaked ones, they are new connections, not a pool holding its own.
+        let climbing =
+            (growth ?? 0) > 0 && f.arrived >= minimumSockets && f.nothingLeaves
+            && e.pattern != .plateau && e.pattern != .falling
+        if climbing && unreadShare > 0.2 {
+            return said(
+                .unreadResponses,
+                "Responses never closed: sockets keep entering CLOSE_WAIT (\(rate)) and none is closed; \(queues(e)): bodies are left unconsumed and the responses never closed, so the connections never return to the pool."
+            )
+        }
+        if climbing, allLookedUp, liveToPeers < e.closeWait {
+            let inFlight =
+                liveToPeers == 0
+                ? "no live connection to \(e.peers[0].peer) is kept"
+                : "only \(liveToPeers) live connection(s) to \(e.peers[0].peer) (requests in flight)"
+            return said(
+                .abandonedConnections,
+                "Abandoned connections: sockets keep entering CLOSE_WAIT (\(rate)) and none is ever closed; \(queues(e)); \(inFlight): each request seems to open a new connection (or client) that is never closed."
             )
         }
         let quiet = unreadShare <= 0.2
         switch e.pattern {
-        case .steady where quiet && established.count == e.peers.count && liveToPeers == 0:
-            return Diagnosis(
-                kind: .abandonedConnections,
-                sentence:
-                    "Abandoned connections: a steady climb (\(String(growthPerMinute: e.growthPerMinute ?? 0))/min), receive queues empty, and no live connection to \(e.peers[0].peer) is kept: each request seems to open a new connection (or client) that is never closed.",
-                advice:
-                    "Reuse one client/connection manager for the process's life instead of one per request, and close what you create (client.close(), try-with-resources); or send `Connection: close` when you mean one-shot requests."
+        case .steady where quiet && allLookedUp && liveToPeers == 0 && f.nothingLeaves:
+            return said(
+                .abandonedConnections,
+                "Abandoned connections: a steady climb (\(String(growthPerMinute: e.growthPerMinute ?? 0))/min), receive queues empty, and no live connection to \(e.peers[0].peer) is kept: each request seems to open a new connection (or client) that is never closed."
             )
         case .plateau where quiet:
             let live =
@@ -227,28 +352,28 @@ public struct Diagnosis: Sendable, Equatable {
                 ? ""
                 : (liveToPeers > 0
                     ? ", \(liveToPeers) live connection(s) to the same peer" : ", no live connection to the peer")
-            return Diagnosis(
-                kind: .idlePool,
-                sentence:
-                    "Idle pool keeping closed connections: the count holds flat at \(e.closeWait) (growth \(String(growthPerMinute: e.growthPerMinute ?? 0))/min), receive queues empty\(live): a connection pool keeps connections the server closed and does not evict them.",
-                advice:
-                    "Enable idle-connection eviction or validation in the pool (evict idle connections, check before reuse), and keep the pool's idle timeout shorter than the server's keep-alive timeout."
+            let turnover = f.left > 0 ? "; the pool turns them over (\(f.left) left, \(f.arrived) arrived)" : ""
+            return said(
+                .idlePool,
+                "Idle pool keeping closed connections: the count holds flat at \(e.closeWait) (growth \(String(growthPerMinute: e.growthPerMinute ?? 0))/min), receive queues empty\(live)\(turnover): a connection pool keeps connections the server closed and does not evict them."
             )
         case .unknown:
-            return unknown("not yet half a window of history to tell steady growth from a plateau")
+            return unknown("not enough history yet to tell a climb from a plateau (\(basis))")
         default:
             var why =
                 "the evidence fits no single class (pattern \(e.pattern.rawValue), \(e.unread) of \(looked) with unread bytes"
             if !established.isEmpty { why += ", \(liveToPeers) live connection(s) to the same peers" }
+            if f.left > 0 { why += ", \(f.left) socket(s) left CLOSE_WAIT" }
             return unknown(why + ")")
         }
     }
 
     static func unknown(_ why: String) -> Diagnosis {
-        Diagnosis(
-            kind: .unknown, sentence: "Cause not determined: \(why).",
-            advice:
-                "Look at where the code opens connections to the top peer and at every path (errors, timeouts) that drops one without closing it; `closewaitd explain` shows the evidence."
-        )
+        Diagnosis(kind: .unknown, sentence: "Cause not determined: \(why).")
+    }
+
+    /// The sentence with its confidence, as alerts and `explain` say it.
+    public var sentenceWithConfidence: String {
+        kind == .unknown ? sentence : "\(sentence) (confidence \(confidence.rawValue): \(basis))"
     }
 }

@@ -7,13 +7,14 @@
 /// tick; the rest keep their last diagnosis (or none) and get their turn on a later tick,
 /// longest-unrefreshed first. Pure: time comes in as values, the look is the caller's.
 public struct DiagnosisSchedule: Sendable {
-    /// A look when an alert is sent, unless one was taken `alertRelook` seconds ago or less;
-    /// a look at a process that keeps firing every `rediagnoseInterval`; per tick at most
-    /// `alertsPerTick` looks for alerts sent and `refreshesPerTick` refreshes, and none once
-    /// the tick has spent `timePerTick` on them (a look into a namespace someone filled with
-    /// TIME_WAIT entries reads a large table).
+    /// A look for every alert sent (its evidence is of that moment; a second alert of the same
+    /// process in the same tick shares the look), unless one was taken `alertRelook` seconds
+    /// ago or less; a look at a process that keeps firing every `rediagnoseInterval`; per tick
+    /// at most `alertsPerTick` looks for alerts sent and `refreshesPerTick` refreshes, and
+    /// none once the tick has spent `timePerTick` on them (a look into a namespace someone
+    /// filled with TIME_WAIT entries reads a large table).
     public struct Limits: Sendable, Equatable {
-        public var alertRelook = 60.0, rediagnoseInterval = 600.0, timePerTick = 1.0
+        public var alertRelook = 0.0, rediagnoseInterval = 600.0, timePerTick = 1.0
         public var alertsPerTick = 20, refreshesPerTick = 1
 
         public init() {}
@@ -61,7 +62,9 @@ public struct DiagnosisSchedule: Sendable {
     ///   - now: the tick's time; `clock`: monotonic seconds now, for the time budget.
     public mutating func wantsLook(_ identity: ProcessIdentity, alert: Bool, now: Double, clock: Double) -> Bool {
         let age = entries[identity].map { now - $0.at } ?? .infinity
-        guard age >= (alert ? limits.alertRelook : limits.rediagnoseInterval), clock < deadline else { return false }
+        guard age > 0, age >= (alert ? limits.alertRelook : limits.rediagnoseInterval), clock < deadline else {
+            return false
+        }
         if alert {
             guard budget.alerts > 0 else { return false }
             budget.alerts -= 1
@@ -80,13 +83,13 @@ public struct DiagnosisSchedule: Sendable {
     }
 
     /// Without a new look: the kernel's side of the last one (peers, queues, live
-    /// connections) with the tracker's side now (count, growth, pattern); nil if never looked.
-    public mutating func reclassify(_ status: ProcessStatus) -> (Diagnosis, Evidence)? {
+    /// connections, and how old it is) with the tracker's side now (count, growth, pattern,
+    /// flows); nil if never looked.
+    public mutating func reclassify(_ status: ProcessStatus, now: Double) -> (Diagnosis, Evidence)? {
         let identity = status.details.identity
         guard var entry = entries[identity] else { return nil }
-        entry.evidence.closeWait = status.count
-        entry.evidence.growthPerMinute = status.growthPerMinute
-        entry.evidence.pattern = status.pattern
+        entry.evidence.refresh(from: status)
+        entry.evidence.lookedSecondsAgo = max(0, now - entry.at)
         entry.diagnosis = Diagnosis.classify(entry.evidence)
         entries[identity] = entry
         return (entry.diagnosis, entry.evidence)

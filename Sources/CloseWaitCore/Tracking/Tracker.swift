@@ -15,12 +15,63 @@ public struct ProcessStatus: Sendable {
     /// or unlimited.
     public var predictedExhaustion: Double?
     /// Before growth is known: the rate seen so far and over how many seconds (at least two
-    /// samples), for people to read ("+1200/min over 25 s, early"); alerts never use it.
+    /// samples), for people to read ("+1200/min over 25 s, early"); alerts use it only once it is
+    /// robust (`alertableGrowth`).
     public var earlyGrowth: (perMinute: Double, seconds: Double)? = nil
     /// How the count moved over the window (`unknown` before half a window).
     public var pattern: GrowthPattern = .unknown
+    /// What the sockets did over the window (`Flows`): how many entered CLOSE_WAIT after the
+    /// process was first seen, how many left it while the process lived.
+    public var flows = Flows()
+    /// New open fds per minute over the window (least squares), once half a window is known:
+    /// a leak whose sockets the kernel reset (they leave CLOSE_WAIT, the fds stay open) still
+    /// climbs here.
+    public var fdGrowthPerMinute: Double? = nil
 
     public var topPeer: PeerCount? { peers.first }
+
+    /// The growth alerts use: the fitted growth once half a window is known; before that,
+    /// the early rate when it is robust (`Flows.robustEarly`).
+    public var alertableGrowth: Double? {
+        growthPerMinute ?? (flows.robustEarly ? earlyGrowth?.perMinute : nil)
+    }
+
+    /// Sockets entering and leaving CLOSE_WAIT over the tracker window, and how the count
+    /// moved tick to tick (what each socket did, not only the count's shape).
+    public struct Flows: Sendable, Equatable {
+        /// Sockets first seen in CLOSE_WAIT after the process's first sample.
+        public var arrived = 0
+        /// Sockets gone from CLOSE_WAIT while the process held others (closed by the
+        /// application, or reset by the kernel).
+        public var left = 0
+        /// Ticks (after the first) that brought at least one new socket.
+        public var ticksWithArrivals = 0
+        /// Seconds of history these cover.
+        public var seconds = 0.0
+        /// The count never fell over these ticks.
+        public var neverFell = true
+
+        public init(
+            arrived: Int = 0, left: Int = 0, ticksWithArrivals: Int = 0, seconds: Double = 0, neverFell: Bool = true
+        ) {
+            self.arrived = arrived
+            self.left = left
+            self.ticksWithArrivals = ticksWithArrivals
+            self.seconds = seconds
+            self.neverFell = neverFell
+        }
+
+        /// Enough history to trust an early rate: 30 s or more, at least 10 new sockets
+        /// arriving on 4 or more ticks, none leaving, the count never falling. A pool warming
+        /// up arrives in one burst (one or two ticks) and then turns over (sockets leave); a
+        /// leak keeps arriving and nothing leaves.
+        public var robustEarly: Bool {
+            seconds >= 30 && arrived >= 10 && ticksWithArrivals >= 4 && left == 0 && neverFell
+        }
+
+        /// Nothing (or next to nothing) leaves: what arrives stays.
+        public var nothingLeaves: Bool { left <= max(1, arrived / 10) }
+    }
 
     /// The one order statuses are reported in (journal, state file, metrics): most CLOSE_WAIT
     /// sockets first, then by pid.
@@ -41,6 +92,9 @@ public struct Tracker: Sendable {
     public var window: Double
     struct History: Sendable {
         var samples: [(time: Double, count: Int)] = []
+        /// Per sample (same trimming): sockets that arrived and left since the one before, and
+        /// the process's open fds.
+        var moves: [(arrived: Int, left: Int, fds: Int)] = []
         /// (inode, first seen), ascending by inode: merged with each tick's sorted inodes,
         /// 16 bytes a socket and no hashing.
         var firstSeen: [(inode: UInt64, seen: Double)] = []
@@ -95,6 +149,7 @@ public struct Tracker: Sendable {
                 history.firstSeen = history.firstSeen.map { ($0.inode, min($0.seen, seen[$0.inode] ?? $0.seen)) }
                 if let first = old.samples.first, first.time < (history.samples.first?.time ?? .infinity) {
                     history.samples = old.samples
+                    history.moves = old.moves
                 }
             }
             let inodes = observation.inodes.isSorted ? observation.inodes : observation.inodes.sorted()
@@ -102,18 +157,26 @@ public struct Tracker: Sendable {
             firstSeen.reserveCapacity(inodes.count)
             var oldest = now
             var j = 0
+            var kept = 0
             let previous = history.firstSeen
             for inode in inodes {
                 while j < previous.count && previous[j].inode < inode { j += 1 }
-                let seen = j < previous.count && previous[j].inode == inode ? previous[j].seen : now
+                let known = j < previous.count && previous[j].inode == inode
+                let seen = known ? previous[j].seen : now
+                if known { kept += 1 }
                 firstSeen.append((inode, seen))
                 oldest = min(oldest, seen)
             }
+            // The first sample of a history is what was there, not what arrived.
+            let first = history.samples.isEmpty
+            history.moves.append(
+                (first ? 0 : inodes.count - kept, first ? 0 : previous.count - kept, observation.details.fdOpen))
             history.firstSeen = firstSeen
             history.samples.append((now, observation.inodes.count))
             // Keep the samples inside the window plus the last one before it, the baseline.
             if let firstInside = history.samples.firstIndex(where: { $0.time >= now - window }), firstInside > 1 {
                 history.samples.removeFirst(firstInside - 1)
+                history.moves.removeFirst(firstInside - 1)
             }
             let count = observation.inodes.count
             // Growth is the least-squares slope of the counts over the window, not the difference
@@ -127,17 +190,33 @@ public struct Tracker: Sendable {
             if growth == nil, history.samples.count >= 2, let first = history.samples.first, now > first.time {
                 early = (Self.slopePerMinute(history.samples), now - first.time)
             }
+            var flows = ProcessStatus.Flows(seconds: now - (history.samples.first?.time ?? now))
+            // The baseline sample's moves happened before the window.
+            for (i, move) in history.moves.enumerated().dropFirst() {
+                flows.arrived += move.arrived
+                flows.left += move.left
+                if move.arrived > 0 { flows.ticksWithArrivals += 1 }
+                if history.samples[i].count < history.samples[i - 1].count { flows.neverFell = false }
+            }
+            var fdGrowth: Double?
+            if growth != nil {
+                fdGrowth = Self.slopePerMinute(zip(history.samples, history.moves).map { ($0.0.time, $0.1.fds) })
+            }
+            // Exhaustion from whichever climbs faster: the CLOSE_WAIT sockets, or the open fds
+            // (sockets the kernel reset leave CLOSE_WAIT but keep their fds).
+            let climb = max(growth ?? 0, fdGrowth ?? 0, flows.robustEarly ? (early?.perMinute ?? 0) : 0)
             var exhaustion: Double?
-            if let growth, growth > 0, let limit = observation.details.fdLimit {
+            if climb > 0, let limit = observation.details.fdLimit {
                 let headroom = Double(limit) - Double(observation.details.fdOpen)
-                exhaustion = max(0, headroom) / growth * 60
+                exhaustion = max(0, headroom) / climb * 60
             }
             statuses.append(
                 ProcessStatus(
                     details: observation.details, count: count, peers: observation.peers,
                     growthPerMinute: growth, oldestAge: now - oldest, since: history.since,
                     predictedExhaustion: exhaustion, earlyGrowth: early,
-                    pattern: GrowthPattern.of(history.samples, window: window)))
+                    pattern: GrowthPattern.of(history.samples, window: window), flows: flows,
+                    fdGrowthPerMinute: fdGrowth))
             next[identity] = history
         }
         histories = next

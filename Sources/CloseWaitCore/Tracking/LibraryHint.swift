@@ -1,0 +1,130 @@
+/// What a process shows of its HTTP client library, read by the Linux layer in bounded amounts
+/// when it is looked at: the jar files it holds open (a JVM), its threads' names, the Go
+/// toolchain in its executable's build info, its executable's name. All untrusted bytes.
+public struct RuntimeClues: Sendable, Equatable {
+    /// Base names of the `.jar` files among its open fds (at most a few dozen).
+    public var jars: [ByteString] = []
+    /// Its threads' names (comm), at most a few hundred.
+    public var threads: [ByteString] = []
+    /// The Go version its executable was built with (`go1.21.3`), from `.go.buildinfo`.
+    public var goVersion: String?
+    /// The executable's base name.
+    public var executable: ByteString?
+
+    public init(
+        jars: [ByteString] = [], threads: [ByteString] = [], goVersion: String? = nil, executable: ByteString? = nil
+    ) {
+        self.jars = jars
+        self.threads = threads
+        self.goVersion = goVersion
+        self.executable = executable
+    }
+}
+
+/// LibraryHint names the client library a process shows and that library's fix for the
+/// diagnosed class: a hint, labelled as such (a process may hold a library it does not use
+/// for this peer). Pure: clues in, words out.
+public struct LibraryHint: Sendable, Equatable {
+    /// The library, as people call it ("Apache HttpClient 4.x").
+    public var library: String
+    /// What showed it ("httpclient-4.5.14.jar open").
+    public var seen: String
+    /// The call that fixes the class in that library.
+    public var fix: String
+
+    public init(library: String, seen: String, fix: String) {
+        self.library = library
+        self.seen = seen
+        self.fix = fix
+    }
+
+    /// One line for alerts and `explain`.
+    public var sentence: String { "Hint: \(library) (\(seen)): \(fix)" }
+
+    /// The first library the clues show, with its fix for `kind`; nil when none shows.
+    public static func from(_ clues: RuntimeClues, kind: Diagnosis.Kind) -> LibraryHint? {
+        let jars = clues.jars.map(\.lossy)
+        func jar(_ prefix: String) -> String? {
+            jars.first { $0.hasPrefix(prefix) && $0.hasSuffix(".jar") }.map { Escape.line($0, limit: 80) }
+        }
+        let unread = kind == .unreadResponses
+        let idle = kind == .idlePool
+        if let name = jar("httpclient5") ?? jar("httpcore5") {
+            return LibraryHint(
+                library: "Apache HttpClient 5.x", seen: "\(name) open",
+                fix: idle
+                    ? "set an idle eviction: HttpClients.custom().evictIdleConnections(TimeValue.ofSeconds(30)), or validate after inactivity"
+                    : "close every ClassicHttpResponse (try-with-resources) and consume its entity (EntityUtils.consume); reuse one CloseableHttpClient"
+            )
+        }
+        if let name = jar("commons-httpclient") {
+            return LibraryHint(
+                library: "commons-httpclient 3.x", seen: "\(name) open",
+                fix:
+                    "call method.releaseConnection() in a finally block and connectionManager.closeIdleConnections(timeout) periodically, or send `Connection: close`; releaseConnection() alone leaves the server-closed connection in CLOSE_WAIT"
+            )
+        }
+        if let name = jar("httpclient-") ?? jar("httpclient4") {
+            return LibraryHint(
+                library: "Apache HttpClient 4.x", seen: "\(name) open",
+                fix: idle
+                    ? "evict idle connections: HttpClients.custom().evictIdleConnections(30, TimeUnit.SECONDS) (or connManager.closeIdleConnections), and setValidateAfterInactivity"
+                    : "close every CloseableHttpResponse (try-with-resources) after EntityUtils.consume(response.getEntity()); releaseConnection() alone is not enough, and one client should serve the process"
+            )
+        }
+        if let name = jar("okhttp") {
+            return LibraryHint(
+                library: "OkHttp", seen: "\(name) open",
+                fix: idle
+                    ? "give the ConnectionPool a keep-alive shorter than the server's (new ConnectionPool(5, 30, SECONDS))"
+                    : "close every Response or its body (response.close(), try-with-resources); share one OkHttpClient")
+        }
+        if let name = jar("jetty-client") {
+            return LibraryHint(
+                library: "Jetty HttpClient", seen: "\(name) open",
+                fix:
+                    "consume or abort every response content, and set HttpClient.setIdleTimeout below the server's keep-alive"
+            )
+        }
+        if let name = jar("netty-") {
+            return LibraryHint(
+                library: "Netty", seen: "\(name) open",
+                fix:
+                    "close the Channel on channelInactive/userEventTriggered (an IdleStateHandler), and release every ByteBuf of a response"
+            )
+        }
+        let threads = clues.threads.map(\.lossy)
+        if let thread = threads.first(where: { $0.hasPrefix("HttpClient-") }) {
+            return LibraryHint(
+                library: "the JDK's java.net.http.HttpClient", seen: "thread \(Escape.line(thread, limit: 40))",
+                fix:
+                    "share one HttpClient for the process instead of one per request, and read or discard every body (BodyHandlers.discarding())"
+            )
+        }
+        if let version = clues.goVersion {
+            return LibraryHint(
+                library: "Go net/http (\(Escape.line(version, limit: 20)))", seen: "Go build info in the executable",
+                fix: unread || kind == .abandonedConnections
+                    ? "always `defer resp.Body.Close()` after checking err, and drain it (io.Copy(io.Discard, resp.Body)) so the connection returns to the pool"
+                    : "set Transport.IdleConnTimeout below the server's keep-alive timeout, or call CloseIdleConnections()"
+            )
+        }
+        let executable = clues.executable.map(\.lossy) ?? ""
+        if executable.hasPrefix("python") {
+            return LibraryHint(
+                library: "Python (requests/urllib3, if it uses them)",
+                seen: "executable \(Escape.line(executable, limit: 40))",
+                fix:
+                    "use `with requests.Session() as s:` (or session.close()) and close streamed responses (`with s.get(url, stream=True) as r:`); with urllib3, response.release_conn() or read it to the end"
+            )
+        }
+        if executable == "node" || executable == "nodejs" {
+            return LibraryHint(
+                library: "Node http", seen: "executable \(Escape.line(executable, limit: 40))",
+                fix:
+                    "consume every response (res.resume() or read it) so the socket returns to the Agent, and call agent.destroy() when done with it"
+            )
+        }
+        return nil
+    }
+}
