@@ -115,7 +115,7 @@ import WorkloadSupport
         #expect(classes.contains(String(kind)), "\(leaking.name): class \(kind) in\n\(line)")
         #expect(line.contains("CLOSEWAIT_CONFIDENCE="), "\(line)")
         #expect(!run.alerted(good), "\(healthy.name) alerted:\n\(run.daemon.log)")
-        print("client corpus: \(leaking.name): \(kind), \(Int(latency)) s after its first CLOSE_WAIT socket")
+        print("client corpus: \(leaking.name): \(kind), \(Int(latency)) s after its first CLOSE_WAIT socket: \(line)")
         return line
     }
 
