@@ -11,6 +11,8 @@ import Testing
         (["httpclient5-5.2.1.jar", "httpcore5-5.2.jar"], "Apache HttpClient 5.x", "ClassicHttpResponse"),
         (["okhttp-4.12.0.jar", "okio-3.6.0.jar"], "OkHttp", "response.close()"),
         (["commons-httpclient-3.1.jar"], "commons-httpclient 3.x", "closeIdleConnections"),
+        // As Debian installs them: no version in the name.
+        (["commons-codec.jar", "httpclient.jar", "httpcore.jar"], "Apache HttpClient 4.x", "EntityUtils.consume"),
         (["jetty-client-9.4.53.jar"], "Jetty HttpClient", "setIdleTimeout"),
         (["netty-all-4.1.100.jar"], "Netty", "IdleStateHandler"),
     ])

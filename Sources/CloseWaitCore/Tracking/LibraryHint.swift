@@ -44,8 +44,10 @@ public struct LibraryHint: Sendable, Equatable {
     /// The first library the clues show, with its fix for `kind`; nil when none shows.
     public static func from(_ clues: RuntimeClues, kind: Diagnosis.Kind) -> LibraryHint? {
         let jars = clues.jars.map(\.lossy)
-        func jar(_ prefix: String) -> String? {
-            jars.first { $0.hasPrefix(prefix) && $0.hasSuffix(".jar") }.map { Escape.line($0, limit: 80) }
+        // `httpclient-4.5.14.jar` or, as Debian installs them, `httpclient.jar`.
+        func jar(_ name: String) -> String? {
+            jars.first { $0.hasSuffix(".jar") && ($0 == name + ".jar" || $0.hasPrefix(name + "-")) }
+                .map { Escape.line($0, limit: 80) }
         }
         let unread = kind == .unreadResponses
         let idle = kind == .idlePool
@@ -64,7 +66,7 @@ public struct LibraryHint: Sendable, Equatable {
                     "call method.releaseConnection() in a finally block and connectionManager.closeIdleConnections(timeout) periodically, or send `Connection: close`; releaseConnection() alone leaves the server-closed connection in CLOSE_WAIT"
             )
         }
-        if let name = jar("httpclient-") ?? jar("httpclient4") {
+        if let name = jar("httpclient") {
             return LibraryHint(
                 library: "Apache HttpClient 4.x", seen: "\(name) open",
                 fix: idle
@@ -86,7 +88,7 @@ public struct LibraryHint: Sendable, Equatable {
                     "consume or abort every response content, and set HttpClient.setIdleTimeout below the server's keep-alive"
             )
         }
-        if let name = jar("netty-") {
+        if let name = jar("netty-all") ?? jar("netty-codec-http") ?? jar("netty") {
             return LibraryHint(
                 library: "Netty", seen: "\(name) open",
                 fix:
@@ -122,7 +124,7 @@ public struct LibraryHint: Sendable, Equatable {
             return LibraryHint(
                 library: "Node http", seen: "executable \(Escape.line(executable, limit: 40))",
                 fix:
-                    "consume every response (res.resume() or read it) so the socket returns to the Agent, and call agent.destroy() when done with it"
+                    "consume every response (res.resume() or read it) so the socket returns to the Agent, and agent.destroy() when done with it; a net.Socket with allowHalfOpen must call socket.end() on 'end'"
             )
         }
         return nil
