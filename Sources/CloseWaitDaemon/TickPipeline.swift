@@ -65,6 +65,11 @@ public struct TickPipeline {
     var gatherer: EvidenceGatherer
     /// Keep the sampled sockets and owners in the result (the benchmark's correctness check).
     public var keepAttribution = false
+    /// Per process, the sockets that left CLOSE_WAIT while it still holds their fds (reset
+    /// by the kernel), and when they were last checked.
+    var heldAfterReset: [ProcessIdentity: (inodes: Set<UInt64>, checked: Double)] = [:]
+    /// Processes whose departed sockets are looked for per tick (one fd-table scan each).
+    public static let resetChecksPerTick = 8
     /// Monotonic seconds now: the diagnosis time budget and the phase timings.
     let clock: @Sendable () -> Double
 
@@ -125,7 +130,9 @@ public struct TickPipeline {
         (phases.sample, phases.attribute, phases.join) = collected.phases
 
         var started = clock()
-        let statuses = tracker.update(now: now, observations: snapshot.processes).sorted(by: ProcessStatus.reportOrder)
+        var statuses = tracker.update(now: now, observations: snapshot.processes)
+        trackResets(&statuses, now: now)
+        statuses.sort(by: ProcessStatus.reportOrder)
         phases.track = clock() - started
 
         started = clock()
@@ -172,6 +179,35 @@ public struct TickPipeline {
             total: snapshot.total, diagnoses: schedule.current, health: health, phases: phases,
             fallbackReason: collected.fallbackReason, fullWalk: collector.owners.lastReport.kind == .full,
             scan: snapshot.statistics, attribution: collected.attribution)
+    }
+
+    /// Sockets that left a process's CLOSE_WAIT set but whose fds it still holds: the kernel
+    /// reset them (a keepalive probe, the peer's RST) and they dropped out of every table, yet
+    /// they are leaked as surely. A process's departed sockets are looked for in its fd table
+    /// (one scan, only those inodes); one with such sockets is checked again in turn, at most
+    /// `resetChecksPerTick` processes a tick, until it closes them. Forgotten with the process.
+    mutating func trackResets(_ statuses: inout [ProcessStatus], now: Double) {
+        let present = Set(statuses.map(\.details.identity))
+        heldAfterReset = heldAfterReset.filter { present.contains($0.key) }
+        var due = tracker.departed.filter { !$0.value.isEmpty }.map { ($0.key, Set($0.value), -Double.infinity) }
+        due += heldAfterReset.filter { tracker.departed[$0.key] == nil }.map {
+            ($0.key, $0.value.inodes, $0.value.checked)
+        }
+        due.sort { $0.2 < $1.2 }
+        let pids = Dictionary(statuses.map { ($0.details.identity, $0.details.pid) }, uniquingKeysWith: { a, _ in a })
+        let scanner = collector.fdTables.scanner
+        for (identity, inodes, _) in due.prefix(Self.resetChecksPerTick) {
+            guard let pid = pids[identity] else { continue }
+            let wanted = inodes.union(heldAfterReset[identity]?.inodes ?? [])
+            guard let held = try? scanner.scan(pid: pid, wanted: wanted) else { continue }
+            let still = Set(held.sockets.map(\.inode)).intersection(wanted)
+            heldAfterReset[identity] = still.isEmpty ? nil : (still, now)
+        }
+        for i in statuses.indices {
+            let held = heldAfterReset[statuses[i].details.identity]?.inodes.count ?? 0
+            statuses[i].heldAfterReset = held
+            statuses[i].flows.resetButHeld = min(held, statuses[i].flows.left)
+        }
     }
 
     /// Looks closer at an alerting process (its sockets to its top peers, from the kernel

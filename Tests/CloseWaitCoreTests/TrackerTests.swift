@@ -167,3 +167,39 @@ func observation(
         #expect(abs((status?.predictedExhaustion ?? 0) - 840) < 0.001)
     }
 }
+
+/// Issue 19: sockets reset by the kernel while still held count with the leak.
+@Suite struct ResetButHeldTests {
+    @Test func theTrackerSaysWhichSocketsLeft() {
+        var tracker = Tracker(window: 300)
+        _ = tracker.update(now: 0, observations: [observation(inodes: [1, 2, 3])])
+        #expect(tracker.departed.isEmpty)
+        _ = tracker.update(now: 5, observations: [observation(inodes: [2, 4])])
+        #expect(tracker.departed.values.first == [1, 3])
+    }
+
+    @Test func heldResetSocketsCountForTheCountAlertAndAreNotClosed() {
+        var status = AlertPolicyTests.status(60)
+        status.heldAfterReset = 50
+        #expect(status.leakedSockets == 110)
+        var policy = AlertPolicy(
+            settings: AlertPolicyTests.settings {
+                $0.thresholds.countWarning = 100; $0.thresholds.countCritical = 1000
+            })
+        _ = policy.evaluate(now: 0, statuses: [status], total: 60)
+        let events = policy.evaluate(now: 5, statuses: [status], total: 60)
+        #expect(events.contains { $0.reason == .count && $0.kind == .crossed && $0.value == 110 })
+        var flows = ProcessStatus.Flows(arrived: 40, left: 30, ticksWithArrivals: 8, seconds: 60)
+        #expect(!flows.nothingLeaves)
+        flows.resetButHeld = 30
+        #expect(flows.nothingLeaves)
+    }
+
+    @Test func theFdsClimbIsTheGrowthWhenResetSocketsAreHeld() {
+        var status = AlertPolicyTests.status(10, growth: 0)
+        status.fdGrowthPerMinute = 60
+        #expect(status.alertableGrowth == 0)
+        status.heldAfterReset = 40
+        #expect(status.alertableGrowth == 60)
+    }
+}

@@ -9,6 +9,7 @@ import argparse
 import http.server
 import json
 import socket
+import struct
 import sys
 import threading
 import time
@@ -18,6 +19,8 @@ parser.add_argument("--idle", type=float, default=5.0)
 parser.add_argument("--body", type=int, default=64)
 parser.add_argument("--seconds", type=float, default=600)
 parser.add_argument("--family", choices=["v4", "v6"], default="v4")
+parser.add_argument("--reset-after", type=float, default=0,
+                    help="after closing an idle connection (FIN), reset it (RST) this many seconds later")
 args = parser.parse_args()
 body = b"x" * args.body
 
@@ -43,6 +46,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     address_family = socket.AF_INET6 if args.family == "v6" else socket.AF_INET
+
+    def handle_error(self, request, client_address):
+        pass  # a client that vanished mid-request is not news
+
+    def shutdown_request(self, request):
+        if args.reset_after <= 0:
+            return super().shutdown_request(request)
+        # FIN now (the client's side enters CLOSE_WAIT), an RST later (the kernel moves it to
+        # CLOSE and out of every table; a client that never closed still holds the fd).
+        try:
+            request.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+        def reset():
+            try:
+                request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            finally:
+                request.close()
+
+        timer = threading.Timer(args.reset_after, reset)
+        timer.daemon = True
+        timer.start()
 
 
 server = Server(("::1" if args.family == "v6" else "127.0.0.1", 0), Handler)

@@ -110,9 +110,9 @@ public struct AlertPolicy: Sendable {
                 continue
             }
             let t = rule.thresholds
-            let eligible = status.count >= t.minCount
+            let eligible = status.leakedSockets >= t.minCount
             let checks: [(AlertReason, Double?, Double, Double, Bool)] = [
-                (.count, Double(status.count), Double(t.countWarning), Double(t.countCritical), true),
+                (.count, Double(status.leakedSockets), Double(t.countWarning), Double(t.countCritical), true),
                 (.growth, eligible ? status.alertableGrowth : nil, t.growthWarning, t.growthCritical, true),
                 (.age, eligible ? status.oldestAge : nil, t.ageWarning, t.ageCritical, true),
                 (

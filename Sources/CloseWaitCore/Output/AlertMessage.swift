@@ -50,6 +50,7 @@ public enum AlertMessage {
         if let netns = d.netns { fields.append(("CLOSEWAIT_NETNS", ByteString(String(netns)))) }
         let figures: [(String, String)] = [
             ("CLOSEWAIT_COUNT", String(e.gone ? 0 : p.count)),
+            ("CLOSEWAIT_HELD_AFTER_RESET", String(e.gone ? 0 : p.heldAfterReset)),
             ("CLOSEWAIT_GROWTH_PER_MIN", p.alertableGrowth.map { fixed($0, 1) } ?? ""),
             ("CLOSEWAIT_OLDEST_AGE_SEC", String(Int(saturating: p.oldestAge))),
             ("CLOSEWAIT_TOP_PEER", p.topPeer?.endpoint.description ?? ""),
@@ -83,7 +84,9 @@ public enum AlertMessage {
                 case .reminder: "still: "
                 default: ""
                 }
-            var parts = ["\(prefix)\(d.label)\(unit) holds \(p.count) CLOSE_WAIT sockets (\(trend(p)))"]
+            let reset =
+                p.heldAfterReset > 0 ? " and \(p.heldAfterReset) more the kernel reset but it still holds open" : ""
+            var parts = ["\(prefix)\(d.label)\(unit) holds \(p.count) CLOSE_WAIT sockets\(reset) (\(trend(p)))"]
             if let peer = p.topPeer { parts.append("\(peer.count) to \(peer.place(shown: d.netns))") }
             var fds = "fds \(d.fdOpen)/\(d.fdLimit.map(String.init) ?? "unlimited")"
             if let exhaustion = p.predictedExhaustion { fds += ", exhausted in ~\(TimeSpan.format(exhaustion))" }

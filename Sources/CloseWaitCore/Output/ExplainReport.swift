@@ -51,6 +51,7 @@ public struct ExplainReport: Sendable {
         }
         out += fds + "\n"
         out += "  CLOSE_WAIT \(process.socketCount)"
+        if let held = tracked?.heldAfterReset, held > 0 { out += " (and \(held) reset by the kernel, still held open)" }
         if let t = tracked {
             let growth =
                 t.growthPerMinute.map { String(growthPerMinute: $0) + "/min" }
@@ -98,6 +99,7 @@ public struct ExplainReport: Sendable {
             ("growthPerMinute", tracked?.growthPerMinute.map(JSONValue.double) ?? .null),
             ("pattern", .string(evidence.pattern.rawValue)),
             ("oldestAgeSeconds", .optional(tracked?.oldestAgeSeconds)),
+            ("heldAfterReset", .optional(tracked?.heldAfterReset)),
             ("exhaustionSeconds", .optional(tracked?.exhaustionSeconds)),
             ("level", .optional(tracked?.level)),
             (

@@ -102,6 +102,10 @@ public enum Metrics {
             "Predicted seconds until the process's open fds reach its limit at the current growth."
         ) { $0.predictedExhaustion }
         perProcess(
+            "closewaitd_process_reset_but_held_sockets",
+            "Sockets that left CLOSE_WAIT by a reset (keepalive, the peer's RST) while the process still holds their fds."
+        ) { Double($0.heldAfterReset) }
+        perProcess(
             "closewaitd_process_close_wait_left",
             "Sockets that left CLOSE_WAIT over the tracker window while the process lived (closed, or reset by the kernel)."
         ) { Double($0.flows.left) }

@@ -49,6 +49,8 @@ public struct StateDocument: Codable, Equatable, Sendable {
         public var left: Int? = nil
         /// The client library the process shows and its fix (`LibraryHint.sentence`).
         public var libraryHint: String? = nil
+        /// Sockets that left CLOSE_WAIT by a reset while the process still holds their fds.
+        public var heldAfterReset: Int? = nil
     }
 
     public static let version = 1
@@ -114,7 +116,8 @@ public struct StateDocument: Codable, Equatable, Sendable {
                 advice: diagnosis?.0.advice, evidence: diagnosis?.1.summary,
                 ageHistogram: diagnosis?.1.ageHistogram, sharers: d.sharedWith?.count,
                 diagnosisConfidence: diagnosis.flatMap { $0.0.kind == .unknown ? nil : $0.0.confidence.rawValue },
-                arrived: p.flows.arrived, left: p.flows.left, libraryHint: diagnosis?.0.hint?.sentence)
+                arrived: p.flows.arrived, left: p.flows.left, libraryHint: diagnosis?.0.hint?.sentence,
+                heldAfterReset: p.heldAfterReset)
         }
     }
 
@@ -191,6 +194,7 @@ public struct StateDocument: Codable, Equatable, Sendable {
             try check(at + "sharers", p.sharers, atLeast: 0)
             try check(at + "arrived", p.arrived, atLeast: 0)
             try check(at + "left", p.left, atLeast: 0)
+            try check(at + "heldAfterReset", p.heldAfterReset, atLeast: 0)
             if let histogram = p.ageHistogram {
                 guard histogram.count <= 64 else { throw .field(at + "ageHistogram", "not a short array") }
                 guard histogram.allSatisfy({ $0 >= 0 }) else {

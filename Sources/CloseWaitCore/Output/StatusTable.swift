@@ -38,7 +38,8 @@ extension StateDocument {
                 [String(p.pid)] + (containers ? [container] : []) + [
                     p.unit.map { Escape.bytes(Array($0.utf8)) } ?? "-",
                     Escape.bytes(Array(p.comm.utf8)) + (p.sharers.map { " (+\($0) sharing)" } ?? ""),
-                    String(p.closeWait), growth, TimeSpan.format(Double(p.oldestAgeSeconds)),
+                    String(p.closeWait) + ((p.heldAfterReset ?? 0) > 0 ? " (+\(p.heldAfterReset ?? 0) reset)" : ""),
+                    growth, TimeSpan.format(Double(p.oldestAgeSeconds)),
                     "\(p.fdOpen)/\(p.fdLimit.map(String.init) ?? "unlimited")", level, p.topPeer ?? "-",
                 ])
         }

@@ -27,13 +27,23 @@ public struct ProcessStatus: Sendable {
     /// a leak whose sockets the kernel reset (they leave CLOSE_WAIT, the fds stay open) still
     /// climbs here.
     public var fdGrowthPerMinute: Double? = nil
+    /// Sockets that left CLOSE_WAIT without being closed: the kernel reset them (a keepalive
+    /// probe or the peer's RST: state CLOSE) and the process still holds their fds. Leaked as
+    /// surely as the CLOSE_WAIT ones; set by the pipeline, which looks for them.
+    public var heldAfterReset = 0
+    /// What the count alert weighs: CLOSE_WAIT sockets and those reset but still held.
+    public var leakedSockets: Int { count + heldAfterReset }
 
     public var topPeer: PeerCount? { peers.first }
 
     /// The growth alerts use: the fitted growth once half a window is known; before that,
     /// the early rate when it is robust (`Flows.robustEarly`).
     public var alertableGrowth: Double? {
-        growthPerMinute ?? (flows.robustEarly ? earlyGrowth?.perMinute : nil)
+        let closeWait = growthPerMinute ?? (flows.robustEarly ? earlyGrowth?.perMinute : nil)
+        // Sockets the kernel reset leave CLOSE_WAIT but keep their fds: then the fds' climb is
+        // the leak's (a CLOSE_WAIT count held flat by resets is no recovery).
+        guard heldAfterReset > 0, let fds = fdGrowthPerMinute else { return closeWait }
+        return max(closeWait ?? fds, fds)
     }
 
     /// Sockets entering and leaving CLOSE_WAIT over the tracker window, and how the count
@@ -69,8 +79,10 @@ public struct ProcessStatus: Sendable {
             seconds >= 30 && arrived >= 10 && ticksWithArrivals >= 4 && left == 0 && neverFell
         }
 
-        /// Nothing (or next to nothing) leaves: what arrives stays.
-        public var nothingLeaves: Bool { left <= max(1, arrived / 10) }
+        /// Of those that left, still held by the process (reset by the kernel, not closed).
+        public var resetButHeld = 0
+        /// Nothing (or next to nothing) is closed: what arrives stays, in CLOSE_WAIT or reset.
+        public var nothingLeaves: Bool { max(0, left - resetButHeld) <= max(1, arrived / 10) }
     }
 
     /// The one order statuses are reported in (journal, state file, metrics): most CLOSE_WAIT
@@ -107,6 +119,10 @@ public struct Tracker: Sendable {
     /// now holds, hands its alert state to it. `fromGone` says which (the policy moves the
     /// holds and firing alerts of a gone one, and copies a living one's: `AlertPolicy.handOver`).
     public private(set) var handovers: [Handover] = []
+    /// The sockets each process held in CLOSE_WAIT at the tick before and no longer does
+    /// (closed by it, or reset by the kernel while it still holds the fd): the pipeline checks
+    /// whether it still holds them (`ProcessStatus.heldAfterReset`).
+    public private(set) var departed: [ProcessIdentity: [UInt64]] = [:]
 
     public struct Handover: Sendable, Equatable {
         public var from: ProcessIdentity
@@ -133,6 +149,7 @@ public struct Tracker: Sendable {
         var statuses = [ProcessStatus]()
         statuses.reserveCapacity(observations.count)
         handovers = lineage(observations)
+        departed = [:]
         let predecessors = Dictionary(grouping: handovers, by: \.to)
         for observation in observations {
             let identity = observation.details.identity
@@ -166,6 +183,10 @@ public struct Tracker: Sendable {
                 if known { kept += 1 }
                 firstSeen.append((inode, seen))
                 oldest = min(oldest, seen)
+            }
+            if previous.count > kept {
+                let now = Set(inodes)
+                departed[identity] = previous.map(\.inode).filter { !now.contains($0) }
             }
             // The first sample of a history is what was there, not what arrived.
             let first = history.samples.isEmpty
