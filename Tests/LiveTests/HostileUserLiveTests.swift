@@ -244,8 +244,12 @@ final class ReadyProcess {
             $0.contains("STATUS=1 process with CLOSE_WAIT")
         }
         #expect(status.contains("max python3[\(pid)] 30"))
+        // Alerts for its peer only: the daemon watches the whole host, where other suites leak
+        // at the same time; a child alerted on its own would name the same peer.
+        let peer = try #require(alert.split(separator: " ").first { $0.hasPrefix("CLOSEWAIT_TOP_PEER=") })
         let crossed = daemon.log.split(separator: "\n").filter {
             $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_REASON=count")
+                && $0.contains(" \(peer) ")
         }
         #expect(crossed.count == 1, "one alert for the set, not one per child: \(crossed.count)")
     }
@@ -278,20 +282,37 @@ final class ReadyProcess {
             config: testConfig(interval: "500ms", hold: "3", thresholds: "count_warning = 10"),
             environment: ["CLOSEWAITD_FD_COUNT": fdCount])
         defer { daemon.stop() }
+        // The chain's peer, from the holder of the moment (its pidfile) and ss: other suites'
+        // python3 leakers run at the same time, and only the chain's lines count here.
+        var peerAddress = ""
+        try waitFor("the chain's peer", timeout: 20) {
+            guard let text = try? String(contentsOfFile: pidfile, encoding: .utf8), let holder = Int32(text) else {
+                return false
+            }
+            let out = try run("/usr/bin/ss", ["-tnpH", "state", "close-wait"]).stdout
+            let line = out.split(separator: "\n").first { $0.contains("pid=\(holder),") }
+            peerAddress = line.map { String($0.split(separator: " ", omittingEmptySubsequences: true)[3]) } ?? ""
+            return !peerAddress.isEmpty
+        }
+        let peer = "CLOSEWAIT_TOP_PEER=" + peerAddress
         _ = try daemon.awaitLine("the count alert") {
             $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_COMM=python3 ")
+                && $0.contains(" \(peer) ")
         }
         // Three hand-overs later, the history is the sockets': the oldest is older than a generation.
         let start = Date()
         try waitFor("ten seconds of hand-overs", timeout: 20) { Date().timeIntervalSince(start) >= 10 }
-        let lines = daemon.log.split(separator: "\n").filter { $0.contains("CLOSEWAIT_COMM=python3 ") }
+        let lines = daemon.log.split(separator: "\n").filter {
+            $0.contains("CLOSEWAIT_COMM=python3 ") && $0.contains(" \(peer) ")
+        }
         #expect(
             lines.filter { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_REASON=count") }
                 .count == 1,
             "\(lines.map { $0.prefix(160) })")
         #expect(!lines.contains { $0.contains("MESSAGE_ID=\(MessageID.recovered)") }, "a hand-over is not a recovery")
         let state = try StateDocument.decode(Array(try String(contentsOfFile: daemon.statePath, encoding: .utf8).utf8))
-        let row = try #require(state.processes.first { $0.comm == "python3" })
+        let row = try #require(
+            state.processes.first { $0.comm == "python3" && ($0.topPeer ?? "").hasPrefix(peerAddress + "×") })
         #expect(row.oldestAgeSeconds >= 8, "age restarted with a pid: \(row.oldestAgeSeconds)")
         #expect(row.level == "warning")
     }

@@ -48,8 +48,8 @@ extension StateDocument {
         for p in doc.processes {
             guard let kind = p.diagnosis else { continue }
             out += "\n\(p.pid) \(Escape.bytes(Array(p.comm.utf8))): \(Escape.line(kind))"
-            if let confidence = p.diagnosisConfidence { out += " (confidence \(Escape.line(confidence)))" }
             if let text = p.diagnosisText { out += " — " + Escape.line(text) }
+            if let confidence = p.diagnosisConfidence { out += "\n    confidence: " + Escape.line(confidence) }
             if let evidence = p.evidence { out += "\n    evidence: " + Escape.line(evidence) }
             if let advice = p.advice { out += "\n    to fix: " + Escape.line(advice) }
             if let hint = p.libraryHint { out += "\n    " + Escape.line(hint) }

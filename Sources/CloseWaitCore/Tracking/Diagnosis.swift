@@ -329,6 +329,14 @@ public struct Diagnosis: Sendable, Equatable {
                 "Responses never closed: sockets keep entering CLOSE_WAIT (\(rate)) and none is closed; \(queues(e)): bodies are left unconsumed and the responses never closed, so the connections never return to the pool."
             )
         }
+        let quiet = unreadShare <= 0.2
+        // A steady climb over half a window with no live connection at all: said as a climb.
+        if e.pattern == .steady, quiet, allLookedUp, liveToPeers == 0, f.nothingLeaves {
+            return said(
+                .abandonedConnections,
+                "Abandoned connections: a steady climb (\(String(growthPerMinute: e.growthPerMinute ?? 0))/min), receive queues empty, and no live connection to \(e.peers[0].peer) is kept: each request seems to open a new connection (or client) that is never closed."
+            )
+        }
         if climbing, allLookedUp, liveToPeers < e.closeWait {
             let inFlight =
                 liveToPeers == 0
@@ -339,13 +347,7 @@ public struct Diagnosis: Sendable, Equatable {
                 "Abandoned connections: sockets keep entering CLOSE_WAIT (\(rate)) and none is ever closed; \(queues(e)); \(inFlight): each request seems to open a new connection (or client) that is never closed."
             )
         }
-        let quiet = unreadShare <= 0.2
         switch e.pattern {
-        case .steady where quiet && allLookedUp && liveToPeers == 0 && f.nothingLeaves:
-            return said(
-                .abandonedConnections,
-                "Abandoned connections: a steady climb (\(String(growthPerMinute: e.growthPerMinute ?? 0))/min), receive queues empty, and no live connection to \(e.peers[0].peer) is kept: each request seems to open a new connection (or client) that is never closed."
-            )
         case .plateau where quiet:
             let live =
                 established.isEmpty
