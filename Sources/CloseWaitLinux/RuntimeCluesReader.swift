@@ -1,10 +1,11 @@
 import CloseWaitCore
 import Glibc
 
-/// RuntimeCluesReader reads what a looked-at process shows of its client library, bounded:
-/// the names of the `.jar` files among its first `maxFds` fds (readlink of /proc/PID/fd/N,
-/// kernel data only), its first `maxThreads` threads' names (/proc/PID/task/TID/comm), and the
-/// Go version in its executable's `.go.buildinfo` (a few bounded preads, and only when
+/// RuntimeCluesReader reads what a looked-at process shows of its client library, bounded: its
+/// executable's name; for a JVM (`java`) the names of the `.jar` files among its first
+/// `maxFds` fds (readlink of /proc/PID/fd/N, kernel data only) and its first `maxThreads`
+/// threads' names (/proc/PID/task/TID/comm); for anything but a JVM, Python or Node the Go
+/// version in its executable's `.go.buildinfo` (a few bounded preads, and only when
 /// /proc/PID/mountinfo says the executable lives on a local filesystem: a read from a FUSE or
 /// network mount could block the tick). Every failure leaves that clue out.
 public struct RuntimeCluesReader: Sendable {
@@ -25,7 +26,16 @@ public struct RuntimeCluesReader: Sendable {
         var clues = RuntimeClues()
         let base = String(pid)
         let exe = try? proc.readLink(base + "/exe")
-        clues.executable = exe.map { ByteString(Array($0.split(separator: 0x2f).last ?? [])) }
+        let name = exe.map { ByteString(Array($0.split(separator: 0x2f).last ?? [])) }
+        clues.executable = name
+        // Each runtime shows itself one way: a JVM by its jars and threads, Python and Node by
+        // their executable, anything else may be a Go binary. A look reads only what applies.
+        let lossy = name?.lossy ?? ""
+        if lossy.hasPrefix("python") || lossy == "node" || lossy == "nodejs" { return clues }
+        guard lossy == "java" else {
+            if let exe, onLocalFilesystem(pid: pid, path: exe) { clues.goVersion = goVersion(pid: pid) }
+            return clues
+        }
         clues.jars = names(in: base + "/fd", limit: maxFds) { fd in
             guard let link = try? proc.readLink(base + "/fd/" + fd), link.count > 4,
                 Array(link.suffix(4)) == Array(".jar".utf8)
@@ -39,7 +49,6 @@ public struct RuntimeCluesReader: Sendable {
                 ByteString(Array($0.prefix { $0 != 0x0a }))
             }
         }
-        if let exe, onLocalFilesystem(pid: pid, path: exe) { clues.goVersion = goVersion(pid: pid) }
         return clues
     }
 
