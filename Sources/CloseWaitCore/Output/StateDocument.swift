@@ -184,17 +184,14 @@ public struct StateDocument: Codable, Equatable, Sendable {
         for (i, p) in processes.enumerated() {
             let at = "processes[\(i)]."
             try check(at + "pid", p.pid, atLeast: 1)
-            try check(at + "startTime", p.startTime, atLeast: 0)
             try check(at + "innerPid", p.innerPid, atLeast: 1)
-            try check(at + "netns", p.netns, atLeast: 0)
-            try check(at + "closeWait", p.closeWait, atLeast: 0)
-            try check(at + "oldestAgeSeconds", p.oldestAgeSeconds, atLeast: 0)
-            try check(at + "fdOpen", p.fdOpen, atLeast: 0)
-            try check(at + "fdLimit", p.fdLimit, atLeast: 0)
-            try check(at + "sharers", p.sharers, atLeast: 0)
-            try check(at + "arrived", p.arrived, atLeast: 0)
-            try check(at + "left", p.left, atLeast: 0)
-            try check(at + "heldAfterReset", p.heldAfterReset, atLeast: 0)
+            let counts: [(String, Int64?)] = [
+                ("startTime", p.startTime), ("netns", p.netns), ("closeWait", Int64(p.closeWait)),
+                ("oldestAgeSeconds", p.oldestAgeSeconds), ("fdOpen", Int64(p.fdOpen)), ("fdLimit", p.fdLimit),
+                ("sharers", p.sharers.map(Int64.init)), ("arrived", p.arrived.map(Int64.init)),
+                ("left", p.left.map(Int64.init)), ("heldAfterReset", p.heldAfterReset.map(Int64.init)),
+            ]
+            for (key, value) in counts { try check(at + key, value, atLeast: 0) }
             if let histogram = p.ageHistogram {
                 guard histogram.count <= 64 else { throw .field(at + "ageHistogram", "not a short array") }
                 guard histogram.allSatisfy({ $0 >= 0 }) else {

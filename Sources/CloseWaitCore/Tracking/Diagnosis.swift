@@ -249,21 +249,11 @@ public struct Diagnosis: Sendable, Equatable {
     public var sentence: String
     /// What to change, in general terms (`Kind.advice`).
     public var advice: String { kind.advice }
-    public var confidence: Confidence
+    public var confidence = Confidence.low
     /// What the confidence rests on ("40s of history, 38 sockets arrived, none left").
-    public var basis: String
+    public var basis = ""
     /// The client library the process shows, with its fix for this class (a hint).
-    public var hint: LibraryHint?
-
-    public init(
-        kind: Kind, sentence: String, confidence: Confidence = .low, basis: String = "", hint: LibraryHint? = nil
-    ) {
-        self.kind = kind
-        self.sentence = sentence
-        self.confidence = confidence
-        self.basis = basis
-        self.hint = hint
-    }
+    public var hint: LibraryHint? = nil
 
     /// Fewer sockets than this are too few to tell a pattern from chance.
     public static let minimumSockets = 3

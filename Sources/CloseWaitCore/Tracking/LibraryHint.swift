@@ -51,49 +51,40 @@ public struct LibraryHint: Sendable, Equatable {
         }
         let unread = kind == .unreadResponses
         let idle = kind == .idlePool
-        if let name = jar("httpclient5") ?? jar("httpcore5") {
+        // Jar names (first match wins), the library, its fix for an idle pool, its fix otherwise.
+        let jvm: [(names: [String], library: String, idle: String?, fix: String)] = [
+            (
+                ["httpclient5", "httpcore5"], "Apache HttpClient 5.x",
+                "set an idle eviction: HttpClients.custom().evictIdleConnections(TimeValue.ofSeconds(30)), or validate after inactivity",
+                "close every ClassicHttpResponse (try-with-resources) and consume its entity (EntityUtils.consume); reuse one CloseableHttpClient"
+            ),
+            (
+                ["commons-httpclient"], "commons-httpclient 3.x", nil,
+                "call method.releaseConnection() in a finally block and connectionManager.closeIdleConnections(timeout) periodically, or send `Connection: close`; releaseConnection() alone leaves the server-closed connection in CLOSE_WAIT"
+            ),
+            (
+                ["httpclient"], "Apache HttpClient 4.x",
+                "evict idle connections: HttpClients.custom().evictIdleConnections(30, TimeUnit.SECONDS) (or connManager.closeIdleConnections), and setValidateAfterInactivity",
+                "close every CloseableHttpResponse (try-with-resources) after EntityUtils.consume(response.getEntity()); releaseConnection() alone is not enough, and one client should serve the process"
+            ),
+            (
+                ["okhttp"], "OkHttp",
+                "give the ConnectionPool a keep-alive shorter than the server's (new ConnectionPool(5, 30, SECONDS))",
+                "close every Response or its body (response.close(), try-with-resources); share one OkHttpClient"
+            ),
+            (
+                ["jetty-client"], "Jetty HttpClient", nil,
+                "consume or abort every response content, and set HttpClient.setIdleTimeout below the server's keep-alive"
+            ),
+            (
+                ["netty-all", "netty-codec-http", "netty"], "Netty", nil,
+                "close the Channel on channelInactive/userEventTriggered (an IdleStateHandler), and release every ByteBuf of a response"
+            ),
+        ]
+        for entry in jvm {
+            guard let name = entry.names.lazy.compactMap(jar).first else { continue }
             return LibraryHint(
-                library: "Apache HttpClient 5.x", seen: "\(name) open",
-                fix: idle
-                    ? "set an idle eviction: HttpClients.custom().evictIdleConnections(TimeValue.ofSeconds(30)), or validate after inactivity"
-                    : "close every ClassicHttpResponse (try-with-resources) and consume its entity (EntityUtils.consume); reuse one CloseableHttpClient"
-            )
-        }
-        if let name = jar("commons-httpclient") {
-            return LibraryHint(
-                library: "commons-httpclient 3.x", seen: "\(name) open",
-                fix:
-                    "call method.releaseConnection() in a finally block and connectionManager.closeIdleConnections(timeout) periodically, or send `Connection: close`; releaseConnection() alone leaves the server-closed connection in CLOSE_WAIT"
-            )
-        }
-        if let name = jar("httpclient") {
-            return LibraryHint(
-                library: "Apache HttpClient 4.x", seen: "\(name) open",
-                fix: idle
-                    ? "evict idle connections: HttpClients.custom().evictIdleConnections(30, TimeUnit.SECONDS) (or connManager.closeIdleConnections), and setValidateAfterInactivity"
-                    : "close every CloseableHttpResponse (try-with-resources) after EntityUtils.consume(response.getEntity()); releaseConnection() alone is not enough, and one client should serve the process"
-            )
-        }
-        if let name = jar("okhttp") {
-            return LibraryHint(
-                library: "OkHttp", seen: "\(name) open",
-                fix: idle
-                    ? "give the ConnectionPool a keep-alive shorter than the server's (new ConnectionPool(5, 30, SECONDS))"
-                    : "close every Response or its body (response.close(), try-with-resources); share one OkHttpClient")
-        }
-        if let name = jar("jetty-client") {
-            return LibraryHint(
-                library: "Jetty HttpClient", seen: "\(name) open",
-                fix:
-                    "consume or abort every response content, and set HttpClient.setIdleTimeout below the server's keep-alive"
-            )
-        }
-        if let name = jar("netty-all") ?? jar("netty-codec-http") ?? jar("netty") {
-            return LibraryHint(
-                library: "Netty", seen: "\(name) open",
-                fix:
-                    "close the Channel on channelInactive/userEventTriggered (an IdleStateHandler), and release every ByteBuf of a response"
-            )
+                library: entry.library, seen: "\(name) open", fix: idle ? entry.idle ?? entry.fix : entry.fix)
         }
         let threads = clues.threads.map(\.lossy)
         if let thread = threads.first(where: { $0.hasPrefix("HttpClient-") }) {
