@@ -129,6 +129,64 @@ import Testing
         #expect(Array(program[20..<24]) == [8, 16, 20, 0])  // last: no leaps past the end (reject)
         #expect(Array(program[24..<28]) == [2, 32, 0, 0])  // AF_INET, /32
     }
+
+    /// The kernel's audit of a filter (net/ipv4/inet_diag.c, inet_diag_bc_audit and valid_cc):
+    /// every op's `yes` and `no` within bounds and a multiple of 4, and every `no` that lands
+    /// inside the program landing on an op of the `yes` chain.
+    static func kernelAccepts(_ program: [UInt8]) -> Bool {
+        func op(_ at: Int) -> (code: UInt8, yes: Int, no: Int) {
+            (program[at], Int(program[at + 1]), Int(program[at + 2]) | Int(program[at + 3]) << 8)
+        }
+        func onChain(_ remaining: Int) -> Bool {
+            var at = 0, length = program.count
+            while length >= 0 {
+                if remaining > length { return false }
+                if remaining == length { return true }
+                let yes = op(at).yes
+                if yes < 4 || yes & 3 != 0 { return false }
+                length -= yes
+                at += yes
+            }
+            return false
+        }
+        var at = 0, length = program.count
+        while length > 0 {
+            guard at + 4 <= program.count else { return false }
+            let o = op(at)
+            var minimum = 4
+            if o.code == 8 {
+                guard at + 12 <= program.count else { return false }
+                let addressLength = program[at + 4] == 2 ? 4 : (program[at + 4] == 10 ? 16 : -1)
+                guard addressLength > 0 else { return false }
+                minimum += 8 + addressLength
+                guard length >= minimum, Int(program[at + 5]) <= 8 * addressLength else { return false }
+            } else if o.code != 1 {
+                return false
+            }
+            guard o.no >= minimum, o.no <= length + 4, o.no & 3 == 0 else { return false }
+            if o.no < length, !onChain(length - o.no) { return false }
+            guard o.yes >= minimum, o.yes <= length + 4, o.yes & 3 == 0 else { return false }
+            at += o.yes
+            length -= o.yes
+        }
+        return length == 0
+    }
+
+    /// Found at the large benchmark size (five peers): a jump's `no` left out the jumps after
+    /// it, so with three peers or more the kernel refused the filter (EINVAL) and every look at
+    /// such a process failed.
+    @Test func theKernelAcceptsAFilterForAnyNumberOfPeersAndFamilies() {
+        let v4 = (0..<8).map { Endpoint(address: .v4(127, 0, 0, 1), port: UInt16(9000 + $0)) }
+        let v6 = Endpoint(address: .v6(high: 0, low: 1), port: 443)
+        for n in 1...8 {
+            #expect(Self.kernelAccepts(InetDiag.peerFilter(Array(v4.prefix(n)))), "\(n) IPv4 peers")
+            #expect(Self.kernelAccepts(InetDiag.peerFilter(Array(v4.prefix(n - 1)) + [v6])), "\(n) peers, one IPv6")
+        }
+        // The audit itself refuses what the kernel refuses: a jump to inside a condition.
+        var broken = InetDiag.peerFilter(Array(v4.prefix(3)))
+        broken[18] -= 4
+        #expect(!Self.kernelAccepts(broken))
+    }
 }
 
 @Suite struct ProcNetSnmpTests {

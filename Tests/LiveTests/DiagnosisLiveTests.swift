@@ -56,6 +56,29 @@ import WorkloadSupport
             "\(alert)")
     }
 
+    /// A process with CLOSE_WAIT sockets to five peers: the kernel accepts the look's peer
+    /// filter (it refused one for three peers or more) and the ESTABLISHED side is known.
+    @Test func aProcessWithFivePeersIsLookedAt() throws {
+        let script = """
+            import json, os, sys, time
+            sys.path.insert(0, \(String(reflecting: ClientCorpusLiveTests.corpus + "/../redteam")))
+            from loopback import close_wait
+            kept = [close_wait(3) for _ in range(5)]
+            print(json.dumps({"ready": True, "pid": os.getpid()}), flush=True)
+            time.sleep(60)
+            """
+        let leaker = try ReadyProcess("/usr/bin/python3", ["-c", script])
+        defer { leaker.stop() }
+        let pid = Int32(try #require(leaker.ready["pid"] as? Int))
+        let result = try run(
+            Build.path("closewaitd"), ["explain", String(pid), "--json", "--state-file", "/nonexistent"])
+        #expect(!result.stderr.contains("cannot look closer"), "\(result.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]
+        let peers = (doc?.first?["peers"] as? [[String: Any]]) ?? []
+        #expect(peers.count == 5)
+        #expect(peers.allSatisfy { $0["established"] as? Int == 0 && $0["closeWait"] as? Int == 3 }, "\(peers)")
+    }
+
     @Test func explainEscapesAHostileComm() throws {
         // ESC [ 2 J (clear screen) and a carriage return as the process's name.
         let w = try Workload(["--processes", "1", "--v4", "4", "--comm-hex", "1b5b324a0d78"])

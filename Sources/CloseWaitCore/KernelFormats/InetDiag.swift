@@ -84,7 +84,9 @@ public enum InetDiag {
         for (i, condition) in conditions.enumerated() {
             program += condition
             guard i < conditions.count - 1 else { break }
-            let remaining = 4 + conditions[(i + 1)...].reduce(0) { $0 + $1.count }
+            // This jump, the conditions after it, and the jumps between those.
+            let later = conditions[(i + 1)...]
+            let remaining = 4 + later.reduce(0) { $0 + $1.count } + 4 * (later.count - 1)
             program.append(1)  // code: INET_DIAG_BC_JMP (always takes `no`)
             program.append(4)  // yes: the next op (for the audit)
             program.appendHost(UInt16(remaining))  // no: the end, accept
