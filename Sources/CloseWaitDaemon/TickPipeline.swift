@@ -68,6 +68,8 @@ public struct TickPipeline {
     /// Per process, the sockets that left CLOSE_WAIT while it still holds their fds (reset
     /// by the kernel), and when they were last checked.
     var heldAfterReset: [ProcessIdentity: (inodes: Set<UInt64>, checked: Double)] = [:]
+    /// Looks at alerting processes that failed this tick, and the last error.
+    var lookFailures = (count: 0, last: "")
     /// Processes whose departed sockets are looked for per tick (one fd-table scan each).
     public static let resetChecksPerTick = 8
     /// Monotonic seconds now: the diagnosis time budget and the phase timings.
@@ -147,6 +149,7 @@ public struct TickPipeline {
 
         started = clock()
         schedule.beginTick(firing: firingProcesses, handovers: tracker.handovers, clock: started)
+        lookFailures = (0, "")
         gatherer.cache = EvidenceGatherer.TableCache()
         for index in events.indices where events[index].kind != .recovered {
             guard let process = events[index].process else { continue }
@@ -168,6 +171,9 @@ public struct TickPipeline {
                 : nil,
             pendingSearch > 0
                 ? "\(pendingSearch) new \(pendingSearch == 1 ? "socket's" : "sockets'") owner still being searched for"
+                : nil,
+            lookFailures.count > 0
+                ? "\(lookFailures.count) diagnosis \(lookFailures.count == 1 ? "look" : "looks") failed (\(Escape.line(lookFailures.last, limit: 120)))"
                 : nil,
         ]
         .compactMap { $0 }
@@ -216,11 +222,17 @@ public struct TickPipeline {
     /// permission).
     mutating func diagnose(_ status: ProcessStatus, alert: Bool, now: Double) -> (Diagnosis, Evidence)? {
         let identity = status.details.identity
-        if schedule.wantsLook(identity, alert: alert, now: now, clock: clock()),
-            let evidence = try? gatherer.evidence(
-                for: status, ages: tracker.socketAges(identity, now: now), deadline: schedule.deadline)
-        {
-            return schedule.record(identity, evidence: evidence, now: now)
+        if schedule.wantsLook(identity, alert: alert, now: now, clock: clock()) {
+            do {
+                let evidence = try gatherer.evidence(
+                    for: status, ages: tracker.socketAges(identity, now: now), deadline: schedule.deadline)
+                return schedule.record(identity, evidence: evidence, now: now)
+            } catch {
+                // Counted and said (STATUS, the state file's warnings): a look that cannot be
+                // taken leaves the alert without its why.
+                lookFailures.count += 1
+                lookFailures.last = "\(error)"
+            }
         }
         return schedule.reclassify(status, now: now)
     }
