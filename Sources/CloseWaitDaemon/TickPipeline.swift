@@ -65,9 +65,14 @@ public struct TickPipeline {
     var gatherer: EvidenceGatherer
     /// Keep the sampled sockets and owners in the result (the benchmark's correctness check).
     public var keepAttribution = false
-    /// Per process, the sockets that left CLOSE_WAIT while it still holds their fds (reset
-    /// by the kernel), and when they were last checked.
-    var heldAfterReset: [ProcessIdentity: (inodes: Set<UInt64>, checked: Double)] = [:]
+    /// Per process: the sockets that left CLOSE_WAIT while it still holds their fds (reset by
+    /// the kernel), those that left and were not looked for yet, and when it was last checked.
+    struct ResetWatch {
+        var held: Set<UInt64> = []
+        var unchecked: Set<UInt64> = []
+        var checked = -Double.infinity
+    }
+    var resets: [ProcessIdentity: ResetWatch] = [:]
     /// Looks at alerting processes that failed this tick, and the last error.
     var lookFailures = (count: 0, last: "")
     /// Processes whose departed sockets are looked for per tick (one fd-table scan each).
@@ -194,23 +199,32 @@ public struct TickPipeline {
     /// `resetChecksPerTick` processes a tick, until it closes them. Forgotten with the process.
     mutating func trackResets(_ statuses: inout [ProcessStatus], now: Double) {
         let present = Set(statuses.map(\.details.identity))
-        heldAfterReset = heldAfterReset.filter { present.contains($0.key) }
-        var due = tracker.departed.filter { !$0.value.isEmpty }.map { ($0.key, Set($0.value), -Double.infinity) }
-        due += heldAfterReset.filter { tracker.departed[$0.key] == nil }.map {
-            ($0.key, $0.value.inodes, $0.value.checked)
+        resets = resets.filter { present.contains($0.key) }
+        // Sockets that left wait for their look even when this tick has no room for it.
+        for (identity, gone) in tracker.departed where present.contains(identity) {
+            resets[identity, default: ResetWatch()].unchecked.formUnion(gone)
         }
-        due.sort { $0.2 < $1.2 }
+        // Those never looked for first, then the longest unchecked.
+        let due = resets.sorted {
+            ($0.value.unchecked.isEmpty ? 1 : 0, $0.value.checked) < (
+                $1.value.unchecked.isEmpty ? 1 : 0, $1.value.checked
+            )
+        }
         let pids = Dictionary(statuses.map { ($0.details.identity, $0.details.pid) }, uniquingKeysWith: { a, _ in a })
         let scanner = collector.fdTables.scanner
-        for (identity, inodes, _) in due.prefix(Self.resetChecksPerTick) {
+        for (identity, watch) in due.prefix(Self.resetChecksPerTick) {
             guard let pid = pids[identity] else { continue }
-            let wanted = inodes.union(heldAfterReset[identity]?.inodes ?? [])
-            guard let held = try? scanner.scan(pid: pid, wanted: wanted) else { continue }
-            let still = Set(held.sockets.map(\.inode)).intersection(wanted)
-            heldAfterReset[identity] = still.isEmpty ? nil : (still, now)
+            let wanted = watch.held.union(watch.unchecked)
+            // One that cannot be read (permission, exiting) waits its turn again, not first.
+            guard let fds = try? scanner.scan(pid: pid, wanted: wanted) else {
+                resets[identity]?.checked = now
+                continue
+            }
+            let still = Set(fds.sockets.map(\.inode)).intersection(wanted)
+            resets[identity] = still.isEmpty ? nil : ResetWatch(held: still, checked: now)
         }
         for i in statuses.indices {
-            let held = heldAfterReset[statuses[i].details.identity]?.inodes.count ?? 0
+            let held = resets[statuses[i].details.identity]?.held.count ?? 0
             statuses[i].heldAfterReset = held
             statuses[i].flows.resetButHeld = min(held, statuses[i].flows.left)
         }

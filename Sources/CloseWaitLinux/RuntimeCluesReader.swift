@@ -26,15 +26,17 @@ public struct RuntimeCluesReader: Sendable {
         var clues = RuntimeClues()
         let base = String(pid)
         let exe = try? proc.readLink(base + "/exe")
-        let name = exe.map { ByteString(Array($0.split(separator: 0x2f).last ?? [])) }
-        clues.executable = name
+        clues.executable = exe.map { ByteString(Array($0.split(separator: 0x2f).last ?? [])) }
         // Each runtime shows itself one way: a JVM by its jars and threads, Python and Node by
         // their executable, anything else may be a Go binary. A look reads only what applies.
-        let lossy = name?.lossy ?? ""
-        if lossy.hasPrefix("python") || lossy == "node" || lossy == "nodejs" { return clues }
-        guard lossy == "java" else {
+        switch clues.runtime {
+        case .python, .node:
+            return clues
+        case .other:
             if let exe, onLocalFilesystem(pid: pid, path: exe) { clues.goVersion = goVersion(pid: pid) }
             return clues
+        case .jvm:
+            break
         }
         clues.jars = names(in: base + "/fd", limit: maxFds) { fd in
             guard let link = try? proc.readLink(base + "/fd/" + fd), link.count > 4,

@@ -11,6 +11,28 @@ public struct RuntimeClues: Sendable, Equatable {
     /// The executable's base name.
     public var executable: ByteString?
 
+    /// The runtimes whose clues differ: what to read for each is the reader's, what it
+    /// means the hint's.
+    public enum Runtime: Sendable, Equatable {
+        case jvm, python, node, other
+
+        /// From the executable's base name (`java`, `python3.11`, `node`).
+        public init(executable: ByteString?) {
+            let name = executable?.lossy ?? ""
+            if name == "java" {
+                self = .jvm
+            } else if name.hasPrefix("python") {
+                self = .python
+            } else if name == "node" || name == "nodejs" {
+                self = .node
+            } else {
+                self = .other
+            }
+        }
+    }
+
+    public var runtime: Runtime { Runtime(executable: executable) }
+
     public init(
         jars: [ByteString] = [], threads: [ByteString] = [], goVersion: String? = nil, executable: ByteString? = nil
     ) {
@@ -103,7 +125,7 @@ public struct LibraryHint: Sendable, Equatable {
             )
         }
         let executable = clues.executable.map(\.lossy) ?? ""
-        if executable.hasPrefix("python") {
+        if clues.runtime == .python {
             return LibraryHint(
                 library: "Python (requests/urllib3, if it uses them)",
                 seen: "executable \(Escape.line(executable, limit: 40))",
@@ -111,7 +133,7 @@ public struct LibraryHint: Sendable, Equatable {
                     "use `with requests.Session() as s:` (or session.close()) and close streamed responses (`with s.get(url, stream=True) as r:`); with urllib3, response.release_conn() or read it to the end"
             )
         }
-        if executable == "node" || executable == "nodejs" {
+        if clues.runtime == .node {
             return LibraryHint(
                 library: "Node http", seen: "executable \(Escape.line(executable, limit: 40))",
                 fix:

@@ -175,23 +175,29 @@ public struct Tracker: Sendable {
             var oldest = now
             var j = 0
             var kept = 0
+            // The previous sockets the merge passes over are the ones gone since.
+            var gone = [UInt64]()
             let previous = history.firstSeen
             for inode in inodes {
-                while j < previous.count && previous[j].inode < inode { j += 1 }
+                while j < previous.count && previous[j].inode < inode {
+                    gone.append(previous[j].inode)
+                    j += 1
+                }
                 let known = j < previous.count && previous[j].inode == inode
                 let seen = known ? previous[j].seen : now
-                if known { kept += 1 }
+                if known {
+                    kept += 1
+                    j += 1
+                }
                 firstSeen.append((inode, seen))
                 oldest = min(oldest, seen)
             }
-            if previous.count > kept {
-                let now = Set(inodes)
-                departed[identity] = previous.map(\.inode).filter { !now.contains($0) }
-            }
+            gone += previous[j...].map(\.inode)
+            if !gone.isEmpty { departed[identity] = gone }
             // The first sample of a history is what was there, not what arrived.
             let first = history.samples.isEmpty
             history.moves.append(
-                (first ? 0 : inodes.count - kept, first ? 0 : previous.count - kept, observation.details.fdOpen))
+                (first ? 0 : inodes.count - kept, first ? 0 : gone.count, observation.details.fdOpen))
             history.firstSeen = firstSeen
             history.samples.append((now, observation.inodes.count))
             // Keep the samples inside the window plus the last one before it, the baseline.
