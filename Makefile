@@ -30,7 +30,7 @@ DEB = dist/closewaitd_$(VERSION)_$(DEB_ARCH).deb
 SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SWIFT_FLAGS ?=
 # Debian packages the build needs, and the ones the tests drive (ss, setpriv, systemd-nspawn).
-BUILD_DEBS := libsystemd-dev pkg-config
+BUILD_DEBS := libsystemd-dev libbpf-dev pkg-config
 TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 prometheus podman runc \
 	python3-requests python3-urllib3 golang-go libhttpclient-java openjdk-17-jdk-headless nodejs
 
@@ -40,7 +40,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 SOAK_SECONDS ?= 1800
 SOAK_SMOKE_SECONDS ?= 120
 
-.PHONY: unit format lint clients redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+.PHONY: bpf bpf-check unit format lint clients redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -68,8 +68,38 @@ SWIFT_SOURCES = Sources Tests Package.swift
 format:
 	$(SWIFT) format format --in-place --recursive --parallel $(SWIFT_SOURCES)
 
-lint:
+lint: bpf-check
 	$(SWIFT) format lint --strict --recursive --parallel $(SWIFT_SOURCES)
+
+# The eBPF programs (Sources/CBPFScanner/bpf): compiled with the Swift toolchain's clang (it
+# has the BPF target, and one compiler makes the output reproducible), linked by bpftool
+# (which drops the DWARF, keeping BTF) and embedded in a libbpf skeleton. The skeleton is
+# committed, so a fresh clone builds without clang; `make bpf-check` (part of lint) fails
+# when it is stale.
+BPF_DIR = Sources/CBPFScanner
+BPF_CLANG ?= $(dir $(realpath $(SWIFT)))clang
+BPF_SKELS = closewait.skel.h closewait_compat.skel.h
+# $(1): output directory, $(2): object name, $(3): extra compiler flags.
+define bpf_object
+	$(BPF_CLANG) -target bpf -D__TARGET_ARCH_x86 -O2 -g -Wall -Werror $(3) -c $(BPF_DIR)/bpf/closewait.bpf.c -o $(1)/$(2).tmp.o
+	bpftool gen object $(1)/$(2).o $(1)/$(2).tmp.o
+	bpftool gen skeleton $(1)/$(2).o name $(2)_bpf > $(1)/$(2).skel.h
+endef
+# The 6.2+ object and the compat one (bpf_skc_to_tcp_sock instead of bpf_rdonly_cast).
+define bpf_build
+	@mkdir -p $(1)
+	$(call bpf_object,$(1),closewait,)
+	$(call bpf_object,$(1),closewait_compat,-DCW_COMPAT)
+endef
+bpf:
+	@./packaging/apt-ensure bpftool libbpf-dev
+	$(call bpf_build,.build/bpf)
+	cd .build/bpf && cp $(BPF_SKELS) $(CURDIR)/$(BPF_DIR)/
+
+bpf-check:
+	@./packaging/apt-ensure bpftool libbpf-dev
+	$(call bpf_build,.build/bpf-check)
+	@for f in $(BPF_SKELS); do cmp -s .build/bpf-check/$$f $(BPF_DIR)/$$f || { echo "$(BPF_DIR)/$$f is stale: run make bpf and commit it" >&2; exit 1; }; done
 
 check: test-deps
 	$(MAKE) lint

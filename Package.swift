@@ -19,8 +19,11 @@ let package = Package(
         .target(name: "CLinuxShim"),
         // The clock (CLOCK_MONOTONIC, CLOCK_REALTIME in seconds), in one place for every target.
         .target(name: "CClock"),
-        // Thin I/O: netlink sock_diag socket, /proc readers, the sampler.
-        .target(name: "CloseWaitLinux", dependencies: ["CloseWaitCore", "CLinuxShim", "CClock"]),
+        // The eBPF loader: the committed libbpf skeletons of bpf/closewait.bpf.c (make bpf) and
+        // a small C API over them; links Debian's libbpf1 (libbpf-dev to build).
+        .target(name: "CBPFScanner", exclude: ["bpf"], linkerSettings: [.linkedLibrary("bpf")]),
+        // Thin I/O: netlink sock_diag socket, /proc readers, the sampler, the eBPF scanner.
+        .target(name: "CloseWaitLinux", dependencies: ["CloseWaitCore", "CLinuxShim", "CClock", "CBPFScanner"]),
         .systemLibrary(
             name: "CSystemd", pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]),

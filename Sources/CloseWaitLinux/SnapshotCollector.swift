@@ -1,8 +1,9 @@
 import CloseWaitCore
 import Glibc
 
-/// SnapshotCollector takes one full sample: the kernel's sockets, a walk of every process's fd
-/// table for their inodes, and the details of each owner.
+/// SnapshotCollector takes one full sample: the kernel's sockets, their owners and the details
+/// of each owner — with the eBPF scanner (one iterator pass, skipped while nothing changed)
+/// or by polling (the kernel's socket tables, then the owner index over /proc/*/fd).
 public struct SnapshotCollector {
     public var sampler: KernelSampler
     /// Finds owners; with `fullScanInterval` 0 (the default) every collect walks every fd.
@@ -21,9 +22,61 @@ public struct SnapshotCollector {
         owners = OwnerIndex(source: fdTables, fullScanInterval: fullScanInterval)
     }
 
+    /// Which scanner runs, and why not eBPF (`selectScanner`).
+    public private(set) var scanner = ScannerStatus(active: .poll, choice: .poll)
+    var ebpf: EBPFScanner?
+    var schedule = PassSchedule(auditInterval: 300)
+    var lastPass: KernelPass?
+    var holderDetails = HolderDetails()
+    /// Consecutive failed passes; at `maxPassFailures` the scanner is given up for polling.
+    var passFailures = 0
+    public static let maxPassFailures = 3
+    /// Only the daemon's own network namespace (`daemon.namespaces = "own"`).
+    public var onlyOwnNamespace = false
+
+    /// Chooses the scanner (at start and on reload). `auto` loads eBPF where it can and
+    /// otherwise polls, with the reason in `scanner`; `ebpf` throws when it cannot load.
+    public mutating func selectScanner(_ choice: ScannerChoice, states: Set<TCPState>) throws(EBPFScanner.Unavailable) {
+        if choice == scanner.choice, ebpf != nil || choice == .poll || scanner.reason != nil { return }
+        ebpf = nil
+        lastPass = nil
+        schedule.reset()
+        holderDetails.reset()
+        passFailures = 0
+        guard choice != .poll else {
+            scanner = ScannerStatus(active: .poll, choice: .poll)
+            return
+        }
+        do {
+            let opened = try EBPFScanner.open(states: states)
+            ebpf = opened
+            scanner = ScannerStatus(active: .ebpf, choice: choice, attach: opened.attach)
+        } catch {
+            if choice == .ebpf { throw error }
+            scanner = ScannerStatus(active: .poll, choice: choice, reason: error.description)
+        }
+    }
+
+    /// Seconds between the eBPF scanner's audit passes (`daemon.full_scan_interval`).
+    public var auditInterval: Double {
+        get { schedule.auditInterval }
+        set { schedule.auditInterval = newValue }
+    }
+
     public struct Result: Sendable {
         public var snapshot: Snapshot
         public var fallbackReason: String?
+        /// The scanner this tick used (it may have fallen back to polling this tick).
+        public var scanner = ScannerStatus(active: .poll, choice: .poll)
+        /// Why the eBPF scanner ran a pass this tick; nil when it reused the last one (or polled).
+        public var pass: PassSchedule.Reason?
+        /// What went wrong with the eBPF scanner this tick, said (a failed pass, given up).
+        public var scannerProblem: String?
+        /// Socket inode -> monotonic seconds it entered CLOSE_WAIT, as the kernel saw it (eBPF).
+        public var enteredAt: [UInt64: Double] = [:]
+        /// The kernel's counters: entry times not kept (full map), accept queues not walked whole.
+        public var entryTimesLost: UInt64 = 0
+        public var backlogsCut: UInt64 = 0
         /// What was and was not read of the other network namespaces.
         public var coverage = NamespaceCoverage()
         /// Seconds each phase took: the kernel's tables, the owner search, the join.
@@ -44,6 +97,38 @@ public struct SnapshotCollector {
         states: Set<TCPState>, now: Double = monotonicNow(), keepSockets: Bool = true,
         keepAttribution: Bool = false
     ) throws -> Result {
+        var problem: String?
+        if let ebpf {
+            do {
+                return try collectEBPF(
+                    ebpf, states: states, now: now, keepSockets: keepSockets, keepAttribution: keepAttribution)
+            } catch {
+                // A pass that fails (the program went away, memory) polls this tick; a few in a
+                // row give eBPF up for polling, said.
+                passFailures += 1
+                schedule.invalidate()
+                problem = "the eBPF pass failed (\(error)); polled this tick"
+                if passFailures >= Self.maxPassFailures {
+                    self.ebpf = nil
+                    lastPass = nil
+                    scanner = ScannerStatus(
+                        active: .poll, choice: scanner.choice,
+                        reason: "the iterator pass failed \(passFailures) times in a row (last: \(error))")
+                    problem = "eBPF given up for polling: \(scanner.reason ?? "")"
+                }
+            }
+        }
+        var result = try collectPolling(
+            states: states, now: now, keepSockets: keepSockets, keepAttribution: keepAttribution)
+        result.scanner = scanner
+        if ebpf != nil { result.scanner.active = .poll }
+        result.scannerProblem = problem
+        return result
+    }
+
+    mutating func collectPolling(
+        states: Set<TCPState>, now: Double, keepSockets: Bool, keepAttribution: Bool
+    ) throws -> Result {
         let started = monotonicNow()
         let sample = try sampler.sample(states: states, now: now)
         let sampled = monotonicNow()
@@ -57,6 +142,53 @@ public struct SnapshotCollector {
         var result = Result(snapshot: snapshot, fallbackReason: sample.fallbackReason, coverage: sample.coverage)
         result.phases = (sampled - started, attributed - sampled, monotonicNow() - attributed)
         if keepAttribution { result.attribution = (sample.records, found.owners) }
+        return result
+    }
+
+    /// One eBPF tick: the last pass while the kernel's counters say no socket entered or left
+    /// CLOSE_WAIT and no holder went away; otherwise (and every `auditInterval`) a new pass.
+    /// Each holder's fd count is read every tick.
+    mutating func collectEBPF(
+        _ ebpf: EBPFScanner, states: Set<TCPState>, now: Double, keepSockets: Bool, keepAttribution: Bool
+    ) throws -> Result {
+        let started = monotonicNow()
+        var reason = schedule.due(now: now, generation: ebpf.generation)
+        func runPass(_ why: PassSchedule.Reason) throws {
+            let generation = ebpf.generation
+            let decoded = try ebpf.pass()
+            lastPass = KernelPass(decoded, ownNetns: ebpf.ownNetns, onlyOwn: onlyOwnNamespace)
+            schedule.passed(now: now, generation: generation)
+            reason = why
+        }
+        if let why = reason { try runPass(why) }
+        guard var pass = lastPass else { throw Errno(ENODATA, call: "the eBPF iterator pass") }
+        let sampled = monotonicNow()
+        var refreshed = holderDetails.refresh(pass.holders, source: fdTables, reread: reason == .audit)
+        if refreshed.holderGone && reason == nil {
+            // A holder exited or its pid was reused since the last pass: pass again (once).
+            try runPass(.holderGone)
+            pass = lastPass ?? pass
+            refreshed = holderDetails.refresh(pass.holders, source: fdTables)
+        }
+        passFailures = 0
+        let attributed = monotonicNow()
+        let snapshot = Snapshot.join(
+            records: pass.records, owners: pass.owners, details: refreshed.details,
+            statistics: refreshed.statistics, source: .ebpf, states: states, keepSockets: keepSockets,
+            foreign: pass.foreign, maxProcesses: maxProcesses)
+        var coverage = NamespaceCoverage()
+        coverage.namespaces = pass.foreign.isEmpty ? 0 : Set(pass.foreign.values).count
+        coverage.read = coverage.namespaces
+        var result = Result(snapshot: snapshot, coverage: coverage)
+        result.scanner = scanner
+        result.pass = reason
+        result.enteredAt = pass.enteredAt
+        let counters = ebpf.counters
+        result.entryTimesLost = counters.sinceFull
+        result.backlogsCut = counters.backlogCut
+        if pass.malformed > 0 { result.scannerProblem = "\(pass.malformed) malformed iterator records skipped" }
+        result.phases = (sampled - started, attributed - sampled, monotonicNow() - attributed)
+        if keepAttribution { result.attribution = (pass.records, pass.owners) }
         return result
     }
 }

@@ -5,6 +5,7 @@ import CloseWaitLinux
 
 extension SourceChoice: ExpressibleByArgument {}
 extension NamespaceChoice: ExpressibleByArgument {}
+extension ScannerChoice: ExpressibleByArgument {}
 
 struct SnapshotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,7 +17,12 @@ struct SnapshotCommand: ParsableCommand {
             see other users' processes; without it, only your own processes are attributed and the \
             rest show as unowned.
 
-            Exit status: 0 on success, 1 when the kernel's socket tables could not be read.
+            With --scanner ebpf (or auto, where it loads) one eBPF iterator pass over every \
+            process's open files finds the sockets of every network namespace and all their holders \
+            at once; it needs Linux 5.11+ with BTF and CAP_BPF + CAP_PERFMON.
+
+            Exit status: 0 on success, 1 when the kernel's socket tables could not be read, 69 \
+            when --scanner ebpf was asked for and cannot load (the reason is printed).
             """
     )
 
@@ -29,6 +35,13 @@ struct SnapshotCommand: ParsableCommand {
         name: .long,
         help: "Where to read sockets: netlink, proc (/proc/net/tcp{,6}) or auto (netlink, falling back to proc).")
     var source: SourceChoice = .auto
+
+    @Option(
+        name: .long,
+        help:
+            "How to find sockets and owners: ebpf (one kernel iterator pass), poll (socket tables and /proc/*/fd) or auto (ebpf where it loads)."
+    )
+    var scanner: ScannerChoice = .auto
 
     @Option(
         name: .long,
@@ -83,8 +96,15 @@ struct SnapshotCommand: ParsableCommand {
         if let dumpNetlink { try captureNetlink(states: states, directory: dumpNetlink); return }
         var collector = SnapshotCollector(source: source, procRoot: procRoot)
         if namespaces == .all { collector.sampler.namespaces = NetNamespaces(proc: ProcFS(root: procRoot)) }
+        collector.onlyOwnNamespace = namespaces == .own
         // One look, asked for by an operator: a longer budget than a tick's, the same byte limit.
         collector.sampler.foreignBudget = 30
+        do {
+            try collector.selectScanner(scanner, states: states)
+        } catch {
+            printError("closewaitd: the eBPF scanner cannot run: \(error)")
+            throw ExitCode(69)
+        }
         let result: SnapshotCollector.Result
         do {
             result = try collector.collect(states: states)
@@ -95,6 +115,7 @@ struct SnapshotCommand: ParsableCommand {
         if let reason = result.fallbackReason {
             printError("closewaitd: netlink sock_diag unavailable (\(reason)); read /proc/net/tcp instead")
         }
+        if let problem = result.scannerProblem { printError("closewaitd: \(problem)") }
         let coverage = result.coverage
         if !coverage.memberless.isEmpty {
             printError(
@@ -110,9 +131,9 @@ struct SnapshotCommand: ParsableCommand {
         if coverage.unread > 0 { printError("closewaitd: \(coverage.unread) network namespace(s) not read within 30s") }
         let snapshot = result.snapshot.filtered(pids: Set(pid), units: unit)
         if json {
-            printJSON(SnapshotReport.json(snapshot))
+            printJSON(SnapshotReport.json(snapshot, scanner: result.scanner))
         } else {
-            print(SnapshotReport.table(snapshot, topPeers: top), terminator: "")
+            print(SnapshotReport.table(snapshot, topPeers: top, scanner: result.scanner), terminator: "")
         }
     }
 

@@ -68,10 +68,20 @@ public enum SourceChoice: String, Sendable, CaseIterable {
     case netlink, proc, auto
 }
 
+/// ScannerChoice is how sockets and their owners are found (`daemon.scanner`, `--scanner`):
+/// `ebpf`, one kernel iterator pass over every process's open files (every namespace, exact
+/// owners) that a tick without a CLOSE_WAIT change skips; `poll`, the kernel's socket tables
+/// (netlink, /proc/PID/net/tcp) and the owner index over /proc/*/fd; `auto`, eBPF where it
+/// loads and attaches, polling otherwise (and saying why).
+public enum ScannerChoice: String, Sendable, CaseIterable {
+    case auto, ebpf, poll
+}
+
 /// Settings is the validated configuration of the daemon.
 public struct Settings: Equatable, Sendable {
     public var interval = 5.0
     public var source = SourceChoice.auto
+    public var scanner = ScannerChoice.auto
     /// Sample every network namespace on the host (`all`) or only the daemon's (`own`).
     public var namespaces = NamespaceChoice.all
     public var window = 300.0

@@ -6,7 +6,7 @@ public struct SettingsParser {
     public private(set) var problems: [ConfigProblem] = []
 
     public static let sections: [String: [String]] = [
-        "daemon": ["interval", "source", "window", "full_scan_interval", "namespaces", "max_processes"],
+        "daemon": ["interval", "source", "scanner", "window", "full_scan_interval", "namespaces", "max_processes"],
         "alerts": ["hold", "reminder", "cooldown", "clear_ratio"],
         "thresholds": thresholdKeys + ["total_warning", "total_critical", "unowned_warning", "unowned_critical"],
         "metrics": ["textfile", "max_processes", "listen"],
@@ -53,6 +53,13 @@ public struct SettingsParser {
                     settings.source = choice
                 } else {
                     problem("daemon.source", "must be auto, netlink or proc, not \"\(Escape.line(source))\"")
+                }
+            }
+            if let scanner = string(daemon, "daemon", "scanner") {
+                if let choice = ScannerChoice(rawValue: scanner) {
+                    settings.scanner = choice
+                } else {
+                    problem("daemon.scanner", "must be auto, ebpf or poll, not \"\(Escape.line(scanner))\"")
                 }
             }
             if let namespaces = string(daemon, "daemon", "namespaces") {

@@ -52,4 +52,6 @@ public struct SocketRecord: Hashable, Sendable {
 public enum SocketSource: String, Sendable, CaseIterable {
     case netlink
     case proc
+    /// The eBPF scanner's iterator pass over every process's open files.
+    case ebpf
 }

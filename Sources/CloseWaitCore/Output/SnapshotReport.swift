@@ -1,9 +1,10 @@
 /// SnapshotReport renders a snapshot for a person (a table) or a program (JSON).
 public enum SnapshotReport {
     /// The `--json` document. Key names are a stable interface: add, never rename.
-    public static func json(_ s: Snapshot) -> JSONValue {
+    public static func json(_ s: Snapshot, scanner: ScannerStatus? = nil) -> JSONValue {
         .object([
             ("source", .string(s.source.rawValue)),
+            ("scanner", scanner.map(scannerJSON) ?? .null),
             ("states", .array(s.states.sorted().map { .string($0.name) })),
             ("total", .number(s.total)),
             ("unowned", .number(s.unowned)),
@@ -19,6 +20,16 @@ public enum SnapshotReport {
                     ("otherErrors", .number(s.statistics.otherErrors)),
                 ])
             ),
+        ])
+    }
+
+    /// `{"active": "poll", "choice": "auto", "reason": "missing CAP_BPF …", "attach": null}`.
+    public static func scannerJSON(_ scanner: ScannerStatus) -> JSONValue {
+        .object([
+            ("active", .string(scanner.active.rawValue)),
+            ("choice", .string(scanner.choice.rawValue)),
+            ("reason", .optional(scanner.reason)),
+            ("attach", .optional(scanner.attach)),
         ])
     }
 
@@ -84,7 +95,7 @@ public enum SnapshotReport {
 
     /// The table for a terminal: one row per process, most sockets first, then the unowned
     /// sockets and a total. `topPeers` limits the peers shown per row.
-    public static func table(_ s: Snapshot, topPeers: Int = 3) -> String {
+    public static func table(_ s: Snapshot, topPeers: Int = 3, scanner: ScannerStatus? = nil) -> String {
         let stateTitle = s.states == [.closeWait] ? "CLOSE-WAIT" : "SOCKETS"
         // A CONTAINER column only when some process runs in one.
         let containers = s.processes.contains { $0.details.container != nil || $0.details.netns != nil }
@@ -116,6 +127,9 @@ public enum SnapshotReport {
         let noun = s.processes.count == 1 ? "process" : "processes"
         let states = s.states.sorted().map(\.name).joined(separator: ",")
         out += "total: \(s.total) \(states) sockets, \(s.processes.count) \(noun), source \(s.source.rawValue)\n"
+        if let scanner, let reason = scanner.reason {
+            out += "note: eBPF scanner unavailable (\(Escape.line(reason))); polled instead\n"
+        }
         if s.statistics.permissionDenied > 0 {
             out +=
                 "note: could not read the fd tables of \(s.statistics.permissionDenied) processes (permission denied); "

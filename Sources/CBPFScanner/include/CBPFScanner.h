@@ -1,0 +1,48 @@
+/* closewaitd's eBPF loader: opens, loads and attaches the programs of closewait.bpf.c (the
+ * generated skeleton, committed) and runs iterator passes. No libbpf type is visible here,
+ * so Swift imports only this. */
+#ifndef CBPFSCANNER_H
+#define CBPFSCANNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "cw_record.h"
+
+struct cw_scanner;
+
+enum cw_attach {
+    CW_ATTACH_TP_BTF = 1, /* tp_btf/inet_sock_set_state */
+    CW_ATTACH_RAW_TP = 2, /* raw_tp/inet_sock_set_state (the BTF-typed attach was refused) */
+};
+
+/* Where opening failed. */
+enum cw_stage {
+    CW_STAGE_OPEN = 1,   /* parsing the embedded object */
+    CW_STAGE_LOAD = 2,   /* relocation or the verifier */
+    CW_STAGE_ATTACH = 3, /* the iterator link or the tracepoint */
+};
+
+/* Opens, loads and attaches. `state_mask`: bit (1 << TCP state) for each wanted state.
+ * `reject`: also load a program the verifier must refuse (tests of the refusal path).
+ * On failure returns NULL with *error (a negative errno), *stage, and libbpf's and the
+ * verifier's messages in `log` (NUL-terminated, cut at `loglen`). */
+struct cw_scanner *cw_scanner_open(uint32_t state_mask, int reject, char *log, size_t loglen, int *error,
+                                   int *stage);
+
+/* How the state-change counter is attached. */
+int cw_scanner_attach_kind(const struct cw_scanner *scanner);
+
+/* The counters, in memory shared with the kernel (read without a syscall). */
+const volatile struct cw_counters *cw_scanner_counters(const struct cw_scanner *scanner);
+
+/* One iterator pass into *buffer (grown with realloc, *capacity updated). Returns the bytes
+ * read, or a negative errno. `again`: how many times the kernel's per-read object limit
+ * (-EAGAIN) was met and the read resumed. */
+long cw_scanner_pass(struct cw_scanner *scanner, uint8_t **buffer, size_t *capacity, long *again);
+
+/* Tests: the iterator link is destroyed after `passes` more passes (a program gone mid-run). */
+void cw_scanner_fail_after(struct cw_scanner *scanner, long passes);
+
+void cw_scanner_close(struct cw_scanner *scanner);
+
+#endif

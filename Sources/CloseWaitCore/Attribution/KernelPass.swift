@@ -1,0 +1,178 @@
+/// KernelPassEntry is one record of the eBPF scanner's iterator pass (`struct cw_record` in
+/// Sources/CBPFScanner/include/cw_record.h): one socket as one holder's fd sees it, or a
+/// connection in a listener's accept queue (no fd yet).
+public struct KernelPassEntry: Sendable, Equatable {
+    public var record: SocketRecord
+    /// The socket's kernel address: its identity within one pass (never shown, never kept).
+    public var sock: UInt64
+    public var tgid: Int32
+    public var fd: Int32
+    public var netns: UInt64
+    /// CLOCK_MONOTONIC nanoseconds when it entered CLOSE_WAIT; 0 when not known (it did so
+    /// before the programs loaded, or the kernel's map of entry times was full).
+    public var enteredNs: UInt64
+    /// A connection waiting in the accept queue of a listener `tgid` holds: no owner yet.
+    public var fromBacklog: Bool
+
+    public init(
+        record: SocketRecord, sock: UInt64, tgid: Int32, fd: Int32, netns: UInt64, enteredNs: UInt64 = 0,
+        fromBacklog: Bool = false
+    ) {
+        self.record = record
+        self.sock = sock
+        self.tgid = tgid
+        self.fd = fd
+        self.netns = netns
+        self.enteredNs = enteredNs
+        self.fromBacklog = fromBacklog
+    }
+}
+
+/// KernelPassFormat decodes the iterator's output: fixed 88-byte records in host (little
+/// endian) order. The bytes come from our own program, yet are checked like any input: a
+/// short tail or an unknown family or state is counted, never trusted.
+public enum KernelPassFormat {
+    public static let recordSize = 88
+
+    public struct Decoded: Sendable {
+        public var entries: [KernelPassEntry] = []
+        /// Records with a family or state we do not know, and bytes past the last whole record.
+        public var malformed = 0
+    }
+
+    public static func decode(_ bytes: UnsafeRawBufferPointer) -> Decoded {
+        var out = Decoded()
+        let count = bytes.count / recordSize
+        out.entries.reserveCapacity(count)
+        if bytes.count % recordSize != 0 { out.malformed += 1 }
+        func u16(_ at: Int) -> UInt16 { UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)) }
+        func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+        func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        for index in 0..<count {
+            let base = index * recordSize
+            let familyRaw = u16(base + 48)
+            guard let state = TCPState(rawValue: bytes[base + 54]),
+                let family: AddressFamily = familyRaw == 2 ? .inet : familyRaw == 10 ? .inet6 : nil
+            else {
+                out.malformed += 1
+                continue
+            }
+            let width = family == .inet ? 4 : 16
+            let local = IPAddress(bytes: bytes, at: base + 56, count: width)
+            let remote = IPAddress(bytes: bytes, at: base + 72, count: width)
+            let record = SocketRecord(
+                family: family, state: state, local: Endpoint(address: local, port: u16(base + 50)),
+                remote: Endpoint(address: remote, port: u16(base + 52)), inode: u64(base + 8), uid: u32(base + 36),
+                recvQ: u32(base + 40), sendQ: u32(base + 44))
+            out.entries.append(
+                KernelPassEntry(
+                    record: record, sock: u64(base), tgid: Int32(truncatingIfNeeded: u32(base + 24)),
+                    fd: Int32(truncatingIfNeeded: u32(base + 28)), netns: UInt64(u32(base + 32)),
+                    enteredNs: u64(base + 16), fromBacklog: bytes[base + 55] & 1 != 0))
+        }
+        return out
+    }
+}
+
+extension IPAddress {
+    /// From `count` (4 or 16) network-order bytes of a raw buffer; the caller checked bounds.
+    init(bytes: UnsafeRawBufferPointer, at offset: Int, count: Int) {
+        self.init(Array(bytes[offset..<offset + count]), at: 0, count: count)
+    }
+}
+
+/// KernelPass is one iterator pass joined into what the poll path's sampler and owner index
+/// give together: each socket once, its holders, its namespace and when it entered CLOSE_WAIT.
+public struct KernelPass: Sendable {
+    public var records: [SocketRecord] = []
+    public var owners = OwnerMap()
+    /// Socket inode -> network namespace, for sockets of namespaces other than `ownNetns`.
+    public var foreign: [UInt64: UInt64] = [:]
+    /// Socket inode -> monotonic seconds it entered CLOSE_WAIT (the kernel's time).
+    public var enteredAt: [UInt64: Double] = [:]
+    /// The processes holding the sockets, ascending.
+    public var holders: [Int32] = []
+    /// Network namespaces the sockets live in.
+    public var namespaces = 0
+    public var malformed = 0
+
+    public init() {}
+
+    /// - Parameter onlyOwn: keep only the sockets of `ownNetns` (`daemon.namespaces = "own"`).
+    public init(_ decoded: KernelPassFormat.Decoded, ownNetns: UInt64, onlyOwn: Bool = false) {
+        malformed = decoded.malformed
+        var seen = Set<UInt64>()
+        seen.reserveCapacity(decoded.entries.count)
+        var holderSet = Set<Int32>()
+        var netnsSet = Set<UInt64>()
+        records.reserveCapacity(decoded.entries.count)
+        owners = OwnerMap(minimumCapacity: decoded.entries.count)
+        for entry in decoded.entries {
+            if onlyOwn && entry.netns != ownNetns { continue }
+            let inode = entry.record.inode
+            if !entry.fromBacklog && inode != 0 && entry.tgid > 0 {
+                owners.add(entry.tgid, for: inode)
+                holderSet.insert(entry.tgid)
+            }
+            // One record per socket however many fds (forks, passed fds, dup) lead to it, and a
+            // backlog connection once however many processes share its listener.
+            guard seen.insert(entry.sock).inserted else { continue }
+            records.append(entry.record)
+            netnsSet.insert(entry.netns)
+            if inode != 0 {
+                if entry.netns != ownNetns { foreign[inode] = entry.netns }
+                if entry.enteredNs > 0 { enteredAt[inode] = Double(entry.enteredNs) / 1e9 }
+            }
+        }
+        holders = holderSet.sorted()
+        namespaces = netnsSet.count
+    }
+}
+
+/// PassSchedule decides, each tick, whether the eBPF scanner runs an iterator pass or reuses
+/// the last one: a pass when a socket entered or left CLOSE_WAIT since the last (the kernel's
+/// counters moved), when a holder went away or changed, and every `auditInterval` (what moves
+/// without a state change: a fork, a passed fd, a close of a shared socket's other fd).
+public struct PassSchedule: Sendable, Equatable {
+    public enum Reason: String, Sendable {
+        case first, changed, audit, holderGone = "holder-gone", retry
+    }
+    /// Seconds between audit passes (`daemon.full_scan_interval`); 0: a pass every tick.
+    public var auditInterval: Double
+    private var generation: UInt64?
+    private var lastPass: Double?
+    private var dirty = false
+
+    public init(auditInterval: Double) {
+        self.auditInterval = auditInterval
+    }
+
+    /// Whether a pass is due at `now` with the kernel's change counter at `generation`
+    /// (entered + left), and why; nil: the last pass still stands.
+    public func due(now: Double, generation: UInt64) -> Reason? {
+        guard let last = self.generation, let passedAt = lastPass else { return .first }
+        if dirty { return .retry }
+        if generation != last { return .changed }
+        if auditInterval <= 0 || now - passedAt >= auditInterval { return .audit }
+        return nil
+    }
+
+    /// A pass ran at `now`, with the counter read just before it (a change during the pass
+    /// makes the next tick pass again).
+    public mutating func passed(now: Double, generation: UInt64) {
+        self.generation = generation
+        dirty = false
+        // Every pass sees everything: the audit interval counts from the last one.
+        lastPass = now
+    }
+
+    /// The next tick must pass whatever the counters say (a pass failed, or the holders moved).
+    public mutating func invalidate() { dirty = true }
+
+    /// Forgets everything: the next tick is a first pass (the programs were loaded again).
+    public mutating func reset() {
+        generation = nil
+        lastPass = nil
+        dirty = false
+    }
+}
