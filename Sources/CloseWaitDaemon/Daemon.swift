@@ -76,6 +76,9 @@ public final class Daemon {
         return max(minimumTickInterval, min(configured, watchdog / 2))
     }
 
+    /// Why `daemon.scanner = "ebpf"` cannot run (then `closewaitd run` exits 69).
+    public var scannerError: String? { pipeline.scannerError }
+
     var tickInterval: Double { Self.tickInterval(settings.interval, watchdog: notifier.watchdogInterval) }
 
     /// Applies every setting, at start and on each reload: the pipeline's, the outputs', and
@@ -84,6 +87,9 @@ public final class Daemon {
         let intervalChanged = new.interval != settings.interval
         settings = new
         pipeline.configure(new, tickInterval: tickInterval)
+        if let why = pipeline.scannerError, ticks > 0 {
+            logger.error("daemon.scanner = \"ebpf\" but the eBPF scanner cannot run (\(why)); polling")
+        }
         outputs.metricsTextfile = new.metricsTextfile
         outputs.metricsMaxProcesses = new.metricsMaxProcesses
         if intervalChanged, timer != nil { scheduleTimer() }

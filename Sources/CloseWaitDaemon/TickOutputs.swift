@@ -39,6 +39,8 @@ final class TickOutputs {
     private var unreadableNamespaces: [String] = []
     private var namespaceReporter = NamespaceReporter()
     private var attribution = AttributionMonitor()
+    /// The scanner last said in the journal.
+    private var saidScanner: ScannerStatus?
 
     init(writer: JournalWriter, logger: Logger, notifier: Notifier) {
         self.writer = writer
@@ -71,6 +73,16 @@ final class TickOutputs {
             unreadableNamespaces = coverage.memberless
         }
         if let entry = namespaceReporter.update(coverage, budget: namespaceBudget) { writer.send(entry) }
+        if result.scanner != saidScanner {
+            saidScanner = result.scanner
+            writer.send(ScannerMessage.entry(result.scanner))
+        }
+        health.scanner = result.scanner
+        if let pass = result.pass {
+            health.passes[pass, default: 0] += 1
+        } else if result.scanner.active == .ebpf {
+            health.passesReused += 1
+        }
         for event in result.events { writer.send(AlertMessage.entry(event)) }
         if let entry = attribution.update(result.health.attribution) { writer.send(entry) }
 
@@ -151,7 +163,7 @@ final class TickOutputs {
             statuses: result.statuses, firing: result.firing, total: result.total, status: status,
             daemonPID: getpid(), ticks: ticks, wallTime: wallClockNow(), interval: interval,
             attribution: result.health.attribution, diagnoses: result.diagnoses,
-            warnings: result.health.notes
+            warnings: result.health.notes, scanner: result.scanner.summary
         ).json()
         rewrite(
             path, document.renderedBytes(pretty: true) + [0x0a], what: "the state file for `closewaitd status`",

@@ -25,6 +25,10 @@ public struct TickResult: Sendable {
     public var scan: ScanStatistics
     /// The sampled sockets and their owners, with `TickPipeline.keepAttribution` (the bench).
     public var attribution: (records: [SocketRecord], owners: OwnerMap)?
+    /// Which scanner this tick used, and why not eBPF.
+    public var scanner: ScannerStatus
+    /// Why the eBPF scanner passed this tick (nil: it reused the last pass, or polled).
+    public var pass: PassSchedule.Reason?
 }
 
 /// TickHealth is what a tick could not see or finish, counted; `notes` says each in a
@@ -79,6 +83,8 @@ public struct TickPipeline {
     public static let resetChecksPerTick = 8
     /// Monotonic seconds now: the diagnosis time budget and the phase timings.
     let clock: @Sendable () -> Double
+    /// Why `daemon.scanner = "ebpf"` cannot run (the daemon refuses to start; a reload polls).
+    public private(set) var scannerError: String?
 
     /// - Parameter prepare: adjusts the collector before the first tick (the benchmark's fd-count
     ///   method and forced namespace re-reads); the daemon needs none.
@@ -118,6 +124,14 @@ public struct TickPipeline {
             collector.sampler.namespaces = new.namespaces == .all ? NetNamespaces(proc: ProcFS(root: procRoot)) : nil
         }
         collector.owners.fullScanInterval = new.fullScanInterval
+        collector.auditInterval = new.fullScanInterval
+        collector.onlyOwnNamespace = new.namespaces == .own
+        do {
+            try collector.selectScanner(new.scanner, states: [.closeWait])
+            scannerError = nil
+        } catch {
+            scannerError = error.description
+        }
         collector.maxProcesses = new.maxProcesses
         collector.owners.invalidate()
         collector.sampler.foreignBudget = Self.namespaceBudget(interval: tickInterval)
@@ -137,7 +151,7 @@ public struct TickPipeline {
         (phases.sample, phases.attribute, phases.join) = collected.phases
 
         var started = clock()
-        var statuses = tracker.update(now: now, observations: snapshot.processes)
+        var statuses = tracker.update(now: now, observations: snapshot.processes, enteredAt: collected.enteredAt)
         trackResets(&statuses, now: now)
         statuses.sort(by: ProcessStatus.reportOrder)
         phases.track = clock() - started
@@ -177,6 +191,14 @@ public struct TickPipeline {
             pendingSearch > 0
                 ? "\(pendingSearch) new \(pendingSearch == 1 ? "socket's" : "sockets'") owner still being searched for"
                 : nil,
+            collected.scannerProblem,
+            collected.scanner.reason.map { "polling: eBPF unavailable (\(Escape.line($0, limit: 160)))" },
+            collected.entryTimesLost > 0
+                ? "\(collected.entryTimesLost) CLOSE_WAIT entry times not kept (the kernel's map was full); their ages count from when they were first seen"
+                : nil,
+            collected.backlogsCut > 0
+                ? "accept queues longer than the iterator walks were met \(collected.backlogsCut) times; connections past that are not seen"
+                : nil,
             lookFailures.count > 0
                 ? "\(lookFailures.count) diagnosis \(lookFailures.count == 1 ? "look" : "looks") failed (\(Escape.line(lookFailures.last, limit: 120)))"
                 : nil,
@@ -188,8 +210,10 @@ public struct TickPipeline {
         return TickResult(
             statuses: statuses, events: events, firing: firing, alertingProcesses: firingProcesses.count,
             total: snapshot.total, diagnoses: schedule.current, health: health, phases: phases,
-            fallbackReason: collected.fallbackReason, fullWalk: collector.owners.lastReport.kind == .full,
-            scan: snapshot.statistics, attribution: collected.attribution)
+            fallbackReason: collected.fallbackReason,
+            fullWalk: collected.scanner.active == .poll && collector.owners.lastReport.kind == .full,
+            scan: snapshot.statistics, attribution: collected.attribution, scanner: collected.scanner,
+            pass: collected.pass)
     }
 
     /// Sockets that left a process's CLOSE_WAIT set but whose fds it still holds: the kernel

@@ -52,8 +52,9 @@ public struct SnapshotCollector {
             ebpf = opened
             scanner = ScannerStatus(active: .ebpf, choice: choice, attach: opened.attach)
         } catch {
-            if choice == .ebpf { throw error }
+            // Polls meanwhile either way: `ebpf` asked for is the caller's to refuse.
             scanner = ScannerStatus(active: .poll, choice: choice, reason: error.description)
+            if choice == .ebpf { throw error }
         }
     }
 
@@ -156,7 +157,10 @@ public struct SnapshotCollector {
         func runPass(_ why: PassSchedule.Reason) throws {
             let generation = ebpf.generation
             let decoded = try ebpf.pass()
-            lastPass = KernelPass(decoded, ownNetns: ebpf.ownNetns, onlyOwn: onlyOwnNamespace)
+            var pass = KernelPass(decoded, ownNetns: ebpf.ownNetns, onlyOwn: onlyOwnNamespace)
+            // The own namespace's table too (one netlink dump): what no fd leads to.
+            pass.addUnseen(try sampler.samplePerFamily(states))
+            lastPass = pass
             schedule.passed(now: now, generation: generation)
             reason = why
         }

@@ -113,6 +113,13 @@ struct RunCommand: ParsableCommand {
             stateFile: stateFile.isEmpty ? nil : stateFile, metricsSocket: metricsSocket)
         MainActor.assumeIsolated {
             let daemon = Daemon(options: options, settings: settings)
+            if let why = daemon.scannerError {
+                // daemon.scanner = "ebpf" asked for exactly that: no silent fallback (auto polls).
+                printError(
+                    "closewaitd: daemon.scanner = \"ebpf\" but the eBPF scanner cannot run: \(why). Use \"auto\" to poll where eBPF is unavailable."
+                )
+                Glibc.exit(69)
+            }
             daemon.start()
             Self.keepAlive = daemon
         }

@@ -17,6 +17,7 @@ import Testing
         [daemon]
         interval = "7s"
         source = "proc"
+        scanner = "poll"
         window = "10min"
         full_scan_interval = "2min"
         namespaces = "own"
@@ -57,6 +58,7 @@ import Testing
                 && d.pipeline.collector.sampler.foreignBudget == TickPipeline.namespaceBudget(interval: s.interval)
         },
         "source": { d, s in d.pipeline.collector.sampler.choice == s.source },
+        "scanner": { d, s in d.pipeline.collector.scanner.choice == s.scanner },
         "namespaces": { d, s in (d.pipeline.collector.sampler.namespaces != nil) == (s.namespaces == .all) },
         "window": { d, s in d.pipeline.tracker.window == s.window },
         "fullScanInterval": { d, s in d.pipeline.collector.owners.fullScanInterval == s.fullScanInterval },

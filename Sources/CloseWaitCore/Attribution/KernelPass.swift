@@ -95,8 +95,41 @@ public struct KernelPass: Sendable {
     /// Network namespaces the sockets live in.
     public var namespaces = 0
     public var malformed = 0
+    /// Sockets of the daemon's own namespace that its socket table lists and no fd leads to
+    /// (a socket passed over a unix socket and not received yet, a kernel socket): added by
+    /// `addUnseen`, unowned like the poll path shows them.
+    public var unseen = 0
 
     public init() {}
+
+    /// Adds the sockets of `table` (the own namespace's, from netlink) the pass did not see:
+    /// the iterator only finds sockets through files, and a socket in flight in a unix
+    /// socket's queue has none — the poll path shows it unowned, so must this one.
+    public mutating func addUnseen(_ table: [SocketRecord]) {
+        var inodes = Set<UInt64>()
+        var backlog = Set<SocketKey>()
+        for record in records {
+            if record.inode != 0 { inodes.insert(record.inode) } else { backlog.insert(SocketKey(record)) }
+        }
+        for record in table {
+            let seen = record.inode != 0 ? inodes.contains(record.inode) : backlog.contains(SocketKey(record))
+            if seen { continue }
+            var kept = record
+            kept.cookie = nil
+            records.append(kept)
+            unseen += 1
+        }
+    }
+
+    /// A connection without an inode, known by its addresses.
+    struct SocketKey: Hashable {
+        var local: Endpoint
+        var remote: Endpoint
+        init(_ record: SocketRecord) {
+            local = record.local
+            remote = record.remote
+        }
+    }
 
     /// - Parameter onlyOwn: keep only the sockets of `ownNetns` (`daemon.namespaces = "own"`).
     public init(_ decoded: KernelPassFormat.Decoded, ownNetns: UInt64, onlyOwn: Bool = false) {

@@ -25,3 +25,10 @@ public enum MessageID {
         }
     }
 }
+
+extension MessageID {
+    /// Sockets and owners come from the eBPF scanner.
+    public static let scannerEBPF = "5d3e0a8c9f1b4e27a6c4b8d2e7f09a13"
+    /// The daemon polls; when eBPF was asked for (`auto`), the entry says why it cannot run.
+    public static let scannerPoll = "b24c7e19d05a4f8e93a1c6e5d8f2b470"
+}

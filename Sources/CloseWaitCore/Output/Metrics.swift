@@ -18,6 +18,11 @@ public enum Metrics {
         public var notYetSearched = 0
         /// Processes holding CLOSE_WAIT sockets past `daemon.max_processes`, not tracked.
         public var untracked = 0
+        /// The scanner of the last tick.
+        public var scanner: ScannerStatus?
+        /// eBPF iterator passes so far, by why they ran; ticks that reused the last pass.
+        public var passes: [PassSchedule.Reason: Int] = [:]
+        public var passesReused = 0
 
         public init(
             lastSuccessfulTick: Double? = nil, tickDuration: Double = 0, samplerFailures: Int = 0,
@@ -195,6 +200,27 @@ public enum Metrics {
             ("orphaned", ns.orphaned.count),
         ] {
             sample("closewaitd_network_namespaces", [("state", state)], Double(value))
+        }
+        if let scanner = health.scanner {
+            family(
+                "closewaitd_scanner_info", "gauge",
+                "The scanner the last tick used (ebpf or poll), what daemon.scanner asked for, how the state-change counter is attached, and why eBPF is not used (empty when it is)."
+            )
+            sample(
+                "closewaitd_scanner_info",
+                [
+                    ("scanner", scanner.active.rawValue), ("choice", scanner.choice.rawValue),
+                    ("attach", scanner.attach ?? ""), ("reason", Escape.line(scanner.reason ?? "", limit: 200)),
+                ], 1)
+            family(
+                "closewaitd_ebpf_passes_total", "counter",
+                "eBPF iterator passes, by why they ran (first, changed: a socket entered or left CLOSE_WAIT, audit: daemon.full_scan_interval, holder-gone, retry), and ticks that reused the last pass (reused)."
+            )
+            for reason in [PassSchedule.Reason.first, .changed, .audit, .holderGone, .retry] {
+                sample(
+                    "closewaitd_ebpf_passes_total", [("reason", reason.rawValue)], Double(health.passes[reason] ?? 0))
+            }
+            sample("closewaitd_ebpf_passes_total", [("reason", "reused")], Double(health.passesReused))
         }
         family(
             "closewaitd_attribution_problems", "gauge", "Processes the last tick's /proc walk could not read, by kind.")

@@ -4,7 +4,6 @@ public enum SnapshotReport {
     public static func json(_ s: Snapshot, scanner: ScannerStatus? = nil) -> JSONValue {
         .object([
             ("source", .string(s.source.rawValue)),
-            ("scanner", scanner.map(scannerJSON) ?? .null),
             ("states", .array(s.states.sorted().map { .string($0.name) })),
             ("total", .number(s.total)),
             ("unowned", .number(s.unowned)),
@@ -20,6 +19,7 @@ public enum SnapshotReport {
                     ("otherErrors", .number(s.statistics.otherErrors)),
                 ])
             ),
+            ("scanner", scanner.map(scannerJSON) ?? .null),
         ])
     }
 

@@ -69,6 +69,9 @@ public struct StateDocument: Codable, Equatable, Sendable {
     /// What else the last tick could not see, one sentence each (absent before 0.2).
     @AbsentIsEmpty public var warnings: [String] = []
     public var processes: [Process]
+    /// Which scanner the last tick used, and why not eBPF (`ScannerStatus.summary`; absent
+    /// before 0.3).
+    public var scanner: String?
 
     /// The document for one tick.
     /// - Parameters:
@@ -79,10 +82,11 @@ public struct StateDocument: Codable, Equatable, Sendable {
         statuses: [ProcessStatus], firing: [(ProcessIdentity?, AlertReason, AlertLevel)],
         total: Int, status: String, daemonPID: Int32, ticks: Int, wallTime: Double, interval: Double,
         attribution: AttributionHealth? = nil, diagnoses: [ProcessIdentity: (Diagnosis, Evidence)] = [:],
-        warnings: [String] = []
+        warnings: [String] = [], scanner: String? = nil
     ) {
         self.attribution = attribution
         self.warnings = warnings
+        self.scanner = scanner
         var levels = [ProcessIdentity: (AlertLevel, [String])]()
         var hostLevel: AlertLevel?
         for (identity, reason, level) in firing {

@@ -7,6 +7,7 @@ extension StateDocument {
             out += "warning: \(health.summary); run the daemon with CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE\n"
         }
         for warning in doc.warnings { out += "warning: \(Escape.line(warning))\n" }
+        if let scanner = doc.scanner { out += "scanner: \(Escape.line(scanner))\n" }
         guard !doc.processes.isEmpty else { return out + "no process holds CLOSE_WAIT sockets" }
         let containers = doc.processes.contains { $0.container != nil || $0.netns != nil }
         var rows = [

@@ -143,7 +143,11 @@ public struct Tracker: Sendable {
 
     /// Records one tick; processes absent from `observations` (exited, or no longer holding
     /// sampled sockets) are forgotten, so state stays bounded by what the host holds now.
-    public mutating func update(now: Double, observations: [ProcessEntry]) -> [ProcessStatus] {
+    /// - Parameter enteredAt: socket inode -> when it entered CLOSE_WAIT, where the kernel
+    ///   said (the eBPF scanner): a new socket's age counts from then, not from first seen.
+    public mutating func update(
+        now: Double, observations: [ProcessEntry], enteredAt: [UInt64: Double] = [:]
+    ) -> [ProcessStatus] {
         var next = [ProcessIdentity: History]()
         next.reserveCapacity(observations.count)
         var statuses = [ProcessStatus]()
@@ -184,7 +188,7 @@ public struct Tracker: Sendable {
                     j += 1
                 }
                 let known = j < previous.count && previous[j].inode == inode
-                let seen = known ? previous[j].seen : now
+                let seen = known ? previous[j].seen : min(now, enteredAt[inode] ?? now)
                 if known {
                     kept += 1
                     j += 1
