@@ -102,8 +102,8 @@ static int start(struct cw_scanner *s, int compat, uint32_t state_mask, int reje
     return 0;
 }
 
-struct cw_scanner *cw_scanner_open(uint32_t state_mask, int reject, char *log, size_t loglen, int *error,
-                                   int *stage)
+struct cw_scanner *cw_scanner_open(uint32_t state_mask, int reject, char *log, size_t loglen,
+                                   int *error, int *stage)
 {
     captured = log;
     captured_len = 0;

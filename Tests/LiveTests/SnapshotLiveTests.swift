@@ -6,8 +6,10 @@ import Testing
 /// Real CLOSE_WAIT sockets on loopback, held by child processes, seen through the real
 /// netlink sock_diag, /proc and `closewaitd snapshot`, and compared with `ss`.
 @Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct SnapshotLiveTests {
+    /// The poll scanner's sources (netlink, /proc) are what these check; the eBPF scanner is
+    /// compared with them in ScannerParityLiveTests.
     static func snapshotJSON(_ extra: [String] = []) throws -> [String: Any] {
-        let result = try run(Build.path("closewaitd"), ["snapshot", "--json"] + extra)
+        let result = try run(Build.path("closewaitd"), ["snapshot", "--json", "--scanner", "poll"] + extra)
         #expect(result.status == 0, "snapshot failed: \(result.stderr)")
         return try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
     }

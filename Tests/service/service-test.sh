@@ -256,6 +256,42 @@ C systemctl restart closewaitd.service
 wait_for 30 "STATUS naming the leaker again" status_names_leaker && ! status_degraded \
     && pass "with both capabilities back, the leaker is attributed and STATUS is not degraded" || fail "attribution after restoring the capability"
 
+# --- the scanner: the shipped unit polls and says why; with the drop-in it scans with eBPF ----
+SCANNER_POLL=b24c7e19d05a4f8e93a1c6e5d8f2b470
+SCANNER_EBPF=5d3e0a8c9f1b4e27a6c4b8d2e7f09a13
+last_json() { C journalctl -u closewaitd.service -o json --no-pager "$@" | tail -1; }
+wait_for 20 "the shipped unit's scanner notice" journal_has MESSAGE_ID=$SCANNER_POLL \
+    && pass "the shipped unit polls and says why: $(C journalctl -u closewaitd.service --no-pager -o cat MESSAGE_ID=$SCANNER_POLL | tail -1 | cut -c1-170)" \
+    || fail "the shipped unit's polling notice"
+reason_named() { last_json MESSAGE_ID=$SCANNER_POLL | grep -q '"CLOSEWAIT_REASON":"missing CAP_BPF and CAP_PERFMON'; }
+check "its CLOSEWAIT_REASON names the missing capabilities" reason_named
+C closewaitd status >"$WORK/status-poll.txt" 2>&1
+check "closewaitd status says it polls and why" grep -q "^scanner: poll (eBPF unavailable: missing CAP_BPF" "$WORK/status-poll.txt"
+check "the eBPF drop-in is installed and not enabled" \
+    C sh -c 'test -s /usr/share/closewaitd/closewaitd-ebpf.conf && ! test -e /etc/systemd/system/closewaitd.service.d/ebpf.conf'
+C mkdir -p /etc/systemd/system/closewaitd.service.d
+C ln -s /usr/share/closewaitd/closewaitd-ebpf.conf /etc/systemd/system/closewaitd.service.d/ebpf.conf
+C systemctl daemon-reload
+crossed_before=$(C journalctl -u closewaitd.service -o cat --no-pager MESSAGE_ID=$CROSSED CLOSEWAIT_PID=$LEAKER | wc -l)
+check "restart with the eBPF drop-in succeeds" C systemctl restart closewaitd.service
+wait_for 30 "the eBPF scanner notice" journal_has MESSAGE_ID=$SCANNER_EBPF \
+    && pass "with the drop-in the service scans with eBPF: $(C journalctl -u closewaitd.service --no-pager -o cat MESSAGE_ID=$SCANNER_EBPF | tail -1 | cut -c1-120)" \
+    || { fail "the eBPF scanner notice"; C journalctl -u closewaitd.service --no-pager -o cat | tail -5 | sed 's/^/service-test: journal: /'; }
+crossed_again() { [ "$(C journalctl -u closewaitd.service -o cat --no-pager MESSAGE_ID=$CROSSED CLOSEWAIT_PID=$LEAKER | wc -l)" -gt "$crossed_before" ]; }
+wait_for 30 "an alert from the eBPF scanner" crossed_again \
+    && pass "the eBPF-scanning service alerts on the leaker (pid $LEAKER in the container's pid namespace)" \
+    || fail "an alert for the leaker from the eBPF scanner"
+C closewaitd status >"$WORK/status-ebpf.txt" 2>&1
+check "closewaitd status says eBPF" grep -q "^scanner: ebpf (tp_btf)" "$WORK/status-ebpf.txt"
+check "closewaitd status shows the leaker (from the eBPF pass)" grep -qE "^ *$LEAKER .*closewaitd-work" "$WORK/status-ebpf.txt"
+C systemd-analyze security --no-pager closewaitd.service >"$WORK/security-ebpf.txt" 2>&1
+EBPF_SCORE=$(grep -o 'Overall exposure level for closewaitd.service: [0-9.]*' "$WORK/security-ebpf.txt" | grep -o '[0-9.]*$')
+log "systemd-analyze security with the eBPF drop-in: exposure ${EBPF_SCORE:-unknown}"
+[ -n "${SECURITY_REPORT:-}" ] && cp "$WORK/security-ebpf.txt" "${SECURITY_REPORT%.txt}-ebpf.txt"
+C rm -f /etc/systemd/system/closewaitd.service.d/ebpf.conf
+C systemctl daemon-reload
+C systemctl restart closewaitd.service
+
 # --- a leaker in its own network namespace, seen by the hardened service ------------------
 # unshare --net inside the container: the service (DynamicUser, two capabilities, no
 # CAP_SYS_ADMIN) must find the namespace and read it through the member's /proc/PID/net/tcp.

@@ -56,6 +56,34 @@ volatile const __u32 state_mask = 1u << TCP_CLOSE_WAIT;
 
 struct cw_counters counters = {};
 
+/* Pid namespaces nested deeper than this (below the reader's) are not translated. */
+#define PID_LEVELS 8
+
+/* The pid of `task`'s process as the reader sees it. The iterator visits the tasks of the
+ * reader's pid namespace (the task running read(): the daemon), but task->tgid is the
+ * host's number; inside a container the daemon needs the number its own /proc shows. */
+static __always_inline __u32 visible_tgid(struct task_struct *task, unsigned int level)
+{
+    if (level == 0)
+        return task->tgid;
+    struct pid *pid = task->group_leader->thread_pid;
+    if (!pid || pid->level < level)
+        return 0;
+    /* Constant offsets only (a variable one into a kernel struct is refused). */
+#pragma unroll
+    for (int i = 1; i < PID_LEVELS; i++)
+        if (i == level)
+            return pid->numbers[i].nr;
+    return 0;
+}
+
+static __always_inline unsigned int reader_level(void)
+{
+    struct task_struct *me = bpf_get_current_task_btf();
+    struct pid *pid = me->thread_pid;
+    return pid ? pid->level : 0;
+}
+
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
     __uint(max_entries, 262144);
@@ -116,10 +144,13 @@ int scan(struct bpf_iter__task_file *ctx)
     if (family != AF_INET && family != AF_INET6)
         return 0;
     int state = sk->__sk_common.skc_state;
+    if (!(state_mask & (1u << state)) && state != TCP_LISTEN)
+        return 0;
+    __u32 tgid = visible_tgid(task, reader_level());
     struct cw_record r = {};
     if (state_mask & (1u << state)) {
         fill(&r, sk, tp, state);
-        r.tgid = task->tgid;
+        r.tgid = tgid;
         r.fd = ctx->fd;
         r.inode = file->f_inode->i_ino;
         bpf_seq_write(seq, &r, sizeof(r));
@@ -138,7 +169,7 @@ int scan(struct bpf_iter__task_file *ctx)
             if (ctp && (state_mask & (1u << cstate))) {
                 struct cw_record c = {};
                 fill(&c, child, ctp, cstate);
-                c.tgid = task->tgid;
+                c.tgid = tgid;
                 c.fd = ctx->fd;
                 c.flags = CW_REC_FROM_BACKLOG;
                 bpf_seq_write(seq, &c, sizeof(c));

@@ -102,9 +102,23 @@ struct file {
     struct inode *f_inode;
 } CW_CORE;
 
+/* Declared whole: pid->numbers[] is indexed, and an index counts in this type's size. */
+struct pid_namespace;
+struct upid {
+    int nr;
+    struct pid_namespace *ns;
+} CW_CORE;
+
+struct pid {
+    unsigned int level;
+    struct upid numbers[1]; /* flexible in the kernel: one per pid namespace level */
+} CW_CORE;
+
 struct task_struct {
     int pid;
     int tgid;
+    struct task_struct *group_leader;
+    struct pid *thread_pid;
 } CW_CORE;
 
 struct seq_file;

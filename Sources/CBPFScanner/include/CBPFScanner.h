@@ -22,12 +22,13 @@ enum cw_stage {
     CW_STAGE_ATTACH = 3, /* the iterator link or the tracepoint */
 };
 
-/* Opens, loads and attaches. `state_mask`: bit (1 << TCP state) for each wanted state.
+/* Opens, loads and attaches. `state_mask`: bit (1 << TCP state) for each wanted state;
+ * pids are reported as the caller's pid namespace numbers them (its /proc).
  * `reject`: also load a program the verifier must refuse (tests of the refusal path).
  * On failure returns NULL with *error (a negative errno), *stage, and libbpf's and the
  * verifier's messages in `log` (NUL-terminated, cut at `loglen`). */
-struct cw_scanner *cw_scanner_open(uint32_t state_mask, int reject, char *log, size_t loglen, int *error,
-                                   int *stage);
+struct cw_scanner *cw_scanner_open(uint32_t state_mask, int reject, char *log, size_t loglen,
+                                   int *error, int *stage);
 
 /* How the state-change counter is attached. */
 int cw_scanner_attach_kind(const struct cw_scanner *scanner);
