@@ -68,7 +68,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "A quick run that checks the benchmark still works (CI): small size, few runs.") var smoke = false
     @Option(help: "Also write the results as Markdown to this file.") var markdown: String?
     @Option(help: "Instead of the benchmark, soak the daemon for this many seconds (make soak).") var soak: Double?
-    @Option(help: "Network namespaces for the namespace rows (0: none).") var namespaces = 100
+    @Option(help: "Comma-separated counts of network namespaces for the namespace rows (0: none).")
+    var namespaces = "100,500"
+    @Option(help: "Scanners to measure side by side: poll, ebpf, comma-separated.") var scanners = "poll,ebpf"
 
     func run() throws {
         let dir =
@@ -82,9 +84,9 @@ struct Bench: ParsableCommand {
         }
         var config = BenchConfig(binDir: dir, runs: runs, ticks: ticks, daemonSeconds: daemonSeconds)
         var names = sizes.split(separator: ",").map(String.init)
-        var namespaceCount = namespaces
+        var namespaceCounts = namespaces.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         if smoke {
-            namespaceCount = min(namespaceCount, 3)
+            namespaceCounts = [3]
             names = ["small"]
             config.runs = 3
             config.ticks = 4
@@ -100,19 +102,30 @@ struct Bench: ParsableCommand {
             }
             return method
         }
+        let chosen = try scanners.split(separator: ",").map { item in
+            guard let scanner = ScannerChoice(rawValue: String(item)), scanner != .auto else {
+                throw ValidationError("unknown scanner \(item) (poll or ebpf)")
+            }
+            return scanner
+        }
         for name in names {
             guard let size = WorkloadSize.all[name] else { throw ValidationError("unknown size \(name)") }
-            for method in methods {
-                var sizeConfig = config
-                sizeConfig.fdCount = method
-                var bench = BenchRun(size: size, config: sizeConfig)
-                let result = try bench.run()
-                try report.add(result.text, markdown: markdown)
-                failures += result.correctnessFailures
+            for scanner in chosen {
+                // The fd-count method matters to polling's owner index; eBPF counts each holder
+                // the same way on both, so it is measured once.
+                for method in scanner == .ebpf ? [methods[0]] : methods {
+                    var sizeConfig = config
+                    sizeConfig.fdCount = method
+                    sizeConfig.scanner = scanner
+                    var bench = BenchRun(size: size, config: sizeConfig)
+                    let result = try bench.run()
+                    try report.add(result.text, markdown: markdown)
+                    failures += result.correctnessFailures
+                }
             }
         }
-        if namespaceCount > 0 {
-            let text = try NamespaceRun(count: namespaceCount, config: config).run()
+        for count in namespaceCounts {
+            let text = try NamespaceRun(count: count, config: config, scanners: chosen).run()
             try report.add(text, markdown: markdown)
         }
         print("correctness: \(failures == 0 ? "every tick matched the manifest" : "\(failures) mismatches")")
@@ -126,6 +139,7 @@ struct BenchConfig {
     var ticks: Int
     var daemonSeconds: Double
     var fdCount = FdScanner.FdCountMethod.size
+    var scanner = ScannerChoice.poll
 }
 
 struct Report {

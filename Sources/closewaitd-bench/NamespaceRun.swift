@@ -15,6 +15,7 @@ import WorkloadSupport
 struct NamespaceRun {
     let count: Int
     let config: BenchConfig
+    var scanners: [ScannerChoice] = [.poll]
     static let unshare = ["/usr/bin/unshare", "--net", "/bin/sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""]
 
     var ssPath: String { FileManager.default.isExecutableFile(atPath: "/usr/bin/ss") ? "/usr/bin/ss" : "/bin/ss" }
@@ -52,8 +53,9 @@ struct NamespaceRun {
 
     /// The daemon's ticks (its pipeline, every namespace sampled), after a first one that discovers
     /// the namespaces and walks /proc fully.
-    func ticks(expectTotal: Int, busy: Bool = false) throws -> (Timings, Int) {
-        var pipeline = TickPipeline.bench(fdCount: config.fdCount, fullScanInterval: 300, busy: busy)
+    func ticks(expectTotal: Int, scanner: ScannerChoice, busy: Bool = false) throws -> (Timings, Int) {
+        var pipeline = TickPipeline.bench(
+            fdCount: config.fdCount, scanner: scanner, fullScanInterval: 300, busy: busy)
         // The daemon reads other namespaces within a budget per tick (a fifth of the interval),
         // in turn: the first ticks may not reach every one. Timed once it has (at most 20 ticks).
         var first = try pipeline.run(now: monotonicNow())
@@ -77,12 +79,15 @@ struct NamespaceRun {
             let members = idle.map { $0.holders[0] }
             var loops = Timings()
             for _ in 0..<max(3, config.runs / 2) { loops.samples.append(try loop(members, withHost: false)) }
-            let (tick, total) = try ticks(expectTotal: 0)
             text +=
                 "| operator's loop: nsenter + `ss -tnH state close-wait` per namespace (idle) | \(ms(loops.median)) | \(ms(loops.min))–\(ms(loops.max)) | 1.000× | |\n"
-            text += String(
-                format: "| idle tick, every namespace sampled (%d CLOSE_WAIT) | %@ | %@–%@ | %.3f× | ≤ 0.05× |\n",
-                total, ms(tick.median), ms(tick.min), ms(tick.max), tick.median / loops.median)
+            for scanner in scanners {
+                let (tick, total) = try ticks(expectTotal: 0, scanner: scanner)
+                text += String(
+                    format:
+                        "| %@: idle tick, every namespace sampled (%d CLOSE_WAIT) | %@ | %@–%@ | %.3f× | ≤ 0.05× |\n",
+                    scanner.rawValue, total, ms(tick.median), ms(tick.min), ms(tick.max), tick.median / loops.median)
+            }
         }
         log("namespaces: \(count) × 20 CLOSE_WAIT")
         do {
@@ -91,19 +96,27 @@ struct NamespaceRun {
             let members = plateau.map { $0.holders[0] }
             var loops = Timings()
             for _ in 0..<max(3, config.runs / 2) { loops.samples.append(try loop(members, withHost: true)) }
-            let (tick, total) = try ticks(expectTotal: count * 20)
-            let (busy, _) = try ticks(expectTotal: count * 20, busy: true)
             text +=
                 "| operator's loop over the namespaces plus `ss -tnp state close-wait` on the host (plateau) | \(ms(loops.median)) | \(ms(loops.min))–\(ms(loops.max)) | 1.000× | |\n"
-            text += String(
-                format:
-                    "| plateau tick, every namespace sampled and attributed (%d CLOSE_WAIT) | %@ | %@–%@ | %.3f× | ≤ 0.1× |\n",
-                total, ms(tick.median), ms(tick.min), ms(tick.max), tick.median / loops.median)
-            text += String(
-                format:
-                    "| the same, every namespace's table read again (as when each has traffic) | %@ | %@–%@ | %.3f× | |\n",
-                ms(busy.median), ms(busy.min), ms(busy.max), busy.median / loops.median)
-            if total < count * 20 { text += "\nwarning: \(total) CLOSE_WAIT sampled, \(count * 20) expected\n" }
+            for scanner in scanners {
+                let (tick, total) = try ticks(expectTotal: count * 20, scanner: scanner)
+                let (busy, _) = try ticks(expectTotal: count * 20, scanner: scanner, busy: true)
+                text += String(
+                    format:
+                        "| %@: plateau tick, every namespace sampled and attributed (%d CLOSE_WAIT) | %@ | %@–%@ | %.3f× | ≤ 0.1× |\n",
+                    scanner.rawValue, total, ms(tick.median), ms(tick.min), ms(tick.max), tick.median / loops.median)
+                text += String(
+                    format:
+                        "| %@: the same, %@ | %@ | %@–%@ | %.3f× | %@ |\n", scanner.rawValue,
+                    scanner == .ebpf
+                        ? "a pass every tick (as when sockets change state all the time)"
+                        : "every namespace's table read again (as when each has traffic)",
+                    ms(busy.median), ms(busy.min), ms(busy.max), busy.median / loops.median,
+                    scanner == .ebpf ? "≤ 0.05× (500)" : "")
+                if total < count * 20 {
+                    text += "\nwarning: \(scanner.rawValue): \(total) CLOSE_WAIT sampled, \(count * 20) expected\n"
+                }
+            }
         }
         return text
     }

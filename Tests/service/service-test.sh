@@ -94,9 +94,12 @@ cp "$DEB" "$WORK/pkg/closewaitd.deb"
 cp "$BIN_DIR/closewaitd-workload" "$WORK/pkg/"
 
 log "booting container $MACHINE"
+# nspawn's default bounding set has no CAP_BPF or CAP_PERFMON, and its seccomp filter denies
+# bpf() (a host's systemd has every capability and no filter): both given to the container
+# so that the eBPF drop-in can grant them to the unit.
 timeout 900 systemd-nspawn --keep-unit --register=no -D / --volatile=yes \
     --overlay=/usr::/usr --overlay=/etc::/etc --overlay=/var::/var \
-    --bind-ro="$WORK/pkg:/mnt/pkg" --bind-ro=/opt/swift \
+    --bind-ro="$WORK/pkg:/mnt/pkg" --bind-ro=/opt/swift --capability=CAP_BPF,CAP_PERFMON --system-call-filter=bpf \
     -M "$MACHINE" -b </dev/null >"$WORK/console.log" 2>&1 &
 TIMEOUT_PID=$!
 
