@@ -133,10 +133,10 @@ import Testing
             "cw-emptyproc-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: root) }
-        // An empty /proc root with source = "proc": every sample fails.
+        // An empty /proc root with source = "proc" (polling): every sample fails.
         let failing = try DaemonProcess(
             config: testConfig(thresholds: "").replacingOccurrences(
-                of: "window = \"10s\"", with: "window = \"10s\"\nsource = \"proc\""),
+                of: "window = \"10s\"", with: "window = \"10s\"\nsource = \"proc\"\nscanner = \"poll\""),
             extraArguments: ["--proc-root", root.path], environment: ["WATCHDOG_USEC": "2000000"])
         defer { failing.stop() }
         let line = try failing.awaitLine("sampler failure") { $0.contains("MESSAGE_ID=\(MessageID.samplerFailure)") }
