@@ -7,15 +7,15 @@ import Glibc
 /// namespace with all its holders) and a tracepoint counting sockets entering and leaving
 /// CLOSE_WAIT (read from shared memory, no syscall). `open` says why it cannot load.
 public final class EBPFScanner {
-    private let handle: OpaquePointer
-    private var buffer: UnsafeMutablePointer<UInt8>?
-    private var capacity = 0
+    private var handles: cw_handles
+    private let counterView: UnsafePointer<cw_counters>
+    private var chunk: UnsafeMutableRawBufferPointer
     /// `tp_btf` or `raw_tp`: how the state-change counter is attached.
     public let attach: String
     /// The network namespace the daemon runs in.
     public let ownNetns: UInt64
-    /// Reads resumed after the kernel's per-read limit of a million objects (-EAGAIN).
-    public private(set) var resumedReads = 0
+    /// Passes left before the iterator is removed (CLOSEWAITD_BPF_FAULT=pass-after:N).
+    private var passesLeft: Int?
 
     /// Why the eBPF scanner cannot run here, in one sentence.
     public struct Unavailable: Error, CustomStringConvertible, Sendable {
@@ -36,6 +36,17 @@ public final class EBPFScanner {
         }
     }
 
+    /// The `closewaitd` executable that loads the programs in a process of its own (libbpf's
+    /// relocation against the kernel's BTF peaks at ~12 MiB, which the daemon then never
+    /// holds); nil: load here (a process that is not `closewaitd`: tests, the benchmark,
+    /// unless it names one).
+    nonisolated(unsafe) public static var helper: String? = {
+        guard let exe = try? ProcFS().readLink("self/exe"),
+            String(decoding: exe, as: UTF8.self).hasSuffix("/closewaitd")
+        else { return nil }
+        return "/proc/self/exe"
+    }()
+
     /// Checks what the kernel and our privileges must offer, then loads and attaches.
     /// - Parameter states: the TCP states passes report (CLOSE_WAIT for the daemon).
     public static func open(states: Set<TCPState>, fault: Fault? = Fault.fromEnvironment) throws(Unavailable)
@@ -47,32 +58,61 @@ public final class EBPFScanner {
         var log = [CChar](repeating: 0, count: 1 << 16)
         var error: Int32 = 0
         var stage: Int32 = 0
-        let opened = log.withUnsafeMutableBufferPointer {
-            cw_scanner_open(mask, fault == .verifier ? 1 : 0, $0.baseAddress, $0.count, &error, &stage)
+        var handles = cw_handles()
+        let reject = fault == .verifier
+        let rc: Int32
+        if let helper {
+            var arguments = ["closewaitd", "bpf-loader", "--states", String(mask)] + (reject ? ["--reject"] : [])
+            let argv = arguments.indices.map { strdup(arguments[$0]) } + [nil]
+            defer { for arg in argv { free(arg) } }
+            arguments = []
+            rc = log.withUnsafeMutableBufferPointer { buffer in
+                argv.withUnsafeBufferPointer { args in
+                    cw_load_in_helper(
+                        helper, UnsafePointer(args.baseAddress!), 30_000, &handles, buffer.baseAddress, buffer.count,
+                        &error, &stage)
+                }
+            }
+        } else {
+            rc = log.withUnsafeMutableBufferPointer {
+                cw_load_here(mask, reject ? 1 : 0, &handles, $0.baseAddress, $0.count, &error, &stage)
+            }
         }
-        guard let opened else {
-            let text = String(decoding: log.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let text = String(decoding: log.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        guard rc == 0 else {
+            if stage == 0 {
+                let why = String(cString: strerror(-error))
+                throw Unavailable(description: "the loader process (closewaitd bpf-loader) failed: \(why)")
+            }
             throw Unavailable(description: describe(error: -error, stage: stage, log: text))
         }
-        return EBPFScanner(handle: opened, fault: fault)
+        guard let view = cw_counters_map(handles.counters_map) else {
+            let why = String(cString: strerror(errno))
+            for fd in [handles.iter_link, handles.state_link, handles.counters_map] { close(fd) }
+            throw Unavailable(description: "the kernel's counters could not be mapped (\(why))")
+        }
+        return EBPFScanner(handles: handles, counters: view, fault: fault)
     }
 
-    private init(handle: OpaquePointer, fault: Fault?) {
-        self.handle = handle
-        attach = cw_scanner_attach_kind(handle) == Int32(CW_ATTACH_RAW_TP.rawValue) ? "raw_tp" : "tp_btf"
+    private init(handles: cw_handles, counters: UnsafePointer<cw_counters>, fault: Fault?) {
+        self.handles = handles
+        counterView = counters
+        attach = handles.attach == Int32(CW_ATTACH_RAW_TP.rawValue) ? "raw_tp" : "tp_btf"
         ownNetns = NetNamespaces().own ?? 0
-        if case let .passAfter(n) = fault { cw_scanner_fail_after(handle, n) }
+        chunk = .allocate(byteCount: 256 << 10, alignment: 8)
+        if case let .passAfter(n) = fault { passesLeft = n }
     }
 
     deinit {
-        cw_scanner_close(handle)
-        free(buffer)
+        munmap(UnsafeMutableRawPointer(mutating: counterView), Int(sysconf(Int32(_SC_PAGESIZE))))
+        for fd in [handles.iter_link, handles.state_link, handles.counters_map] where fd >= 0 { close(fd) }
+        chunk.deallocate()
     }
 
-    /// The kernel's counters now.
+    /// The kernel's counters now (shared memory: no system call).
     public var counters: (entered: UInt64, left: UInt64, sinceFull: UInt64, backlogCut: UInt64) {
-        let c = cw_scanner_counters(handle)!
-        return (c.pointee.entered, c.pointee.left, c.pointee.since_full, c.pointee.backlog_cut)
+        let c = counterView.pointee
+        return (c.entered, c.left, c.since_full, c.backlog_cut)
     }
 
     /// Entries and exits so far: a pass is out of date when this moved.
@@ -81,13 +121,39 @@ public final class EBPFScanner {
         return c.entered &+ c.left
     }
 
-    /// One iterator pass over every process's open files.
-    public func pass() throws(Errno) -> KernelPassFormat.Decoded {
-        var again = 0
-        let read = cw_scanner_pass(handle, &buffer, &capacity, &again)
-        resumedReads += again
-        if read < 0 { throw Errno(Int32(-read), call: "the eBPF iterator pass") }
-        return KernelPassFormat.decode(UnsafeRawBufferPointer(start: buffer, count: read))
+    /// Reads resumed after the kernel's per-read limit of a million objects (-EAGAIN).
+    public private(set) var resumedReads = 0
+
+    /// One iterator pass over every process's open files, joined as it is read (256 KiB at a
+    /// time: the raw records of a pass are never held whole).
+    public func pass(onlyOwn: Bool) throws(Errno) -> KernelPass {
+        if let left = passesLeft {
+            if left == 0 && handles.iter_link >= 0 {
+                close(handles.iter_link)
+                handles.iter_link = -1
+            }
+            passesLeft = max(0, left - 1)
+        }
+        guard handles.iter_link >= 0 else { throw Errno(ENOLINK, call: "the eBPF iterator pass") }
+        let fd = cw_iter_open(handles.iter_link)
+        guard fd >= 0 else { throw Errno(-fd, call: "the eBPF iterator pass") }
+        defer { close(fd) }
+        var builder = KernelPass.Builder(ownNetns: ownNetns, onlyOwn: onlyOwn)
+        while true {
+            let n = read(fd, chunk.baseAddress, chunk.count)
+            if n < 0 {
+                if errno == EINTR { continue }
+                // A million objects visited with nothing written: the pass goes on from there.
+                if errno == EAGAIN {
+                    resumedReads += 1
+                    continue
+                }
+                throw Errno(errno, call: "the eBPF iterator pass")
+            }
+            if n == 0 { break }
+            builder.feed(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
+        }
+        return builder.finish()
     }
 
     /// Linux 5.11 (bpf_sock_from_file), kernel BTF, and CAP_BPF + CAP_PERFMON (or

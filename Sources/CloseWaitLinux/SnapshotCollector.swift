@@ -156,8 +156,7 @@ public struct SnapshotCollector {
         var reason = schedule.due(now: now, generation: ebpf.generation)
         func runPass(_ why: PassSchedule.Reason) throws {
             let generation = ebpf.generation
-            let decoded = try ebpf.pass()
-            var pass = KernelPass(decoded, ownNetns: ebpf.ownNetns, onlyOwn: onlyOwnNamespace)
+            var pass = try ebpf.pass(onlyOwn: onlyOwnNamespace)
             // The own namespace's table too (one netlink dump): what no fd leads to.
             pass.addUnseen(try sampler.samplePerFamily(states))
             lastPass = pass

@@ -83,6 +83,8 @@ struct Bench: ParsableCommand {
             return
         }
         var config = BenchConfig(binDir: dir, runs: runs, ticks: ticks, daemonSeconds: daemonSeconds)
+        // The pipeline here loads the eBPF programs as the daemon does: in a loader process.
+        EBPFScanner.helper = dir + "/closewaitd"
         var names = sizes.split(separator: ",").map(String.init)
         var namespaceCounts = namespaces.split(separator: ",").compactMap { Int($0) }.filter { $0 > 0 }
         if smoke {

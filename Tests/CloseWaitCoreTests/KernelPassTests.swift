@@ -81,6 +81,31 @@ struct KernelPassTests {
         #expect(onlyOwn.records.map(\.inode) == [501, 0] && onlyOwn.foreign.isEmpty)
     }
 
+    @Test func aPassReadInChunksOfAnySizeIsThePassReadWhole() {
+        var bytes = [UInt8]()
+        for i in 0..<50 {
+            let n = i % 40
+            bytes += Self.bytes(sock: UInt64(n), inode: UInt64(500 + n), tgid: UInt32(100 + i % 3))
+        }
+        let whole = KernelPass(Self.decode(bytes), ownNetns: 4_026_531_840)
+        for size in [1, 7, 87, 88, 89, 1000] {
+            var builder = KernelPass.Builder(ownNetns: 4_026_531_840)
+            var start = 0
+            while start < bytes.count {
+                let end = min(bytes.count, start + size)
+                bytes[start..<end].withUnsafeBytes { builder.feed($0) }
+                start = end
+            }
+            let pass = builder.finish()
+            #expect(
+                pass.records == whole.records && pass.owners == whole.owners && pass.malformed == 0, "chunks of \(size)"
+            )
+        }
+        var cut = KernelPass.Builder(ownNetns: 0)
+        Array(bytes.prefix(100)).withUnsafeBytes { cut.feed($0) }
+        #expect(cut.finish().malformed == 1)
+    }
+
     @Test func socketsTheTableListsAndNoFileLeadsToAreAddedUnowned() {
         var pass = KernelPass(
             Self.decode(

@@ -45,32 +45,37 @@ public enum KernelPassFormat {
         let count = bytes.count / recordSize
         out.entries.reserveCapacity(count)
         if bytes.count % recordSize != 0 { out.malformed += 1 }
+        for index in 0..<count {
+            if let entry = entry(bytes, at: index * recordSize) {
+                out.entries.append(entry)
+            } else {
+                out.malformed += 1
+            }
+        }
+        return out
+    }
+
+    /// The record at `base` (`recordSize` bytes the caller checked are there), or nil when its
+    /// family or state is not one we know.
+    static func entry(_ bytes: UnsafeRawBufferPointer, at base: Int) -> KernelPassEntry? {
         func u16(_ at: Int) -> UInt16 { UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)) }
         func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
         func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
-        for index in 0..<count {
-            let base = index * recordSize
-            let familyRaw = u16(base + 48)
-            guard let state = TCPState(rawValue: bytes[base + 54]),
-                let family: AddressFamily = familyRaw == 2 ? .inet : familyRaw == 10 ? .inet6 : nil
-            else {
-                out.malformed += 1
-                continue
-            }
-            let width = family == .inet ? 4 : 16
-            let local = IPAddress(bytes: bytes, at: base + 56, count: width)
-            let remote = IPAddress(bytes: bytes, at: base + 72, count: width)
-            let record = SocketRecord(
-                family: family, state: state, local: Endpoint(address: local, port: u16(base + 50)),
-                remote: Endpoint(address: remote, port: u16(base + 52)), inode: u64(base + 8), uid: u32(base + 36),
-                recvQ: u32(base + 40), sendQ: u32(base + 44))
-            out.entries.append(
-                KernelPassEntry(
-                    record: record, sock: u64(base), tgid: Int32(truncatingIfNeeded: u32(base + 24)),
-                    fd: Int32(truncatingIfNeeded: u32(base + 28)), netns: UInt64(u32(base + 32)),
-                    enteredNs: u64(base + 16), fromBacklog: bytes[base + 55] & 1 != 0))
-        }
-        return out
+        let familyRaw = u16(base + 48)
+        guard let state = TCPState(rawValue: bytes[base + 54]),
+            let family: AddressFamily = familyRaw == 2 ? .inet : familyRaw == 10 ? .inet6 : nil
+        else { return nil }
+        let width = family == .inet ? 4 : 16
+        let local = IPAddress(bytes: bytes, at: base + 56, count: width)
+        let remote = IPAddress(bytes: bytes, at: base + 72, count: width)
+        let record = SocketRecord(
+            family: family, state: state, local: Endpoint(address: local, port: u16(base + 50)),
+            remote: Endpoint(address: remote, port: u16(base + 52)), inode: u64(base + 8), uid: u32(base + 36),
+            recvQ: u32(base + 40), sendQ: u32(base + 44))
+        return KernelPassEntry(
+            record: record, sock: u64(base), tgid: Int32(truncatingIfNeeded: u32(base + 24)),
+            fd: Int32(truncatingIfNeeded: u32(base + 28)), netns: UInt64(u32(base + 32)),
+            enteredNs: u64(base + 16), fromBacklog: bytes[base + 55] & 1 != 0)
     }
 }
 
@@ -133,32 +138,74 @@ public struct KernelPass: Sendable {
 
     /// - Parameter onlyOwn: keep only the sockets of `ownNetns` (`daemon.namespaces = "own"`).
     public init(_ decoded: KernelPassFormat.Decoded, ownNetns: UInt64, onlyOwn: Bool = false) {
-        malformed = decoded.malformed
+        var builder = Builder(ownNetns: ownNetns, onlyOwn: onlyOwn)
+        for entry in decoded.entries { builder.add(entry) }
+        self = builder.finish()
+        malformed += decoded.malformed
+    }
+
+    /// Builds a pass from the iterator's bytes as they are read, in chunks of any size (a
+    /// record may be split between two reads): the raw bytes of a pass are never held whole.
+    public struct Builder {
+        var pass = KernelPass()
+        let ownNetns: UInt64
+        let onlyOwn: Bool
         var seen = Set<UInt64>()
-        seen.reserveCapacity(decoded.entries.count)
-        var holderSet = Set<Int32>()
-        var netnsSet = Set<UInt64>()
-        records.reserveCapacity(decoded.entries.count)
-        owners = OwnerMap(minimumCapacity: decoded.entries.count)
-        for entry in decoded.entries {
-            if onlyOwn && entry.netns != ownNetns { continue }
+        var holders = Set<Int32>()
+        var netns = Set<UInt64>()
+        var tail: [UInt8] = []
+
+        public init(ownNetns: UInt64, onlyOwn: Bool = false) {
+            self.ownNetns = ownNetns
+            self.onlyOwn = onlyOwn
+        }
+
+        public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+            var start = 0
+            if !tail.isEmpty {
+                let need = KernelPassFormat.recordSize - tail.count
+                tail += bytes.prefix(need)
+                start = min(need, bytes.count)
+                guard tail.count == KernelPassFormat.recordSize else { return }
+                let whole = tail
+                tail = []
+                whole.withUnsafeBytes { record($0, at: 0) }
+            }
+            while start + KernelPassFormat.recordSize <= bytes.count {
+                record(bytes, at: start)
+                start += KernelPassFormat.recordSize
+            }
+            if start < bytes.count { tail = Array(bytes[start...]) }
+        }
+
+        mutating func record(_ bytes: UnsafeRawBufferPointer, at base: Int) {
+            if let entry = KernelPassFormat.entry(bytes, at: base) { add(entry) } else { pass.malformed += 1 }
+        }
+
+        mutating func add(_ entry: KernelPassEntry) {
+            if onlyOwn && entry.netns != ownNetns { return }
             let inode = entry.record.inode
             if !entry.fromBacklog && inode != 0 && entry.tgid > 0 {
-                owners.add(entry.tgid, for: inode)
-                holderSet.insert(entry.tgid)
+                pass.owners.add(entry.tgid, for: inode)
+                holders.insert(entry.tgid)
             }
             // One record per socket however many fds (forks, passed fds, dup) lead to it, and a
             // backlog connection once however many processes share its listener.
-            guard seen.insert(entry.sock).inserted else { continue }
-            records.append(entry.record)
-            netnsSet.insert(entry.netns)
+            guard seen.insert(entry.sock).inserted else { return }
+            pass.records.append(entry.record)
+            netns.insert(entry.netns)
             if inode != 0 {
-                if entry.netns != ownNetns { foreign[inode] = entry.netns }
-                if entry.enteredNs > 0 { enteredAt[inode] = Double(entry.enteredNs) / 1e9 }
+                if entry.netns != ownNetns { pass.foreign[inode] = entry.netns }
+                if entry.enteredNs > 0 { pass.enteredAt[inode] = Double(entry.enteredNs) / 1e9 }
             }
         }
-        holders = holderSet.sorted()
-        namespaces = netnsSet.count
+
+        public mutating func finish() -> KernelPass {
+            if !tail.isEmpty { pass.malformed += 1 }
+            pass.holders = holders.sorted()
+            pass.namespaces = netns.count
+            return pass
+        }
     }
 }
 
