@@ -115,10 +115,13 @@ public final class EBPFScanner {
         return (c.entered, c.left, c.since_full, c.backlog_cut)
     }
 
-    /// Entries and exits so far: a pass is out of date when this moved.
+    /// The set of sockets in CLOSE_WAIT now, as a number: the count in CLOSE_WAIT since load
+    /// (entered - left) and the XOR of their hashes. A pass is out of date when this moved; a
+    /// socket that entered and left between two ticks (a server whose client closed first, a
+    /// /metrics scrape) moves neither, so a busy host still reuses its passes.
     public var generation: UInt64 {
-        let c = counters
-        return c.entered &+ c.left
+        let c = counterView.pointee
+        return c.set_hash ^ (c.entered &- c.left) &* 0x9E37_79B9_7F4A_7C15
     }
 
     /// Reads resumed after the kernel's per-read limit of a million objects (-EAGAIN).
@@ -138,7 +141,7 @@ public final class EBPFScanner {
         let fd = cw_iter_open(handles.iter_link)
         guard fd >= 0 else { throw Errno(-fd, call: "the eBPF iterator pass") }
         defer { close(fd) }
-        var builder = KernelPass.Builder(ownNetns: ownNetns, onlyOwn: onlyOwn)
+        var builder = KernelPass.Builder(ownNetns: ownNetns, onlyOwn: onlyOwn, capacity: lastCount + lastCount / 8)
         while true {
             let n = read(fd, chunk.baseAddress, chunk.count)
             if n < 0 {
@@ -153,8 +156,13 @@ public final class EBPFScanner {
             if n == 0 { break }
             builder.feed(UnsafeRawBufferPointer(rebasing: chunk[0..<n]))
         }
-        return builder.finish()
+        let pass = builder.finish()
+        lastCount = pass.records.count
+        return pass
     }
+
+    /// Sockets the last pass found (the next one reserves room for them at once).
+    private var lastCount = 0
 
     /// Linux 5.11 (bpf_sock_from_file), kernel BTF, and CAP_BPF + CAP_PERFMON (or
     /// CAP_SYS_ADMIN); TIME_WAIT and SYN_RECV have no file and are not seen by the iterator.

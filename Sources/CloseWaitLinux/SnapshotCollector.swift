@@ -27,6 +27,11 @@ public struct SnapshotCollector {
     var ebpf: EBPFScanner?
     var schedule = PassSchedule(auditInterval: 300)
     var lastPass: KernelPass?
+    /// Sockets the own namespace's table listed and the last pass did not see, by key.
+    var unseenBefore = Set<KernelPass.TableKey>()
+    /// The last join, reused on a tick that reuses its pass with the same holders (only their
+    /// fd counts are new), with the holders' identities and whether it kept the sockets.
+    var lastJoin: (snapshot: Snapshot, identities: [Int32: ProcessIdentity], keepSockets: Bool)?
     var holderDetails = HolderDetails()
     /// Consecutive failed passes; at `maxPassFailures` the scanner is given up for polling.
     var passFailures = 0
@@ -88,7 +93,9 @@ public struct SnapshotCollector {
     }
 
     /// Processes tracked at most (`daemon.max_processes`).
-    public var maxProcesses = Snapshot.defaultMaxProcesses
+    public var maxProcesses = Snapshot.defaultMaxProcesses {
+        didSet { lastJoin = nil }
+    }
 
     /// One sample: the kernel's sockets in `states`, joined with their owners.
     /// - Parameter now: monotonic seconds, for the owner index's full-walk schedule.
@@ -155,10 +162,23 @@ public struct SnapshotCollector {
         let started = monotonicNow()
         var reason = schedule.due(now: now, generation: ebpf.generation)
         func runPass(_ why: PassSchedule.Reason) throws {
+            // The last pass is not kept while the next one is built (two at once at 50k sockets).
+            lastPass = nil
+            lastJoin = nil
             let generation = ebpf.generation
+            // The own namespace's table first (one netlink dump), then the pass: a socket the
+            // table lists and the pass does not is one no file leads to (in flight in a unix
+            // socket's queue), or one that changed state in between. When the counters say
+            // nothing changed during the pass, every such socket is real; otherwise only those
+            // the previous pass did not see either (a socket leaving mid-pass is no ghost).
+            let table = try sampler.samplePerFamily(states)
             var pass = try ebpf.pass(onlyOwn: onlyOwnNamespace)
-            // The own namespace's table too (one netlink dump): what no fd leads to.
-            pass.addUnseen(try sampler.samplePerFamily(states))
+            let unseen = pass.unseen(in: table)
+            let keys = Set(unseen.map(KernelPass.TableKey.init))
+            pass.addUnowned(
+                ebpf.generation == generation
+                    ? unseen : unseen.filter { unseenBefore.contains(KernelPass.TableKey($0)) })
+            unseenBefore = keys
             lastPass = pass
             schedule.passed(now: now, generation: generation)
             reason = why
@@ -175,10 +195,24 @@ public struct SnapshotCollector {
         }
         passFailures = 0
         let attributed = monotonicNow()
-        let snapshot = Snapshot.join(
-            records: pass.records, owners: pass.owners, details: refreshed.details,
-            statistics: refreshed.statistics, source: .ebpf, states: states, keepSockets: keepSockets,
-            foreign: pass.foreign, maxProcesses: maxProcesses)
+        let identities = refreshed.details.mapValues(\.identity)
+        var snapshot: Snapshot
+        if reason == nil, let last = lastJoin, last.identities == identities, last.keepSockets == keepSockets {
+            // The same sockets and holders as the last join: only the fd counts are new.
+            snapshot = last.snapshot
+            for index in snapshot.processes.indices {
+                let pid = snapshot.processes[index].details.pid
+                guard let fresh = refreshed.details[pid] else { continue }
+                snapshot.processes[index].details.fdOpen = fresh.fdOpen
+            }
+            snapshot.statistics = refreshed.statistics
+        } else {
+            snapshot = Snapshot.join(
+                records: pass.records, owners: pass.owners, details: refreshed.details,
+                statistics: refreshed.statistics, source: .ebpf, states: states, keepSockets: keepSockets,
+                foreign: pass.foreign, maxProcesses: maxProcesses)
+        }
+        lastJoin = (snapshot, identities, keepSockets)
         var coverage = NamespaceCoverage()
         coverage.namespaces = pass.foreign.isEmpty ? 0 : Set(pass.foreign.values).count
         coverage.read = coverage.namespaces

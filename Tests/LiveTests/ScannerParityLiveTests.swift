@@ -1,4 +1,5 @@
 import CloseWaitCore
+import CloseWaitLinux
 import Foundation
 import Testing
 import WorkloadSupport
@@ -160,6 +161,62 @@ import WorkloadSupport
             let table =
                 namespaced.holders.contains(socket.pid) || namespaced.sharers.contains(socket.pid) ? inside : host
             #expect(table[socket.inode]?.contains(Int(socket.pid)) == true, "ss lacks \(socket)")
+        }
+    }
+
+    /// The counters a tick reads: a socket that enters CLOSE_WAIT and leaves it between two
+    /// reads (a client that closes first, a /metrics scrape) moves the entry counter but not
+    /// the set's fingerprint, so a busy host reuses its passes; a socket that stays moves it,
+    /// and its close moves it back.
+    @Test func aSocketThatEntersAndLeavesBetweenTwoReadsLeavesTheFingerprintAlone() throws {
+        try #require(getuid() == 0, "loading BPF programs needs CAP_BPF")
+        let scanner = try EBPFScanner.open(states: [.closeWait], fault: nil)
+        func python(_ code: String) throws {
+            let r = try run("/usr/bin/python3", ["-c", code])
+            #expect(r.status == 0, "\(r.stderr)")
+        }
+        let transient = """
+            import socket
+            L = socket.socket(); L.bind(('127.0.0.1', 0)); L.listen(4)
+            for _ in range(20):
+                c = socket.create_connection(L.getsockname()); a, _ = L.accept(); a.close()
+                assert c.recv(1) == b''; c.close()
+            """
+        // Other tests make sockets too: a quiet moment is waited for, then the transients made.
+        var before = scanner.counters
+        var generation = scanner.generation
+        try waitFor("a quiet moment on the host", timeout: 30) {
+            before = scanner.counters
+            generation = scanner.generation
+            try python(transient)
+            return scanner.counters.entered - before.entered == 20 && scanner.counters.left - before.left == 20
+        }
+        #expect(scanner.generation == generation)
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        holder.arguments = [
+            "-c",
+            """
+            import socket, sys, time
+            L = socket.socket(); L.bind(('127.0.0.1', 0)); L.listen(4)
+            c = socket.create_connection(L.getsockname()); a, _ = L.accept(); a.close()
+            assert c.recv(1) == b''; print('held', flush=True); sys.stdin.read(); c.close()
+            """,
+        ]
+        let input = Pipe(), output = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = output
+        try holder.run()
+        defer {
+            kill(holder.processIdentifier, SIGKILL)
+            holder.waitUntilExit()
+        }
+        _ = output.fileHandleForReading.availableData
+        try waitFor("the held socket to move the fingerprint", timeout: 10) { scanner.generation != generation }
+        input.fileHandleForWriting.closeFile()
+        holder.waitUntilExit()
+        try waitFor("its close to move it back (or another test's socket)", timeout: 10) {
+            scanner.generation == generation || scanner.counters.entered - before.entered > 21
         }
     }
 

@@ -76,6 +76,25 @@ assert mine[0]["innerPid"] and mine[0]["netns"], mine
 EOF
 log "PASS - snapshot --json lists the leaker with runtime podman, its id, pid inside and netns"
 
+# Both scanners see the container's sockets alike, and as ss does inside its namespace.
+"$BIN_DIR/closewaitd" snapshot --json --scanner poll >"$WORK/poll.json" || die "snapshot --scanner poll failed"
+"$BIN_DIR/closewaitd" snapshot --json --scanner ebpf >"$WORK/ebpf.json" || die "snapshot --scanner ebpf failed"
+LEAKER=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([p["pid"] for p in d["processes"] if p["container"] and p["container"]["id"] == sys.argv[2]][0])' "$WORK/ebpf.json" "$CID") \
+    || die "the eBPF scanner does not list the container's leaker"
+nsenter -t "$LEAKER" -n ss -tanpe state close-wait >"$WORK/ss.txt" || die "ss inside the container's namespace failed"
+python3 - "$WORK/poll.json" "$WORK/ebpf.json" "$WORK/ss.txt" "$LEAKER" <<'EOF' || die "the scanners disagree on the container's sockets"
+import json, re, sys
+def mine(path):
+    doc = json.load(open(path))
+    return {(s["inode"], s["local"], s["remote"], s["state"], s["recvQ"], tuple(s["owners"]), s["netns"])
+            for s in doc["sockets"] if int(sys.argv[4]) in s["owners"]}
+poll, ebpf = mine(sys.argv[1]), mine(sys.argv[2])
+assert poll == ebpf and len(ebpf) == 6, (poll ^ ebpf, len(ebpf))
+ss = {int(m.group(1)) for line in open(sys.argv[3]) if "pid=%s," % sys.argv[4] in line for m in [re.search(r"ino:(\d+)", line)] if m}
+assert ss == {s[0] for s in ebpf}, (ss, {s[0] for s in ebpf})
+EOF
+log "PASS - the eBPF and the poll scanner list the container's 6 sockets alike, with the owners ss shows in its namespace"
+
 "$BIN_DIR/closewaitd" explain "podman:${CID:0:12}" --state-file "$WORK/state.json" >"$WORK/explain.txt" || die "explain podman:${CID:0:12} failed"
 grep -q "(container podman:${CID:0:12}, pid [0-9]* inside" "$WORK/explain.txt" || die "explain does not name the container: $(head -3 "$WORK/explain.txt")"
 log "PASS - closewaitd explain podman:${CID:0:12} finds it"

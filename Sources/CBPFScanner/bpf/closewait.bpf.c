@@ -182,8 +182,51 @@ int scan(struct bpf_iter__task_file *ctx)
     return 0;
 }
 
-static __always_inline void changed(__u64 key, int oldstate, int newstate)
+/* A 64-bit mix of the socket's address (splitmix64's finaliser). */
+static __always_inline __u64 mix(__u64 x)
 {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* XOR into the set's fingerprint. The compat object (kernels before 5.12 have no atomic
+ * XOR) updates it without an atomic: the count of sockets in CLOSE_WAIT (atomic adds) still
+ * moves with every entry or exit, so a lost update alone cannot hide a change; two lost at
+ * once that cancel out in count as well are left to the next audit pass. */
+static __always_inline void toggle(__u64 id)
+{
+#ifdef CW_COMPAT
+    counters.set_hash ^= id;
+#else
+    __sync_fetch_and_xor(&counters.set_hash, id);
+#endif
+}
+
+/* The socket's identity for the fingerprint, as a number the verifier lets us compute with
+ * (arithmetic on a kernel pointer is refused): its addresses, ports and namespace, which do
+ * not change between entering and leaving CLOSE_WAIT and tell one connection from another. */
+static __always_inline __u64 identity(struct sock *sk)
+{
+    struct sock_common *c = &sk->__sk_common;
+    __u64 id = mix(((__u64)c->skc_rcv_saddr << 32) | c->skc_daddr);
+    id = mix(id ^ (((__u64)c->skc_num << 48) | ((__u64)c->skc_dport << 32) | c->skc_net.net->ns.inum));
+    if (c->skc_family == AF_INET6) {
+        __u64 words[4];
+        __builtin_memcpy(words, &c->skc_v6_rcv_saddr, 16);
+        __builtin_memcpy(&words[2], &c->skc_v6_daddr, 16);
+        for (int i = 0; i < 4; i++)
+            id = mix(id ^ words[i]);
+    }
+    return id;
+}
+
+static __always_inline void changed(__u64 key, __u64 id, int oldstate, int newstate)
+{
+    if (newstate == TCP_CLOSE_WAIT || oldstate == TCP_CLOSE_WAIT)
+        toggle(id);
     if (newstate == TCP_CLOSE_WAIT) {
         __sync_fetch_and_add(&counters.entered, 1);
         __u64 now = bpf_ktime_get_ns();
@@ -198,7 +241,9 @@ static __always_inline void changed(__u64 key, int oldstate, int newstate)
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_state, struct sock *sk, int oldstate, int newstate)
 {
-    changed((__u64)sk, oldstate, newstate);
+    if (newstate != TCP_CLOSE_WAIT && oldstate != TCP_CLOSE_WAIT)
+        return 0;
+    changed((__u64)sk, identity(sk), oldstate, newstate);
     return 0;
 }
 
@@ -206,7 +251,8 @@ int BPF_PROG(on_state, struct sock *sk, int oldstate, int newstate)
 SEC("raw_tp/inet_sock_set_state")
 int on_state_raw(__u64 *ctx)
 {
-    changed(ctx[0], (int)ctx[1], (int)ctx[2]);
+    /* No kernel reads here: the socket's address, a plain number in this program type. */
+    changed(ctx[0], mix(ctx[0]), (int)ctx[1], (int)ctx[2]);
     return 0;
 }
 

@@ -34,6 +34,9 @@ struct cw_counters {
     __u64 left;           /* sockets that left it */
     __u64 since_full;     /* entry times not kept: the map was full */
     __u64 backlog_cut;    /* accept queues not walked to their end (longer than the bound) */
+    __u64 set_hash;       /* XOR of a hash of every socket in CLOSE_WAIT that entered since load:
+                           * a socket that enters and leaves between two reads cancels out, so
+                           * the set's fingerprint moves only when the set at the read differs */
 };
 
 #endif

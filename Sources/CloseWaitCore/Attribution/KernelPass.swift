@@ -107,33 +107,48 @@ public struct KernelPass: Sendable {
 
     public init() {}
 
-    /// Adds the sockets of `table` (the own namespace's, from netlink) the pass did not see:
-    /// the iterator only finds sockets through files, and a socket in flight in a unix
-    /// socket's queue has none — the poll path shows it unowned, so must this one.
-    public mutating func addUnseen(_ table: [SocketRecord]) {
-        var inodes = Set<UInt64>()
-        var backlog = Set<SocketKey>()
-        for record in records {
-            if record.inode != 0 { inodes.insert(record.inode) } else { backlog.insert(SocketKey(record)) }
-        }
-        for record in table {
-            let seen = record.inode != 0 ? inodes.contains(record.inode) : backlog.contains(SocketKey(record))
-            if seen { continue }
-            var kept = record
-            kept.cookie = nil
-            records.append(kept)
-            unseen += 1
+    /// A socket of a socket table the pass may not have seen: its inode, or for a connection
+    /// without one (a backlog) its addresses.
+    public struct TableKey: Hashable, Sendable {
+        var inode: UInt64
+        var local: Endpoint?
+        var remote: Endpoint?
+        public init(_ record: SocketRecord) {
+            inode = record.inode
+            if record.inode == 0 {
+                local = record.local
+                remote = record.remote
+            }
         }
     }
 
-    /// A connection without an inode, known by its addresses.
-    struct SocketKey: Hashable {
-        var local: Endpoint
-        var remote: Endpoint
-        init(_ record: SocketRecord) {
-            local = record.local
-            remote = record.remote
+    /// The sockets of `table` (the own namespace's, from netlink) the pass did not see. The
+    /// iterator only finds sockets through files, and a socket in flight in a unix socket's
+    /// queue has none: the poll path shows it unowned, so must this one.
+    public func unseen(in table: [SocketRecord]) -> [SocketRecord] {
+        var inodes = Set<UInt64>()
+        var backlog = Set<TableKey>()
+        for record in records {
+            if record.inode != 0 { inodes.insert(record.inode) } else { backlog.insert(TableKey(record)) }
         }
+        return table.filter {
+            $0.inode != 0 ? !inodes.contains($0.inode) : !backlog.contains(TableKey($0))
+        }
+    }
+
+    /// Adds sockets no file leads to (`unseen(in:)`), unowned.
+    public mutating func addUnowned(_ extra: [SocketRecord]) {
+        for record in extra {
+            var kept = record
+            kept.cookie = nil
+            records.append(kept)
+        }
+        unseen += extra.count
+    }
+
+    /// `unseen(in:)` then `addUnowned`.
+    public mutating func addUnseen(_ table: [SocketRecord]) {
+        addUnowned(unseen(in: table))
     }
 
     /// - Parameter onlyOwn: keep only the sockets of `ownNetns` (`daemon.namespaces = "own"`).
@@ -155,9 +170,13 @@ public struct KernelPass: Sendable {
         var netns = Set<UInt64>()
         var tail: [UInt8] = []
 
-        public init(ownNetns: UInt64, onlyOwn: Bool = false) {
+        /// - Parameter capacity: sockets expected (the last pass's), reserved at once rather
+        ///   than grown by doubling.
+        public init(ownNetns: UInt64, onlyOwn: Bool = false, capacity: Int = 0) {
             self.ownNetns = ownNetns
             self.onlyOwn = onlyOwn
+            pass.records.reserveCapacity(capacity)
+            pass.owners = OwnerMap(minimumCapacity: capacity)
         }
 
         public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
@@ -185,13 +204,18 @@ public struct KernelPass: Sendable {
         mutating func add(_ entry: KernelPassEntry) {
             if onlyOwn && entry.netns != ownNetns { return }
             let inode = entry.record.inode
+            // One record per socket however many fds (forks, passed fds, dup) lead to it, and a
+            // backlog connection once however many processes share its listener. Owned sockets
+            // are known by the owner map (no set of 50k addresses); the others by address.
             if !entry.fromBacklog && inode != 0 && entry.tgid > 0 {
+                let known = pass.owners.contains(inode) || seen.contains(entry.sock)
                 pass.owners.add(entry.tgid, for: inode)
                 holders.insert(entry.tgid)
+                if known { return }
+            } else {
+                guard seen.insert(entry.sock).inserted else { return }
+                if inode != 0 && pass.owners.contains(inode) { return }
             }
-            // One record per socket however many fds (forks, passed fds, dup) lead to it, and a
-            // backlog connection once however many processes share its listener.
-            guard seen.insert(entry.sock).inserted else { return }
             pass.records.append(entry.record)
             netns.insert(entry.netns)
             if inode != 0 {

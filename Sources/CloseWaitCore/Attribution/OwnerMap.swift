@@ -24,6 +24,9 @@ public struct OwnerMap: Sendable, Equatable {
     }
 
     public var count: Int { first.count }
+
+    /// Whether `inode` has an owner.
+    public func contains(_ inode: UInt64) -> Bool { first[inode] != nil }
     public var isEmpty: Bool { first.isEmpty }
 
     /// Calls `body` with each owner of `inode`, without allocating.
