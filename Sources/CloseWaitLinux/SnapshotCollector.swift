@@ -166,12 +166,12 @@ public struct SnapshotCollector {
             lastPass = nil
             lastJoin = nil
             let generation = ebpf.generation
-            // The own namespace's table first (one netlink dump), then the pass: a socket the
+            // The own namespace's table first (one netlink dump, both families in one walk), then the pass: a socket the
             // table lists and the pass does not is one no file leads to (in flight in a unix
             // socket's queue), or one that changed state in between. When the counters say
             // nothing changed during the pass, every such socket is real; otherwise only those
             // the previous pass did not see either (a socket leaving mid-pass is no ghost).
-            let table = try sampler.samplePerFamily(states)
+            let table = try sampler.sampleNetlink(states)
             var pass = try ebpf.pass(onlyOwn: onlyOwnNamespace)
             let unseen = pass.unseen(in: table)
             let keys = Set(unseen.map(KernelPass.TableKey.init))

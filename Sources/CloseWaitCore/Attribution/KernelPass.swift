@@ -81,8 +81,19 @@ public enum KernelPassFormat {
 
 extension IPAddress {
     /// From `count` (4 or 16) network-order bytes of a raw buffer; the caller checked bounds.
+    /// No allocation: a pass decodes two per socket, tens of thousands a tick.
     init(bytes: UnsafeRawBufferPointer, at offset: Int, count: Int) {
-        self.init(Array(bytes[offset..<offset + count]), at: 0, count: count)
+        if count == 4 {
+            self = .v4(bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3])
+            return
+        }
+        let high = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+        let low = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self))
+        if high == 0 && low >> 32 == 0xffff {
+            self = .v4(UInt8(low >> 24 & 0xff), UInt8(low >> 16 & 0xff), UInt8(low >> 8 & 0xff), UInt8(low & 0xff))
+        } else {
+            self = .v6(high: high, low: low)
+        }
     }
 }
 
