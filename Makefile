@@ -81,7 +81,7 @@ BPF_CLANG ?= $(dir $(realpath $(SWIFT)))clang
 BPF_SKELS = closewait.skel.h closewait_compat.skel.h
 # $(1): output directory, $(2): object name, $(3): extra compiler flags.
 define bpf_object
-	$(BPF_CLANG) -target bpf -D__TARGET_ARCH_x86 -O2 -g -Wall -Werror $(3) -c $(BPF_DIR)/bpf/closewait.bpf.c -o $(1)/$(2).tmp.o
+	$(BPF_CLANG) -target bpf -D__TARGET_ARCH_x86 -O2 -g -Wall -Werror -ffile-prefix-map=$(CURDIR)=. $(3) -c $(BPF_DIR)/bpf/closewait.bpf.c -o $(1)/$(2).tmp.o
 	bpftool gen object $(1)/$(2).o $(1)/$(2).tmp.o
 	bpftool gen skeleton $(1)/$(2).o name $(2)_bpf > $(1)/$(2).skel.h
 endef

@@ -178,25 +178,30 @@ public struct KernelSampler {
     /// socket table instead of two); cleared for good if the kernel refuses it.
     public var combinedDump = true
 
-    mutating func sampleNetlink(_ states: Set<TCPState>) throws -> [SocketRecord] {
+    /// - Parameter keep: only the records it accepts are kept (see `NetlinkSockDiag.dump`).
+    mutating func sampleNetlink(_ states: Set<TCPState>, keep: ((SocketRecord) -> Bool)? = nil) throws
+        -> [SocketRecord]
+    {
         if combinedDump {
             do {
-                return try netlink.dump(family: nil, states: states)
+                return try netlink.dump(family: nil, states: states, keep: keep)
             } catch InetDiagError.kernel(_, _) {
                 combinedDump = false  // not supported here: per family from now on
             } catch let error as Errno where error.code == EINVAL || error.code == EOPNOTSUPP {
                 combinedDump = false
             }
         }
-        return try samplePerFamily(states)
+        return try samplePerFamily(states, keep: keep)
     }
 
     /// One SOCK_DIAG_BY_FAMILY dump per family; with `peers`, only sockets whose remote end is
     /// one of them (the kernel filters: `EvidenceGatherer`).
-    public mutating func samplePerFamily(_ states: Set<TCPState>, peers: [Endpoint]? = nil) throws -> [SocketRecord] {
-        var records = try netlink.dump(family: .inet, states: states, peers: peers)
+    public mutating func samplePerFamily(
+        _ states: Set<TCPState>, peers: [Endpoint]? = nil, keep: ((SocketRecord) -> Bool)? = nil
+    ) throws -> [SocketRecord] {
+        var records = try netlink.dump(family: .inet, states: states, peers: peers, keep: keep)
         do {
-            records += try netlink.dump(family: .inet6, states: states, peers: peers)
+            records += try netlink.dump(family: .inet6, states: states, peers: peers, keep: keep)
         } catch let error as Errno where error.code == EAFNOSUPPORT || error.code == ENOENT {
             // A kernel without IPv6 has no inet6 sockets to report.
         } catch let InetDiagError.kernel(errno, _) where errno == ENOENT || errno == EAFNOSUPPORT {

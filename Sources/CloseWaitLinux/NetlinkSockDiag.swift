@@ -24,21 +24,24 @@ public struct NetlinkSockDiag {
     /// kernel walk (the TCPDIAG_GETSOCK request).
     /// With `peers` (and a family), only sockets whose remote end is one of them: the kernel
     /// runs an inet_diag bytecode filter (at most 8 peers).
-    public mutating func dump(family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]? = nil) throws
-        -> [SocketRecord]
-    {
+    /// With `keep`, only the records it accepts are kept as the answer is read (the eBPF
+    /// scanner's cross-check wants the few its pass lacks, not 50k records beside the pass).
+    public mutating func dump(
+        family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]? = nil,
+        keep: ((SocketRecord) -> Bool)? = nil
+    ) throws -> [SocketRecord] {
         var attempt = 0
         while true {
             attempt += 1
-            let (records, interrupted) = try dumpOnce(family: family, states: states, peers: peers)
+            let (records, interrupted) = try dumpOnce(family: family, states: states, peers: peers, keep: keep)
             if !interrupted { return records }
             if attempt >= maxAttempts { throw InetDiagError.dumpInterrupted(attempts: attempt) }
         }
     }
 
-    private mutating func dumpOnce(family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]?) throws -> (
-        [SocketRecord], Bool
-    ) {
+    private mutating func dumpOnce(
+        family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]?, keep: ((SocketRecord) -> Bool)?
+    ) throws -> ([SocketRecord], Bool) {
         let fd = try retryingEINTR("socket(AF_NETLINK, NETLINK_SOCK_DIAG)") {
             socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), cw_netlink_sock_diag)
         }
@@ -70,7 +73,7 @@ public struct NetlinkSockDiag {
         guard sent == request.count else { throw Errno(EIO, call: "sendto(sock_diag): short write") }
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var records = [SocketRecord]()
-        records.reserveCapacity(lastCount + lastCount / 8)
+        if keep == nil { records.reserveCapacity(lastCount + lastCount / 8) }
         var interrupted = false
         while true {
             // MSG_TRUNC makes recv return the datagram's real length, so an oversized one is
@@ -101,10 +104,10 @@ public struct NetlinkSockDiag {
             if n == 0 { throw InetDiagError.truncated(offset: 0, need: InetDiag.netlinkHeaderSize, have: 0) }
             if record { recorded.append(Array(buffer[0..<n])) }
             let batch = try InetDiag.parse(buffer[0..<n], sequence: seq)
-            records.append(contentsOf: batch.records)
+            if let keep { records += batch.records.filter(keep) } else { records.append(contentsOf: batch.records) }
             interrupted = interrupted || batch.interrupted
             if batch.done {
-                lastCount = records.count
+                if keep == nil { lastCount = records.count }
                 return (records, interrupted)
             }
         }

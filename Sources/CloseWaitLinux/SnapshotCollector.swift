@@ -166,13 +166,14 @@ public struct SnapshotCollector {
             lastPass = nil
             lastJoin = nil
             let generation = ebpf.generation
-            // The own namespace's table first (one netlink dump, both families in one walk), then the pass: a socket the
-            // table lists and the pass does not is one no file leads to (in flight in a unix
-            // socket's queue), or one that changed state in between. When the counters say
-            // nothing changed during the pass, every such socket is real; otherwise only those
-            // the previous pass did not see either (a socket leaving mid-pass is no ghost).
-            let table = try sampler.sampleNetlink(states)
+            // The pass, then the own namespace's table (one netlink dump, both families in one
+            // walk), keeping as it is read only what the pass lacks: a socket no file leads to
+            // (in flight in a unix socket's queue), or one that changed state in between. When
+            // the counters say nothing changed meanwhile, every such socket is real; otherwise
+            // only those the previous pass lacked too (a socket entering mid-pass is no ghost).
             var pass = try ebpf.pass(onlyOwn: onlyOwnNamespace)
+            let owners = pass.owners
+            let table = try sampler.sampleNetlink(states) { $0.inode == 0 || !owners.contains($0.inode) }
             let unseen = pass.unseen(in: table)
             let keys = Set(unseen.map(KernelPass.TableKey.init))
             pass.addUnowned(

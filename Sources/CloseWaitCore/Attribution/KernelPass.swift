@@ -137,13 +137,15 @@ public struct KernelPass: Sendable {
     /// iterator only finds sockets through files, and a socket in flight in a unix socket's
     /// queue has none: the poll path shows it unowned, so must this one.
     public func unseen(in table: [SocketRecord]) -> [SocketRecord] {
+        // Owned sockets are known by the owner map; only the few others need a set.
         var inodes = Set<UInt64>()
         var backlog = Set<TableKey>()
-        for record in records {
+        for record in records where !owners.contains(record.inode) {
             if record.inode != 0 { inodes.insert(record.inode) } else { backlog.insert(TableKey(record)) }
         }
         return table.filter {
-            $0.inode != 0 ? !inodes.contains($0.inode) : !backlog.contains(TableKey($0))
+            $0.inode != 0
+                ? !owners.contains($0.inode) && !inodes.contains($0.inode) : !backlog.contains(TableKey($0))
         }
     }
 
