@@ -26,7 +26,6 @@ struct cw_objects {
     void *skel;
     void (*destroy)(void *);
     struct bpf_program *scan, *on_state, *on_state_raw;
-    struct cw_counters *counters;
     struct bpf_map *counters_map;
 };
 
@@ -35,7 +34,6 @@ struct cw_scanner {
     struct bpf_link *iter;
     struct bpf_link *state;
     int attach;
-    long fail_after; /* -1: never */
 };
 
 /* libbpf's messages (and the verifier's log it prints) while one open runs. */
@@ -87,7 +85,6 @@ static void unload(struct cw_scanner *s)
             *stage = CW_STAGE_LOAD;                                                                \
             return err;                                                                            \
         }                                                                                          \
-        o->counters = &skel->bss->counters;                                                        \
         o->counters_map = skel->maps.bss;                                                          \
         return 0;                                                                                  \
     }
@@ -112,8 +109,10 @@ static int start(struct cw_scanner *s, int compat, uint32_t state_mask, int reje
     return 0;
 }
 
-struct cw_scanner *cw_scanner_open(uint32_t state_mask, int reject, char *log, size_t loglen,
-                                   int *error, int *stage)
+/* Opens, loads and attaches: the 6.2+ object, then the compat one, each with the BTF-typed
+ * tracepoint, then the raw one. NULL on failure, with the first refusal in *error/*stage. */
+static struct cw_scanner *cw_scanner_open(uint32_t state_mask, int reject, char *log, size_t loglen, int *error,
+                                          int *stage)
 {
     captured = log;
     captured_len = 0;
@@ -125,7 +124,6 @@ struct cw_scanner *cw_scanner_open(uint32_t state_mask, int reject, char *log, s
     int err = -ENOMEM;
     *stage = CW_STAGE_OPEN;
     if (s) {
-        s->fail_after = -1;
         /* The 6.2+ object, then the compat one; each with the BTF-typed tracepoint, then the
          * raw one. The log keeps every attempt's messages; the first refusal is the reason. */
         int first = 0, first_stage = 0;
@@ -157,63 +155,7 @@ struct cw_scanner *cw_scanner_open(uint32_t state_mask, int reject, char *log, s
     return s;
 }
 
-int cw_scanner_attach_kind(const struct cw_scanner *s) { return s->attach; }
-
-const volatile struct cw_counters *cw_scanner_counters(const struct cw_scanner *s)
-{
-    return s->o.counters;
-}
-
-void cw_scanner_fail_after(struct cw_scanner *s, long passes) { s->fail_after = passes; }
-
-long cw_scanner_pass(struct cw_scanner *s, uint8_t **buffer, size_t *capacity, long *again)
-{
-    *again = 0;
-    if (s->fail_after == 0 && s->iter) {
-        bpf_link__destroy(s->iter);
-        s->iter = NULL;
-    }
-    if (s->fail_after > 0)
-        s->fail_after--;
-    if (!s->iter)
-        return -ENOLINK;
-    int fd = bpf_iter_create(bpf_link__fd(s->iter));
-    if (fd < 0)
-        return -errno;
-    size_t used = 0;
-    for (;;) {
-        if (*capacity - used < 65536) {
-            size_t grown = *capacity ? *capacity * 2 : 1 << 20;
-            uint8_t *next = realloc(*buffer, grown);
-            if (!next) {
-                close(fd);
-                return -ENOMEM;
-            }
-            *buffer = next;
-            *capacity = grown;
-        }
-        ssize_t n = read(fd, *buffer + used, *capacity - used);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            /* A million objects visited with nothing written: the pass goes on from there. */
-            (*again)++;
-            continue;
-        }
-        if (n < 0) {
-            int err = errno;
-            close(fd);
-            return -err;
-        }
-        if (n == 0)
-            break;
-        used += (size_t)n;
-    }
-    close(fd);
-    return (long)used;
-}
-
-void cw_scanner_close(struct cw_scanner *s)
+static void cw_scanner_close(struct cw_scanner *s)
 {
     if (!s)
         return;

@@ -124,9 +124,6 @@ public final class EBPFScanner {
         return c.set_hash ^ (c.entered &- c.left) &* 0x9E37_79B9_7F4A_7C15
     }
 
-    /// Reads resumed after the kernel's per-read limit of a million objects (-EAGAIN).
-    public private(set) var resumedReads = 0
-
     /// One iterator pass over every process's open files, joined as it is read (256 KiB at a
     /// time: the raw records of a pass are never held whole).
     public func pass(onlyOwn: Bool) throws(Errno) -> KernelPass {
@@ -147,10 +144,7 @@ public final class EBPFScanner {
             if n < 0 {
                 if errno == EINTR { continue }
                 // A million objects visited with nothing written: the pass goes on from there.
-                if errno == EAGAIN {
-                    resumedReads += 1
-                    continue
-                }
+                if errno == EAGAIN { continue }
                 throw Errno(errno, call: "the eBPF iterator pass")
             }
             if n == 0 { break }
@@ -184,7 +178,7 @@ public final class EBPFScanner {
         if access("/sys/kernel/btf/vmlinux", R_OK) != 0 {
             return "the kernel has no BTF (/sys/kernel/btf/vmlinux; CONFIG_DEBUG_INFO_BTF)"
         }
-        let caps = effectiveCapabilities()
+        let caps = (try? ProcFS().read("self/status", limit: 1 << 16)).flatMap(ProcPidStatus.effectiveCapabilities) ?? 0
         let admin = caps & (1 << 21) != 0
         var missing = [String]()
         if caps & (1 << 39) == 0 && !admin { missing.append("CAP_BPF") }
@@ -193,15 +187,6 @@ public final class EBPFScanner {
             return "missing \(missing.joined(separator: " and ")) (the service grants them with the eBPF drop-in)"
         }
         return nil
-    }
-
-    /// CapEff of this process (/proc/self/status).
-    static func effectiveCapabilities() -> UInt64 {
-        guard let text = try? ProcFS().read("self/status", limit: 1 << 16) else { return 0 }
-        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix("CapEff:") {
-            return UInt64(line.dropFirst("CapEff:".count).trimmingSpacesAndTabs, radix: 16) ?? 0
-        }
-        return 0
     }
 
     static func describe(error: Int32, stage: Int32, log: String) -> String {
@@ -225,11 +210,5 @@ public final class EBPFScanner {
             }
             return "loading the programs failed (\(code))"
         }
-    }
-}
-
-extension Substring {
-    fileprivate var trimmingSpacesAndTabs: Substring {
-        drop(while: { $0 == " " || $0 == "\t" })
     }
 }

@@ -43,11 +43,7 @@ public struct SnapshotCollector {
     /// otherwise polls, with the reason in `scanner`; `ebpf` throws when it cannot load.
     public mutating func selectScanner(_ choice: ScannerChoice, states: Set<TCPState>) throws(EBPFScanner.Unavailable) {
         if choice == scanner.choice, ebpf != nil || choice == .poll || scanner.reason != nil { return }
-        ebpf = nil
-        lastPass = nil
-        schedule.reset()
-        holderDetails.reset()
-        passFailures = 0
+        forgetEBPF()
         guard choice != .poll else {
             scanner = ScannerStatus(active: .poll, choice: .poll)
             return
@@ -61,6 +57,18 @@ public struct SnapshotCollector {
             scanner = ScannerStatus(active: .poll, choice: choice, reason: error.description)
             if choice == .ebpf { throw error }
         }
+    }
+
+    /// Unloads the programs (the fds close with the scanner) and forgets everything the passes
+    /// left: the next eBPF scanner starts from a first pass.
+    mutating func forgetEBPF() {
+        ebpf = nil
+        lastPass = nil
+        lastJoin = nil
+        unseenBefore = []
+        schedule.reset()
+        holderDetails.reset()
+        passFailures = 0
     }
 
     /// Seconds between the eBPF scanner's audit passes (`daemon.full_scan_interval`).
@@ -117,11 +125,11 @@ public struct SnapshotCollector {
                 schedule.invalidate()
                 problem = "the eBPF pass failed (\(error)); polled this tick"
                 if passFailures >= Self.maxPassFailures {
-                    self.ebpf = nil
-                    lastPass = nil
+                    let failures = passFailures
+                    forgetEBPF()
                     scanner = ScannerStatus(
                         active: .poll, choice: scanner.choice,
-                        reason: "the iterator pass failed \(passFailures) times in a row (last: \(error))")
+                        reason: "the iterator pass failed \(failures) times in a row (last: \(error))")
                     problem = "eBPF given up for polling: \(scanner.reason ?? "")"
                 }
             }
@@ -215,7 +223,7 @@ public struct SnapshotCollector {
         }
         lastJoin = (snapshot, identities, keepSockets)
         var coverage = NamespaceCoverage()
-        coverage.namespaces = pass.foreign.isEmpty ? 0 : Set(pass.foreign.values).count
+        coverage.namespaces = pass.foreignNamespaces
         coverage.read = coverage.namespaces
         var result = Result(snapshot: snapshot, coverage: coverage)
         result.scanner = scanner

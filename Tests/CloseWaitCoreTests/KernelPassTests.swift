@@ -35,6 +35,13 @@ struct KernelPassTests {
         bytes.withUnsafeBytes { KernelPassFormat.decode($0) }
     }
 
+    /// The iterator's bytes read in one go, as the scanner's builder joins them.
+    static func pass(_ bytes: [UInt8], ownNetns: UInt64, onlyOwn: Bool = false) -> KernelPass {
+        var builder = KernelPass.Builder(ownNetns: ownNetns, onlyOwn: onlyOwn)
+        bytes.withUnsafeBytes { builder.feed($0) }
+        return builder.finish()
+    }
+
     @Test func recordsDecodeFieldForField() {
         let v6: [UInt8] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
         let decoded = Self.decode(
@@ -61,23 +68,23 @@ struct KernelPassTests {
 
     @Test func aPassJoinsHoldersNamespacesAndEntryTimes() {
         let own: UInt32 = 4_026_531_840
-        let decoded = Self.decode(
+        let bytes =
             // One socket shared by a parent and its forked child, and dup'ed in the parent.
             Self.bytes(sock: 10, inode: 501, tgid: 100, fd: 3, since: 2_500_000_000)
-                + Self.bytes(sock: 10, inode: 501, tgid: 100, fd: 9, since: 2_500_000_000)
-                + Self.bytes(sock: 10, inode: 501, tgid: 101, fd: 3, since: 2_500_000_000)
-                // A container's socket.
-                + Self.bytes(sock: 11, inode: 601, tgid: 200, netns: own + 7)
-                // A connection in the accept queue of a listener two workers share.
-                + Self.bytes(sock: 12, inode: 0, tgid: 300, flags: 1)
-                + Self.bytes(sock: 12, inode: 0, tgid: 301, flags: 1))
-        let pass = KernelPass(decoded, ownNetns: UInt64(own))
+            + Self.bytes(sock: 10, inode: 501, tgid: 100, fd: 9, since: 2_500_000_000)
+            + Self.bytes(sock: 10, inode: 501, tgid: 101, fd: 3, since: 2_500_000_000)
+            // A container's socket.
+            + Self.bytes(sock: 11, inode: 601, tgid: 200, netns: own + 7)
+            // A connection in the accept queue of a listener two workers share.
+            + Self.bytes(sock: 12, inode: 0, tgid: 300, flags: 1)
+            + Self.bytes(sock: 12, inode: 0, tgid: 301, flags: 1)
+        let pass = Self.pass(bytes, ownNetns: UInt64(own))
         #expect(pass.records.map(\.inode) == [501, 601, 0])
         #expect(pass.owners[501] == [100, 101] && pass.owners[601] == [200] && pass.owners[0].isEmpty)
         #expect(pass.holders == [100, 101, 200])
-        #expect(pass.foreign == [601: UInt64(own) + 7] && pass.namespaces == 2)
+        #expect(pass.foreign == [601: UInt64(own) + 7] && pass.foreignNamespaces == 1)
         #expect(pass.enteredAt == [501: 2.5])
-        let onlyOwn = KernelPass(decoded, ownNetns: UInt64(own), onlyOwn: true)
+        let onlyOwn = Self.pass(bytes, ownNetns: UInt64(own), onlyOwn: true)
         #expect(onlyOwn.records.map(\.inode) == [501, 0] && onlyOwn.foreign.isEmpty)
     }
 
@@ -87,7 +94,10 @@ struct KernelPassTests {
             let n = i % 40
             bytes += Self.bytes(sock: UInt64(n), inode: UInt64(500 + n), tgid: UInt32(100 + i % 3))
         }
-        let whole = KernelPass(Self.decode(bytes), ownNetns: 4_026_531_840)
+        // Whole: every record decoded alone, then joined in order.
+        var joined = KernelPass.Builder(ownNetns: 4_026_531_840)
+        for entry in Self.decode(bytes).entries { joined.add(entry) }
+        let whole = joined.finish()
         for size in [1, 7, 87, 88, 89, 1000] {
             var builder = KernelPass.Builder(ownNetns: 4_026_531_840)
             var start = 0
@@ -107,9 +117,8 @@ struct KernelPassTests {
     }
 
     @Test func socketsTheTableListsAndNoFileLeadsToAreAddedUnowned() {
-        var pass = KernelPass(
-            Self.decode(
-                Self.bytes(sock: 10, inode: 501, tgid: 100) + Self.bytes(sock: 12, inode: 0, tgid: 300, flags: 1)),
+        var pass = Self.pass(
+            Self.bytes(sock: 10, inode: 501, tgid: 100) + Self.bytes(sock: 12, inode: 0, tgid: 300, flags: 1),
             ownNetns: 4_026_531_840)
         let table =
             pass.records + [
@@ -123,7 +132,7 @@ struct KernelPassTests {
                     family: .inet, state: .closeWait, local: Endpoint(address: .v4(127, 0, 0, 1), port: 3),
                     remote: Endpoint(address: .v4(127, 0, 0, 1), port: 4), inode: 0, uid: 0, recvQ: 1, sendQ: 0),
             ]
-        pass.addUnseen(table)
+        pass.addUnowned(pass.unseen(in: table))
         #expect(pass.records.map(\.inode) == [501, 0, 777, 0] && pass.unseen == 2)
         #expect(pass.owners[777].isEmpty && pass.records[2].cookie == nil)
     }

@@ -25,6 +25,9 @@ import Testing
     @Test func uidFromStatus() throws {
         #expect(try ProcPidStatus.parseUID("Name:\tjava\nUid:\t1000\t1000\t1000\t1000\nGid:\t1\n") == 1000)
         #expect(throws: ProcFileError.self) { try ProcPidStatus.parseUID("Name:\tjava\n") }
+        #expect(
+            ProcPidStatus.effectiveCapabilities(Array("Name:\tx\nCapEff:\t000001c000000000\n".utf8)) == 0x1c0_0000_0000)
+        #expect(ProcPidStatus.effectiveCapabilities(Array("CapEff:\tzz\n".utf8)) == nil)
     }
 
     @Test(

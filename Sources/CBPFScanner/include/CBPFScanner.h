@@ -1,14 +1,12 @@
 /* closewaitd's eBPF loader: opens, loads and attaches the programs of closewait.bpf.c (the
- * generated skeleton, committed) and runs iterator passes. No libbpf type is visible here,
- * so Swift imports only this. */
+ * generated skeleton, committed) and hands them over as file descriptors; passes run on the
+ * iterator link. No libbpf type is visible here, so Swift imports only this. */
 #ifndef CBPFSCANNER_H
 #define CBPFSCANNER_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "cw_record.h"
-
-struct cw_scanner;
 
 enum cw_attach {
     CW_ATTACH_TP_BTF = 1, /* tp_btf/inet_sock_set_state */
@@ -22,30 +20,6 @@ enum cw_stage {
     CW_STAGE_ATTACH = 3, /* the iterator link or the tracepoint */
 };
 
-/* Opens, loads and attaches. `state_mask`: bit (1 << TCP state) for each wanted state;
- * pids are reported as the caller's pid namespace numbers them (its /proc).
- * `reject`: also load a program the verifier must refuse (tests of the refusal path).
- * On failure returns NULL with *error (a negative errno), *stage, and libbpf's and the
- * verifier's messages in `log` (NUL-terminated, cut at `loglen`). */
-struct cw_scanner *cw_scanner_open(uint32_t state_mask, int reject, char *log, size_t loglen,
-                                   int *error, int *stage);
-
-/* How the state-change counter is attached. */
-int cw_scanner_attach_kind(const struct cw_scanner *scanner);
-
-/* The counters, in memory shared with the kernel (read without a syscall). */
-const volatile struct cw_counters *cw_scanner_counters(const struct cw_scanner *scanner);
-
-/* One iterator pass into *buffer (grown with realloc, *capacity updated). Returns the bytes
- * read, or a negative errno. `again`: how many times the kernel's per-read object limit
- * (-EAGAIN) was met and the read resumed. */
-long cw_scanner_pass(struct cw_scanner *scanner, uint8_t **buffer, size_t *capacity, long *again);
-
-/* Tests: the iterator link is destroyed after `passes` more passes (a program gone mid-run). */
-void cw_scanner_fail_after(struct cw_scanner *scanner, long passes);
-
-void cw_scanner_close(struct cw_scanner *scanner);
-
 /* The loaded programs as file descriptors: what a loader process hands over. libbpf parses
  * the kernel's BTF (5.5 MB here) to relocate the programs, ~12 MiB at its peak: a short-lived
  * helper process loads them (`closewaitd bpf-loader`), and the daemon keeps only these. */
@@ -56,7 +30,7 @@ struct cw_handles {
     int attach;       /* enum cw_attach */
 };
 
-/* In the helper: loads (cw_scanner_open) and sends the outcome over `sock` (a SEQPACKET
+/* In the helper: loads (see cw_load_here) and sends the outcome over `sock` (a SEQPACKET
  * socket): the handles' fds (SCM_RIGHTS) on success, the error, stage and log otherwise.
  * Returns the process's exit status. */
 int cw_helper_main(int sock, uint32_t state_mask, int reject);
@@ -68,7 +42,11 @@ int cw_load_in_helper(const char *exe, char *const argv[], int timeout_ms, struc
                       size_t loglen, int *error, int *stage);
 
 /* The same in this process (tests and the benchmark, which are not `closewaitd`): libbpf's
- * memory is freed again once the handles are taken. */
+ * memory is freed again once the handles are taken. `state_mask`: bit (1 << TCP state) for
+ * each wanted state; pids are reported as the caller's pid namespace numbers them (its
+ * /proc). `reject`: also load a program the verifier must refuse (tests of the refusal path).
+ * On failure returns -1 with *error (a negative errno), *stage, and libbpf's and the
+ * verifier's messages in `log` (NUL-terminated, cut at `loglen`). */
 int cw_load_here(uint32_t state_mask, int reject, struct cw_handles *out, char *log, size_t loglen, int *error,
                  int *stage);
 

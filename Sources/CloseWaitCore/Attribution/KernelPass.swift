@@ -108,12 +108,13 @@ public struct KernelPass: Sendable {
     public var enteredAt: [UInt64: Double] = [:]
     /// The processes holding the sockets, ascending.
     public var holders: [Int32] = []
-    /// Network namespaces the sockets live in.
-    public var namespaces = 0
+    /// Network namespaces other than `ownNetns` that sockets with an inode live in (the
+    /// distinct values of `foreign`).
+    public var foreignNamespaces = 0
     public var malformed = 0
     /// Sockets of the daemon's own namespace that its socket table lists and no fd leads to
     /// (a socket passed over a unix socket and not received yet, a kernel socket): added by
-    /// `addUnseen`, unowned like the poll path shows them.
+    /// `addUnowned`, unowned like the poll path shows them.
     public var unseen = 0
 
     public init() {}
@@ -159,19 +160,6 @@ public struct KernelPass: Sendable {
         unseen += extra.count
     }
 
-    /// `unseen(in:)` then `addUnowned`.
-    public mutating func addUnseen(_ table: [SocketRecord]) {
-        addUnowned(unseen(in: table))
-    }
-
-    /// - Parameter onlyOwn: keep only the sockets of `ownNetns` (`daemon.namespaces = "own"`).
-    public init(_ decoded: KernelPassFormat.Decoded, ownNetns: UInt64, onlyOwn: Bool = false) {
-        var builder = Builder(ownNetns: ownNetns, onlyOwn: onlyOwn)
-        for entry in decoded.entries { builder.add(entry) }
-        self = builder.finish()
-        malformed += decoded.malformed
-    }
-
     /// Builds a pass from the iterator's bytes as they are read, in chunks of any size (a
     /// record may be split between two reads): the raw bytes of a pass are never held whole.
     public struct Builder {
@@ -180,9 +168,10 @@ public struct KernelPass: Sendable {
         let onlyOwn: Bool
         var seen = Set<UInt64>()
         var holders = Set<Int32>()
-        var netns = Set<UInt64>()
+        var foreignNetns = Set<UInt64>()
         var tail: [UInt8] = []
 
+        /// - Parameter onlyOwn: keep only the sockets of `ownNetns` (`daemon.namespaces = "own"`).
         /// - Parameter capacity: sockets expected (the last pass's), reserved at once rather
         ///   than grown by doubling.
         public init(ownNetns: UInt64, onlyOwn: Bool = false, capacity: Int = 0) {
@@ -230,9 +219,11 @@ public struct KernelPass: Sendable {
                 if inode != 0 && pass.owners.contains(inode) { return }
             }
             pass.records.append(entry.record)
-            netns.insert(entry.netns)
             if inode != 0 {
-                if entry.netns != ownNetns { pass.foreign[inode] = entry.netns }
+                if entry.netns != ownNetns {
+                    pass.foreign[inode] = entry.netns
+                    foreignNetns.insert(entry.netns)
+                }
                 if entry.enteredNs > 0 { pass.enteredAt[inode] = Double(entry.enteredNs) / 1e9 }
             }
         }
@@ -240,7 +231,7 @@ public struct KernelPass: Sendable {
         public mutating func finish() -> KernelPass {
             if !tail.isEmpty { pass.malformed += 1 }
             pass.holders = holders.sorted()
-            pass.namespaces = netns.count
+            pass.foreignNamespaces = foreignNetns.count
             return pass
         }
     }

@@ -1,4 +1,5 @@
-/// ProcPidStatus reads the real uid from /proc/<pid>/status (`Uid:\treal\teffective\tsaved\tfs`).
+/// ProcPidStatus reads the real uid from /proc/<pid>/status (`Uid:\treal\teffective\tsaved\tfs`),
+/// the pid inside a nested pid namespace and the effective capabilities.
 /// The file is read as bytes: its `Name:` line holds the process's own comm.
 public enum ProcPidStatus {
     public static func parseUID(_ bytes: some Collection<UInt8>) throws(ProcFileError) -> UInt32 {
@@ -26,6 +27,14 @@ public enum ProcPidStatus {
             let values = line.dropFirst(6).split(whereSeparator: { $0 == 0x09 || $0 == 0x20 })
             guard values.count > 1, let last = values.last else { return nil }
             return ASCIIDecimal.parse(last, as: Int32.self)
+        }
+        return nil
+    }
+
+    /// The effective capability set (`CapEff:`, hex), nil when absent or not hex.
+    public static func effectiveCapabilities(_ bytes: some Collection<UInt8>) -> UInt64? {
+        for line in Array(bytes).asciiLines where line.hasASCIIPrefix("CapEff:") {
+            return UInt64(String(decoding: line.dropFirst(7).trimmingASCIISpaces, as: UTF8.self), radix: 16)
         }
         return nil
     }
