@@ -133,6 +133,7 @@ public struct TickPipeline {
             scannerError = error.description
         }
         collector.maxProcesses = new.maxProcesses
+        collector.containerNamer.roots = new.containers
         collector.owners.invalidate()
         collector.sampler.foreignBudget = Self.namespaceBudget(interval: tickInterval)
     }
@@ -192,6 +193,7 @@ public struct TickPipeline {
                 ? "\(pendingSearch) new \(pendingSearch == 1 ? "socket's" : "sockets'") owner still being searched for"
                 : nil,
             collected.scannerProblem,
+            collected.containerNames.note,
             collected.scanner.reason.map { "polling: eBPF unavailable (\(Escape.line($0, limit: 160)))" },
             collected.entryTimesLost > 0
                 ? "\(collected.entryTimesLost) CLOSE_WAIT entry times not kept (the kernel's map was full); their ages count from when they were first seen"

@@ -15,8 +15,12 @@ public struct SnapshotCollector {
         didSet { owners.source = fdTables }
     }
 
+    /// Names the snapshot's containers from the runtimes' state (`[containers]`).
+    public var containerNamer: ContainerNamer
+
     public init(source: SourceChoice = .auto, procRoot: String = "/proc", fullScanInterval: Double = 0) {
         let proc = ProcFS(root: procRoot)
+        containerNamer = ContainerNamer(proc: proc)
         sampler = KernelSampler(choice: source, proc: proc)
         fdTables = ProcFdTableSource(proc: proc)
         owners = OwnerIndex(source: fdTables, fullScanInterval: fullScanInterval)
@@ -98,6 +102,8 @@ public struct SnapshotCollector {
         /// The sampled sockets and their owners, with `keepAttribution` (the benchmark checks
         /// them against its workload's manifest).
         public var attribution: (records: [SocketRecord], owners: OwnerMap)?
+        /// How the snapshot's containers were named.
+        public var containerNames = ContainerNamer.Report()
     }
 
     /// Processes tracked at most (`daemon.max_processes`).
@@ -112,6 +118,15 @@ public struct SnapshotCollector {
     public mutating func collect(
         states: Set<TCPState>, now: Double = monotonicNow(), keepSockets: Bool = true,
         keepAttribution: Bool = false
+    ) throws -> Result {
+        var result = try collectSockets(
+            states: states, now: now, keepSockets: keepSockets, keepAttribution: keepAttribution)
+        result.containerNames = containerNamer.name(&result.snapshot.processes, now: now)
+        return result
+    }
+
+    mutating func collectSockets(
+        states: Set<TCPState>, now: Double, keepSockets: Bool, keepAttribution: Bool
     ) throws -> Result {
         var problem: String?
         if let ebpf {

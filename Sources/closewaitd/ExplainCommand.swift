@@ -8,8 +8,9 @@ struct ExplainCommand: ParsableCommand {
         commandName: "explain",
         abstract: "Say why a process holds CLOSE_WAIT sockets: the evidence, a diagnosis and what to change.",
         discussion: """
-            TARGET is a pid, a systemd unit (or a glob such as 'orders*'), or a container \
-            (runtime:id, an id prefix, or its name). For each matching process holding CLOSE_WAIT \
+            TARGET is a pid, a systemd unit (or a glob such as 'orders*'), a container \
+            (runtime:id, an id prefix, or its name as `docker ps` shows it), or a Kubernetes pod \
+            (its name or a glob, namespace/pod, namespace/pod/container). For each matching process holding CLOSE_WAIT \
             sockets it samples the kernel once and looks closer at its top peers: CLOSE_WAIT and \
             ESTABLISHED connections to each (the kernel filters by peer), unread bytes left in \
             receive queues, sockets whose end of stream was read but never closed, the local port \
@@ -27,7 +28,9 @@ struct ExplainCommand: ParsableCommand {
     )
 
     @Argument(
-        help: ArgumentHelp("A pid, a unit (glob), or a container (runtime:id, id prefix, name).", valueName: "target"))
+        help: ArgumentHelp(
+            "A pid, a unit (glob), a container (runtime:id, id prefix, name) or a pod (name, namespace/pod).",
+            valueName: "target"))
     var target: String
 
     @Flag(name: .long, help: "Print a JSON document (an array, one entry per process).")
@@ -39,6 +42,8 @@ struct ExplainCommand: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var procRoot: String = "/proc"
 
+    @OptionGroup var configOption: ConfigOption
+
     func matches(_ p: ProcessEntry) -> Bool {
         let d = p.details
         if let pid = Int32(target) { return d.pid == pid }
@@ -47,13 +52,24 @@ struct ExplainCommand: ParsableCommand {
             let id = c.id.lossy
             let full = c.runtime.rawValue + ":" + id
             if full.hasPrefix(target) || (target.count >= 4 && id.hasPrefix(target)) { return true }
+            // Names: the container's, the pod's (`orders-7d9f-x2k4p`, a glob too), and
+            // `namespace/pod` or `namespace/pod/container` as `closewaitd status` shows them.
             if let name = c.name?.lossy, name == target { return true }
+            if let pod = c.podName?.lossy {
+                let qualified = (c.podNamespace.map { $0.lossy + "/" } ?? "") + pod
+                if Glob.matches(target, pod) || target == qualified
+                    || c.name.map({ target == qualified + "/" + $0.lossy }) == true
+                {
+                    return true
+                }
+            }
         }
         return false
     }
 
     func run() throws {
         var collector = SnapshotCollector(source: .auto, procRoot: procRoot)
+        collector.containerNamer.roots = try configOption.containerRoots()
         collector.sampler.namespaces = NetNamespaces(proc: ProcFS(root: procRoot))
         let snapshot: Snapshot
         do {

@@ -162,7 +162,7 @@ struct CheckConfigCommand: ParsableCommand {
             for rule in s.rules {
                 let match = [
                     ("unit", rule.matchUnit), ("comm", rule.matchComm), ("exe", rule.matchExe),
-                    ("container", rule.matchContainer),
+                    ("container", rule.matchContainer), ("pod", rule.matchPod), ("namespace", rule.matchNamespace),
                 ]
                 .compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
                 print("  rule \(rule.name): \(match)\(rule.ignore ? " (ignored)" : "")")

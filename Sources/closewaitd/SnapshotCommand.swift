@@ -67,6 +67,8 @@ struct SnapshotCommand: ParsableCommand {
     @Option(name: .long, help: .hidden)
     var procRoot: String = "/proc"
 
+    @OptionGroup var configOption: ConfigOption
+
     @Option(
         name: .long,
         help: ArgumentHelp(
@@ -95,6 +97,7 @@ struct SnapshotCommand: ParsableCommand {
         let states = try parsedStates()
         if let dumpNetlink { try captureNetlink(states: states, directory: dumpNetlink); return }
         var collector = SnapshotCollector(source: source, procRoot: procRoot)
+        collector.containerNamer.roots = try configOption.containerRoots()
         if namespaces == .all { collector.sampler.namespaces = NetNamespaces(proc: ProcFS(root: procRoot)) }
         collector.onlyOwnNamespace = namespaces == .own
         // One look, asked for by an operator: a longer budget than a tick's, the same byte limit.
@@ -116,6 +119,7 @@ struct SnapshotCommand: ParsableCommand {
             printError("closewaitd: netlink sock_diag unavailable (\(reason)); read /proc/net/tcp instead")
         }
         if let problem = result.scannerProblem { printError("closewaitd: \(problem)") }
+        if let note = result.containerNames.note { printError("closewaitd: \(note)") }
         let coverage = result.coverage
         if !coverage.memberless.isEmpty {
             printError(

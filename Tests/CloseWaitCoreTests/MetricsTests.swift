@@ -22,7 +22,7 @@ import Testing
         #expect(lines.contains("closewaitd_close_wait_sockets 130"))
         #expect(
             lines.contains(
-                "closewaitd_process_close_wait_sockets{pid=\"42\",comm=\"java\",unit=\"orders.service\",container_runtime=\"\",container_id=\"\"} 120"
+                "closewaitd_process_close_wait_sockets{pid=\"42\",comm=\"java\",unit=\"orders.service\",container_runtime=\"\",container_id=\"\",container=\"\",pod=\"\",namespace=\"\"} 120"
             ))
         #expect(
             lines.contains {
@@ -51,7 +51,7 @@ import Testing
         let line = text.split(separator: "\n").first { $0.hasPrefix("closewaitd_process_close_wait_sockets{") }
         #expect(
             line
-                == "closewaitd_process_close_wait_sockets{pid=\"7\",comm=\"a\\\"b\\\\\\\\c\\\\nd\\\\x1b\",unit=\"orders.service\",container_runtime=\"\",container_id=\"\"} 5"
+                == "closewaitd_process_close_wait_sockets{pid=\"7\",comm=\"a\\\"b\\\\\\\\c\\\\nd\\\\x1b\",unit=\"orders.service\",container_runtime=\"\",container_id=\"\",container=\"\",pod=\"\",namespace=\"\"} 5"
         )
     }
 

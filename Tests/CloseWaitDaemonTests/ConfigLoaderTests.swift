@@ -52,7 +52,7 @@ import Testing
         (
             "[[rule]]\nname = \"x\"\n\n[[rule]]\nname = \"y\"\nmatch_comm = \"java\"\nignore = \"yes\"\n",
             [
-                "bad.toml:1: rule[1]: needs at least one of match_unit, match_comm, match_exe, match_container",
+                "bad.toml:1: rule[1]: needs at least one of match_unit, match_comm, match_exe, match_container, match_pod, match_namespace",
                 "bad.toml:7: rule[2].ignore: must be true or false, not a string",
             ]
         ),

@@ -45,6 +45,8 @@ import Testing
         max_processes = 100
         textfile = "/nonexistent/closewaitd.prom"
         listen = "127.0.0.1:19838"
+        [containers]
+        docker_roots = ["/host/var/lib/docker"]
         [[rule]]
         name = "orders"
         match_unit = "orders.service"
@@ -79,6 +81,7 @@ import Testing
         "rules": { d, s in d.pipeline.policy.settings.rules == s.rules },
         "metricsTextfile": { d, s in d.outputs.metricsTextfile == s.metricsTextfile },
         "metricsMaxProcesses": { d, s in d.outputs.metricsMaxProcesses == s.metricsMaxProcesses },
+        "containers": { d, s in d.pipeline.collector.containerNamer.roots == s.containers },
     ]
     /// Bound once at start (a listening socket); a reload says so in the journal.
     static let restartOnly: Set<String> = ["metricsListen"]

@@ -92,7 +92,8 @@ func residentKiB(_ pid: Int32) -> Int? {
             "\(daemon.log)")
         #expect(page.hasPrefix("HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"))
         let body = String(page[page.range(of: "\r\n\r\n")!.upperBound...])
-        #expect(body.contains("\",container_runtime=\"\",container_id=\"\"} 6\n"))
+        #expect(
+            body.contains("\",container_runtime=\"\",container_id=\"\",container=\"\",pod=\"\",namespace=\"\"} 6\n"))
         #expect(body.contains("closewaitd_alert_firing{pid=\"\(holder)\""))
         #expect(body.contains("closewaitd_http_connections_total{outcome=\"answered\"}"))
         // The exposition is valid for Prometheus's own checker (Debian's prometheus package).

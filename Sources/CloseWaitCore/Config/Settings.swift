@@ -31,20 +31,27 @@ public struct Rule: Equatable, Sendable {
     public var matchUnit: String?
     public var matchComm: String?
     public var matchExe: String?
-    /// Glob on `runtime:id` (`podman:3f2a*`) or the container's name.
+    /// Glob on `runtime:id` (`podman:3f2a*`) or the container's name (`docker ps` NAMES, the
+    /// Kubernetes container name, an nspawn machine).
     public var matchContainer: String?
+    /// Globs on the Kubernetes pod's name and its namespace (from the runtime's state).
+    public var matchPod: String?
+    public var matchNamespace: String?
     public var ignore = false
     public var thresholds: Thresholds
 
     public init(
         name: String, matchUnit: String? = nil, matchComm: String? = nil, matchExe: String? = nil,
-        matchContainer: String? = nil, ignore: Bool = false, thresholds: Thresholds = Thresholds()
+        matchContainer: String? = nil, matchPod: String? = nil, matchNamespace: String? = nil,
+        ignore: Bool = false, thresholds: Thresholds = Thresholds()
     ) {
         self.name = name
         self.matchUnit = matchUnit
         self.matchComm = matchComm
         self.matchExe = matchExe
         self.matchContainer = matchContainer
+        self.matchPod = matchPod
+        self.matchNamespace = matchNamespace
         self.ignore = ignore
         self.thresholds = thresholds
     }
@@ -58,8 +65,40 @@ public struct Rule: Equatable, Sendable {
             guard let keys = process.container?.matchKeys, keys.contains(where: { Glob.matches(matchContainer, $0) })
             else { return false }
         }
+        // A pod of a user's own subtree is never the cluster's: only a pattern naming the
+        // user manager (`user@1000.service: *`) could match it, and pods are the system's.
+        if let matchPod {
+            guard let c = process.container, c.userManager == nil, let pod = c.podName, Glob.matches(matchPod, pod)
+            else { return false }
+        }
+        if let matchNamespace {
+            guard let c = process.container, c.userManager == nil, let namespace = c.podNamespace,
+                Glob.matches(matchNamespace, namespace)
+            else { return false }
+        }
         return true
     }
+}
+
+/// ContainerStateRoots are where the container runtimes keep their state on this host
+/// (`[containers]`), read for names: never written, never followed out of by a symlink.
+/// Under Kubernetes the node's directories are mounted into the DaemonSet's pod, and these
+/// name where.
+public struct ContainerStateRoots: Equatable, Sendable {
+    /// Off: containers are known by runtime and id only.
+    public var names = true
+    /// Docker's data-root (`containers/ID/config.v2.json`).
+    public var docker = ["/var/lib/docker"]
+    /// containerd's state directory (`io.containerd.runtime.v2.task/NAMESPACE/ID/config.json`);
+    /// k3s keeps its own under /run/k3s/containerd.
+    public var containerd = ["/run/containerd"]
+    /// containers/storage's graph and run roots, podman's and CRI-O's
+    /// (`overlay-containers/containers.json`, `overlay-containers/ID/userdata/config.json`).
+    public var storage = ["/var/lib/containers/storage", "/run/containers/storage"]
+    /// Read a container's /etc/hostname when no runtime state names it (shown as a hint).
+    public var hostname = true
+
+    public init() {}
 }
 
 /// SourceChoice is where sockets are sampled from (`daemon.source`, `--source`): netlink
@@ -107,6 +146,8 @@ public struct Settings: Equatable, Sendable {
     /// `[metrics] listen`: serve GET /metrics on this address (hosts without systemd's socket
     /// unit); nil: only an inherited socket (socket activation) serves.
     public var metricsListen: ListenAddress?
+    /// `[containers]`: where the runtimes' state is read for names.
+    public var containers = ContainerStateRoots()
     /// `[metrics] max_processes`: the cap on per-process series.
     public var metricsMaxProcesses = Metrics.defaultMaxProcesses
 

@@ -10,6 +10,7 @@ public struct SettingsParser {
         "alerts": ["hold", "reminder", "cooldown", "clear_ratio"],
         "thresholds": thresholdKeys + ["total_warning", "total_critical", "unowned_warning", "unowned_critical"],
         "metrics": ["textfile", "max_processes", "listen"],
+        "containers": ["names", "docker_roots", "containerd_roots", "storage_roots", "hostname"],
     ]
     static let thresholdKeys = [
         "count_warning", "count_critical", "growth_warning", "growth_critical",
@@ -18,7 +19,8 @@ public struct SettingsParser {
     /// A comm is at most 15 bytes (TASK_COMM_LEN 16 with the NUL).
     public static let commMaxBytes = 15
     static let ruleKeys =
-        ["name", "match_unit", "match_comm", "match_exe", "match_container", "ignore"] + thresholdKeys
+        ["name", "match_unit", "match_comm", "match_exe", "match_container", "match_pod", "match_namespace", "ignore"]
+        + thresholdKeys
 
     public init(file: String, text: String) {
         self.file = file
@@ -139,6 +141,15 @@ public struct SettingsParser {
                 }
             }
         }
+        if let containers = section(top, "containers") {
+            var roots = settings.containers
+            roots.names = bool(containers, "containers", "names") ?? roots.names
+            roots.hostname = bool(containers, "containers", "hostname") ?? roots.hostname
+            roots.docker = paths(containers, "containers", "docker_roots") ?? roots.docker
+            roots.containerd = paths(containers, "containers", "containerd_roots") ?? roots.containerd
+            roots.storage = paths(containers, "containers", "storage_roots") ?? roots.storage
+            settings.containers = roots
+        }
         if let node = top["rule"] {
             guard case let .array(items) = node else {
                 problem("rule", "rules are written as [[rule]] tables")
@@ -166,10 +177,13 @@ public struct SettingsParser {
                 }
                 rule.matchExe = string(table, path, "match_exe")
                 rule.matchContainer = string(table, path, "match_container")
-                if table["match_unit"] == nil && table["match_comm"] == nil && table["match_exe"] == nil
-                    && table["match_container"] == nil
-                {
-                    problem(path, "needs at least one of match_unit, match_comm, match_exe, match_container")
+                rule.matchPod = string(table, path, "match_pod")
+                rule.matchNamespace = string(table, path, "match_namespace")
+                let matchKeys = [
+                    "match_unit", "match_comm", "match_exe", "match_container", "match_pod", "match_namespace",
+                ]
+                if !matchKeys.contains(where: { table[$0] != nil }) {
+                    problem(path, "needs at least one of " + matchKeys.joined(separator: ", "))
                 }
                 rule.ignore = bool(table, path, "ignore") ?? false
                 rule.thresholds = readThresholds(table, path, base: settings.thresholds)
@@ -291,6 +305,30 @@ public struct SettingsParser {
             return nil
         }
         return s
+    }
+
+    /// Absolute directory paths (a list, or one string), at most 8.
+    mutating func paths(_ t: [String: ConfigNode], _ path: String, _ key: String) -> [String]? {
+        guard let node = t[key] else { return nil }
+        let items: [ConfigNode]
+        switch node {
+        case .string: items = [node]
+        case let .array(list): items = list
+        default: problem(path + "." + key, "must be a list of absolute paths, not \(node.typeName)"); return nil
+        }
+        guard items.count <= 8 else { problem(path + "." + key, "at most 8 paths"); return nil }
+        var out = [String]()
+        for item in items {
+            guard case let .string(text) = item, text.hasPrefix("/"),
+                !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7f })
+            else {
+                let what = if case let .string(text) = item { "\"\(Escape.line(text))\"" } else { item.typeName }
+                problem(path + "." + key, "every entry must be an absolute path (\"/var/lib/docker\"), not \(what)")
+                return nil
+            }
+            out.append(text)
+        }
+        return out
     }
 
     mutating func bool(_ t: [String: ConfigNode], _ path: String, _ key: String) -> Bool? {

@@ -10,10 +10,21 @@ public struct ContainerIdentity: Hashable, Sendable {
     /// The container id (hex for docker, podman, containerd and CRI-O), or the machine /
     /// container name (systemd-nspawn, LXC).
     public var id: ByteString
-    /// A human name when the path carries one (nspawn and LXC: the same as `id`).
+    /// Its name: nspawn's and LXC's from the cgroup (the same as `id`); for docker, podman,
+    /// containerd and CRI-O from the runtime's state on the host (`docker ps` NAMES, the
+    /// Kubernetes container name), filled in by the daemon's container namer.
     public var name: ByteString?
     /// The Kubernetes pod uid (with dashes), for containerd and CRI-O under kubepods.
     public var podUID: ByteString?
+    /// The Kubernetes pod and its namespace, from the runtime's state (CRI annotations).
+    public var podName: ByteString?
+    public var podNamespace: ByteString?
+    /// Docker Compose's project and service labels, where the container has them.
+    public var composeProject: ByteString?
+    public var composeService: ByteString?
+    /// The container's own /etc/hostname, read only when no runtime state named it: chosen by
+    /// whoever runs in the container, so shown as a hint and never matched by a rule.
+    public var hostname: ByteString?
     /// The user manager (`user@1000.service`) whose delegated subtree the container's cgroup
     /// is in: a rootless container, or a cgroup the user named like a container. Such a
     /// container is the user's and never matches a rule written for a system container.
@@ -36,6 +47,47 @@ public struct ContainerIdentity: Hashable, Sendable {
         (userManager.map { $0.escaped + ": " } ?? "") + Self.shortLabel(runtime: runtime.rawValue, id: id.escaped)
     }
 
+    /// Whether `name` came from somewhere other than the id (nspawn and LXC names are ids).
+    var hasOwnName: Bool { name != nil && name != id }
+
+    /// How an operator knows it, escaped: `pod shop/orders-7d9f-x2k4p, container app`, or
+    /// `container orders (docker:3f2a1b4c5d6e)`, or `container podman:3f2a1b4c5d6e` (with
+    /// `, hostname web-1` when only its own hostname said more).
+    public var described: String {
+        if let podName {
+            let pod = (podNamespace.map { $0.escaped + "/" } ?? "") + podName.escaped
+            return (userManager.map { $0.escaped + ": " } ?? "") + "pod " + pod
+                + (name.map { ", container " + $0.escaped } ?? "")
+        }
+        if hasOwnName, let name {
+            return "container " + (userManager.map { $0.escaped + ": " } ?? "") + name.escaped + " ("
+                + Self.shortLabel(
+                    runtime: runtime.rawValue, id: id.escaped) + ")"
+        }
+        return "container " + label + (hostname.map { ", hostname " + $0.escaped } ?? "")
+    }
+
+    /// A table cell: `shop/orders-7d9f-x2k4p/app`, `orders`, or the label; escaped.
+    public var cell: String {
+        let owner = userManager.map { $0.escaped + ": " } ?? ""
+        if let podName {
+            return owner + (podNamespace.map { $0.escaped + "/" } ?? "") + podName.escaped
+                + (name.map { "/" + $0.escaped } ?? "")
+        }
+        if hasOwnName, let name { return owner + name.escaped }
+        return label
+    }
+
+    /// Takes what the runtime's state says (a name the cgroup gave is kept).
+    public mutating func adopt(_ names: ContainerNames) {
+        if let n = names.name { name = n }
+        podName = names.podName ?? podName
+        podNamespace = names.podNamespace ?? podNamespace
+        podUID = podUID ?? names.podUID
+        composeProject = names.composeProject
+        composeService = names.composeService
+    }
+
     /// `runtime:id` in full, prefixed with the user manager for a user's container: the state
     /// document's `container`.
     public var fullLabel: ByteString {
@@ -51,7 +103,8 @@ public struct ContainerIdentity: Hashable, Sendable {
 
     /// `runtime:id` in full, what `match_container` globs against (with the name, if any);
     /// both prefixed with `user@UID.service: ` for a user's container, so `docker:*` never
-    /// matches a cgroup a user named `docker-<hex>.scope` in their own subtree.
+    /// matches a cgroup a user named `docker-<hex>.scope` in their own subtree. The hostname
+    /// is never a key: the container's own processes choose it.
     public var matchKeys: [ByteString] {
         let prefix = userManager.map { $0 + ": " } ?? ""
         return [prefix + ByteString(runtime.rawValue + ":") + id] + (name.map { [prefix + $0] } ?? [])

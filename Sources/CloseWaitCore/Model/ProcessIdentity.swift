@@ -55,10 +55,11 @@ public struct ProcessDetails: Hashable, Sendable {
     /// `comm[pid]`, the way the journal and `ps` readers name a process; comm escaped.
     public var label: String { "\(comm.escaped)[\(identity.pid)]" }
 
-    /// ` (container podman:3f2a1b4c5d6e, pid 7 inside)`, or "" on the host.
+    /// ` (container podman:3f2a1b4c5d6e, pid 7 inside)`, ` (pod shop/orders-7d9f-x2k4p,
+    /// container app, pid 7 inside)`, or "" on the host.
     public var whereItRuns: String {
         var parts = [String]()
-        if let container { parts.append("container \(container.label)") }
+        if let container { parts.append(container.described) }
         if let innerPID {
             parts.append(container == nil ? "pid \(innerPID) in its namespace" : "pid \(innerPID) inside")
         }

@@ -42,8 +42,13 @@ public enum AlertMessage {
         if let c = d.container {
             fields.append(("CLOSEWAIT_CONTAINER_RUNTIME", ByteString(c.runtime.rawValue)))
             fields.append(("CLOSEWAIT_CONTAINER_ID", c.id))
-            if let name = c.name { fields.append(("CLOSEWAIT_CONTAINER_NAME", name)) }
-            if let pod = c.podUID { fields.append(("CLOSEWAIT_POD_UID", pod)) }
+            let named: [(String, ByteString?)] = [
+                ("CLOSEWAIT_CONTAINER_NAME", c.name), ("CLOSEWAIT_POD_NAME", c.podName),
+                ("CLOSEWAIT_POD_NAMESPACE", c.podNamespace), ("CLOSEWAIT_POD_UID", c.podUID),
+                ("CLOSEWAIT_COMPOSE_PROJECT", c.composeProject), ("CLOSEWAIT_COMPOSE_SERVICE", c.composeService),
+                ("CLOSEWAIT_CONTAINER_HOSTNAME", c.hostname),
+            ]
+            fields += named.compactMap { key, value in value.map { (key, $0) } }
             if let manager = c.userManager { fields.append(("CLOSEWAIT_CONTAINER_USER_MANAGER", manager)) }
         }
         if let inner = d.innerPID { fields.append(("CLOSEWAIT_NSPID", ByteString(String(inner)))) }

@@ -259,6 +259,10 @@ public enum Metrics {
                 "container_id",
                 d.container.map { c in (c.userManager.map { $0.escaped + ": " } ?? "") + c.id.escaped } ?? ""
             ),
+            // Kubernetes' own label names (scrape with honor_labels, or they become exported_*).
+            ("container", d.container?.name?.escaped ?? ""),
+            ("pod", d.container?.podName?.escaped ?? ""),
+            ("namespace", d.container?.podNamespace?.escaped ?? ""),
         ]
     }
 

@@ -72,7 +72,13 @@ public enum SnapshotReport {
                 ("id", .string(c.id.lossy)),
                 ("name", .optional(c.name?.lossy)),
                 ("podUid", .optional(c.podUID?.lossy)),
-            ] + (c.userManager.map { [("userManager", JSONValue.string($0.lossy))] } ?? []))
+                ("podName", .optional(c.podName?.lossy)),
+                ("podNamespace", .optional(c.podNamespace?.lossy)),
+            ] + (c.userManager.map { [("userManager", JSONValue.string($0.lossy))] } ?? [])
+                + [
+                    ("composeProject", c.composeProject), ("composeService", c.composeService),
+                    ("hostname", c.hostname),
+                ].compactMap { key, value in value.map { (key, JSONValue.string($0.lossy)) } })
     }
 
     static func socketJSON(_ s: SnapshotSocket) -> JSONValue {
@@ -109,7 +115,7 @@ public enum SnapshotReport {
             var peers = p.peers.prefix(topPeers).map { $0.description(shown: d.netns) }.joined(separator: " ")
             if p.peers.count > topPeers { peers += " (+\(p.peers.count - topPeers) more)" }
             let container =
-                d.container.map { $0.label + (d.innerPID.map { " pid \($0)" } ?? "") }
+                d.container.map { $0.cell + (d.innerPID.map { " pid \($0)" } ?? "") }
                 ?? d.netns.map { "netns \($0)" } ?? "-"
             rows.append(
                 [String(d.pid)] + (containers ? [container] : [])

@@ -51,6 +51,10 @@ public struct StateDocument: Codable, Equatable, Sendable {
         public var libraryHint: String? = nil
         /// Sockets that left CLOSE_WAIT by a reset while the process still holds their fds.
         public var heldAfterReset: Int? = nil
+        /// Its container's name and Kubernetes pod, from the runtime's state.
+        public var containerName: String? = nil
+        public var podName: String? = nil
+        public var podNamespace: String? = nil
     }
 
     public static let version = 1
@@ -121,7 +125,9 @@ public struct StateDocument: Codable, Equatable, Sendable {
                 ageHistogram: diagnosis?.1.ageHistogram, sharers: d.sharedWith?.count,
                 diagnosisConfidence: diagnosis.flatMap { $0.0.kind == .unknown ? nil : $0.0.confidence.rawValue },
                 arrived: p.flows.arrived, left: p.flows.left, libraryHint: diagnosis?.0.hint?.sentence,
-                heldAfterReset: p.heldAfterReset)
+                heldAfterReset: p.heldAfterReset,
+                containerName: d.container.flatMap { $0.hasOwnName ? $0.name?.lossy : nil },
+                podName: d.container?.podName?.lossy, podNamespace: d.container?.podNamespace?.lossy)
         }
     }
 

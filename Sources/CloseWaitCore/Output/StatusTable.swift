@@ -21,8 +21,15 @@ extension StateDocument {
                 ?? p.earlyGrowthPerMinute.map { String(growthPerMinute: $0) + " early" } ?? "-"
             var level = p.level
             if !p.reasons.isEmpty { level += " (" + p.reasons.joined(separator: ",") + ")" }
+            let escape = { (text: String) in Escape.bytes(Array(text.utf8)) }
+            let named =
+                p.podName.map { pod in
+                    (p.podNamespace.map { escape($0) + "/" } ?? "") + escape(pod)
+                        + (p.containerName.map { "/" + escape($0) } ?? "")
+                } ?? p.containerName.map(escape)
             let container =
-                p.container.map { text -> String in
+                named.map { $0 + (p.innerPid.map { " pid \($0)" } ?? "") }
+                ?? p.container.map { text -> String in
                     var escaped = Escape.bytes(Array(text.utf8))[...]
                     // `user@1000.service: podman:ID` for a user's container: the owner stays in front.
                     var owner = ""
