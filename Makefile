@@ -31,7 +31,7 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SWIFT_FLAGS ?=
 # Debian packages the build needs, and the ones the tests drive (ss, setpriv, systemd-nspawn).
 BUILD_DEBS := libsystemd-dev libbpf-dev pkg-config
-TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 prometheus podman runc \
+TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 prometheus podman runc docker.io containerd \
 	python3-requests python3-urllib3 golang-go libhttpclient-java openjdk-17-jdk-headless nodejs
 
 BENCH_SIZES ?= small,medium,large
@@ -158,6 +158,8 @@ prometheus-test: test-deps
 container-test: test-deps
 	$(SWIFT) build --product closewaitd $(SWIFT_FLAGS) && $(SWIFT) build --product closewaitd-workload $(SWIFT_FLAGS)
 	Tests/containers/podman.sh $$($(SWIFT) build --show-bin-path)
+	Tests/containers/docker.sh $$($(SWIFT) build --show-bin-path)
+	Tests/containers/containerd.sh $$($(SWIFT) build --show-bin-path)
 
 # The whole test suite, the daemon and workload binaries it starts included, built with
 # ThreadSanitizer and then AddressSanitizer; any report fails the run (halt_on_error). Leak

@@ -1,8 +1,9 @@
 #!/bin/bash
 # A real container runtime: a leaking workload in a podman container (its own network
 # namespace, --network=none: loopback only; the host's root as an overlay), closewaitd on the
-# host. Asserts the alert names the container (CLOSEWAIT_CONTAINER_RUNTIME=podman and the id
-# `podman ps` reports, the pid inside), and `snapshot --json` and `explain` agree.
+# host. Asserts the alert names the container (its --name from podman's containers/storage,
+# CLOSEWAIT_CONTAINER_RUNTIME=podman and the id `podman ps` reports, the pid inside), and
+# `snapshot --json`, `status` and `explain NAME` agree.
 # runc, not crun (crun refuses this machine's hybrid cgroups); no default ulimits (the
 # sandbox may not raise rlimits). The container is removed and the daemon ended from a trap.
 #
@@ -61,20 +62,25 @@ alerted() { grep -q "CLOSEWAIT_CONTAINER_RUNTIME=podman CLOSEWAIT_CONTAINER_ID=$
 wait_for 30 alerted || die "no alert naming podman:$CID"
 line=$(grep "CLOSEWAIT_CONTAINER_ID=$CID" "$WORK/daemon.log" | head -1)
 log "alert: $(echo "$line" | cut -c1-200)"
-echo "$line" | grep -q "(container podman:${CID:0:12}, pid [0-9]* inside[^)]*) holds 6 CLOSE_WAIT sockets" || die "the alert text does not name the container and the pid inside"
+echo "$line" | grep -q "(container $NAME (podman:${CID:0:12}), pid [0-9]* inside[^)]*) holds 6 CLOSE_WAIT sockets" || die "the alert text does not name the container and the pid inside"
+echo "$line" | grep -q "CLOSEWAIT_CONTAINER_NAME=$NAME" || die "no CLOSEWAIT_CONTAINER_NAME=$NAME"
 echo "$line" | grep -q "CLOSEWAIT_NSPID=" || die "no CLOSEWAIT_NSPID"
 echo "$line" | grep -q "CLOSEWAIT_NETNS=" || die "no CLOSEWAIT_NETNS"
-log "PASS - the alert names podman:${CID:0:12}, CLOSEWAIT_CONTAINER_ID is the id podman ps reports"
+log "PASS - the alert names $NAME (podman:${CID:0:12}), CLOSEWAIT_CONTAINER_ID is the id podman ps reports"
+wait_for 10 grep -q "\"containerName\": \"$NAME\"" "$WORK/state.json" || die "the state file does not carry the name"
+"$BIN_DIR/closewaitd" status --state-file "$WORK/state.json" | grep -q " $NAME pid [0-9]" || die "closewaitd status does not show $NAME"
+log "PASS - closewaitd status shows the container as $NAME"
 
 "$BIN_DIR/closewaitd" snapshot --json >"$WORK/snapshot.json" || die "snapshot failed"
-python3 - "$WORK/snapshot.json" "$CID" <<'EOF' || die "snapshot --json does not list the container's leaker"
+python3 - "$WORK/snapshot.json" "$CID" "$NAME" <<'EOF' || die "snapshot --json does not list the container's leaker by name"
 import json, sys
 doc = json.load(open(sys.argv[1]))
 mine = [p for p in doc["processes"] if p["container"] and p["container"]["id"] == sys.argv[2]]
 assert len(mine) == 1 and mine[0]["container"]["runtime"] == "podman" and mine[0]["closeWait"] == 6, mine
+assert mine[0]["container"]["name"] == sys.argv[3], mine
 assert mine[0]["innerPid"] and mine[0]["netns"], mine
 EOF
-log "PASS - snapshot --json lists the leaker with runtime podman, its id, pid inside and netns"
+log "PASS - snapshot --json lists the leaker with runtime podman, its id and name, pid inside and netns"
 
 # Both scanners see the container's sockets alike, and as ss does inside its namespace.
 "$BIN_DIR/closewaitd" snapshot --json --scanner poll >"$WORK/poll.json" || die "snapshot --scanner poll failed"
@@ -96,5 +102,7 @@ EOF
 log "PASS - the eBPF and the poll scanner list the container's 6 sockets alike, with the owners ss shows in its namespace"
 
 "$BIN_DIR/closewaitd" explain "podman:${CID:0:12}" --state-file "$WORK/state.json" >"$WORK/explain.txt" || die "explain podman:${CID:0:12} failed"
-grep -q "(container podman:${CID:0:12}, pid [0-9]* inside" "$WORK/explain.txt" || die "explain does not name the container: $(head -3 "$WORK/explain.txt")"
-log "PASS - closewaitd explain podman:${CID:0:12} finds it"
+grep -q "(container $NAME (podman:${CID:0:12}), pid [0-9]* inside" "$WORK/explain.txt" || die "explain does not name the container: $(head -3 "$WORK/explain.txt")"
+"$BIN_DIR/closewaitd" explain "$NAME" --state-file "$WORK/state.json" >"$WORK/explain-name.txt" || die "explain $NAME failed"
+cmp -s <(head -1 "$WORK/explain.txt") <(head -1 "$WORK/explain-name.txt") || die "explain by name and by id differ"
+log "PASS - closewaitd explain finds it by podman:${CID:0:12} and by its name $NAME"
