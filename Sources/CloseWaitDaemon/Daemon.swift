@@ -135,7 +135,7 @@ public final class Daemon {
     func startMetricsServer() {
         guard let (fd, origin) = options.metricsSocket else { return }
         let feed = outputs.metricsFeed
-        let server = MetricsServer(listenFD: fd) { feed.page() }
+        let server = MetricsServer(listenFD: fd, page: { feed.page() }, health: { feed.staleness(now: wallClockNow()) })
         guard server.start() else {
             logger.error("cannot start the /metrics thread (TasksMax or pids.max reached?); metrics are not served")
             return
@@ -162,7 +162,7 @@ public final class Daemon {
 
     func tick() {
         let started = monotonicNow()
-        defer { outputs.writeMetrics(tickDuration: monotonicNow() - started) }
+        defer { outputs.writeMetrics(tickDuration: monotonicNow() - started, interval: tickInterval) }
         let result: TickResult
         do {
             result = try pipeline.run(now: started)

@@ -13,6 +13,8 @@ final class MetricsFeed: Sendable {
         var health: Metrics.Health
         var maxProcesses: Int
         var diagnoses: [ProcessIdentity: Diagnosis] = [:]
+        /// The tick interval: /healthz calls the state stale after three ticks without a good one.
+        var interval = 5.0
     }
 
     let state = Mutex<(input: Input?, generation: Int, page: (generation: Int, bytes: [UInt8])?)>((nil, 0, nil))
@@ -31,6 +33,16 @@ final class MetricsFeed: Sendable {
             feed.generation += 1
             if let page { feed.page = (feed.generation, page) }
         }
+    }
+
+    /// Why /healthz answers 503, or nil while a good tick finished within the last three
+    /// intervals (at least 30 s): a liveness probe's view of a wedged sampler.
+    func staleness(now: Double) -> String? {
+        guard let input = state.withLock({ $0.input }) else { return "no sample finished yet" }
+        guard let last = input.health.lastSuccessfulTick else { return "no successful sample yet" }
+        let limit = max(30, 3 * input.interval)
+        let age = now - last
+        return age > limit ? "the last successful sample finished \(Int(age)) s ago (more than \(Int(limit)) s)" : nil
     }
 
     /// The exposition of one tick, the same for a scrape and the textfile.

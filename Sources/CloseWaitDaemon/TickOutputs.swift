@@ -140,13 +140,13 @@ final class TickOutputs {
 
     /// Publishes the metrics page of the last good tick and the daemon's health to the
     /// endpoint and rewrites the textfile (if configured).
-    func writeMetrics(tickDuration: Double) {
+    func writeMetrics(tickDuration: Double, interval: Double) {
         health.tickDuration = tickDuration
         health.notificationsDropped = notifier.dropped
         guard serving || metricsTextfile != nil else { return }
         let input = MetricsFeed.Input(
             statuses: last.statuses, firing: last.firing, total: last.total,
-            health: health, maxProcesses: metricsMaxProcesses, diagnoses: last.diagnoses)
+            health: health, maxProcesses: metricsMaxProcesses, diagnoses: last.diagnoses, interval: interval)
         // Rendered once a tick at most: for the textfile here, and the same bytes serve every
         // scrape of this tick (without a textfile, the first scrape renders).
         let page = metricsTextfile.map { _ in MetricsFeed.render(input) }

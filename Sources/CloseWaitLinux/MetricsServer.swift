@@ -36,13 +36,19 @@ public final class MetricsServer: Sendable {
     public let listenFD: Int32
     let limits: Limits
     let page: @Sendable () -> [UInt8]
+    let health: @Sendable () -> String?
     let state = Mutex<(counters: Counters, stopping: Bool)>((Counters(), false))
 
     /// Serves on `listenFD` (made non-blocking here), a bound, listening SOCK_STREAM socket.
-    public init(listenFD: Int32, limits: Limits = Limits(), page: @escaping @Sendable () -> [UInt8]) {
+    /// - Parameter health: why /healthz fails (nil: healthy).
+    public init(
+        listenFD: Int32, limits: Limits = Limits(), page: @escaping @Sendable () -> [UInt8],
+        health: @escaping @Sendable () -> String? = { nil }
+    ) {
         self.listenFD = listenFD
         self.limits = limits
         self.page = page
+        self.health = health
         let flags = fcntl(listenFD, F_GETFL)
         _ = fcntl(listenFD, F_SETFL, flags | O_NONBLOCK)
     }
@@ -172,7 +178,7 @@ public final class MetricsServer: Sendable {
                     let parsed = HTTPExchange.parse(client.head)
                     if parsed != .incomplete {
                         if case .reject = parsed { count { $0.rejected += 1 } } else { count { $0.responses += 1 } }
-                        client.out = HTTPExchange.response(to: parsed, page: page)
+                        client.out = HTTPExchange.response(to: parsed, page: page, health: health)
                         client.head = []
                         client.since = after
                         // Most answers fit the socket's buffer: sent now, not a round later.
@@ -188,7 +194,7 @@ public final class MetricsServer: Sendable {
                     continue
                 } else if client.out == nil, after - client.since >= limits.headTimeout {
                     count { $0.timedOut += 1 }
-                    client.out = HTTPExchange.response(to: .incomplete, page: page)
+                    client.out = HTTPExchange.response(to: .incomplete, page: page, health: health)
                     client.since = after
                     if !write(&client) { finished.insert(client.fd); continue }
                 } else if client.out != nil, after - client.since >= limits.writeTimeout {

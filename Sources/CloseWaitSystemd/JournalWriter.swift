@@ -4,22 +4,26 @@ import CloseWaitCore
 
 /// JournalWriter sends entries to the systemd journal with sd_journal_sendv(3), or, when no
 /// journal listens, writes one line per entry to stderr. sd_journal_sendv returns 0 even when
-/// journald is absent, so the socket is checked here instead.
+/// journald is absent, so the socket is checked here instead. In a container, `stdout` writes
+/// the same line to stdout and `json` one JSON object per line (for log shippers: the journal's
+/// field names as keys).
 public final class JournalWriter: Sendable {
     public enum Target: String, Sendable, CaseIterable {
-        case auto, journal, stderr
+        case auto, journal, stderr, stdout, json
     }
 
     public let usesJournal: Bool
+    public let target: Target
     public let identifier: String
 
     public static let journalSocket = "/run/systemd/journal/socket"
 
     public init(target: Target = .auto, identifier: String = "closewaitd") {
         self.identifier = identifier
+        self.target = target
         switch target {
         case .journal: usesJournal = true
-        case .stderr: usesJournal = false
+        case .stderr, .stdout, .json: usesJournal = false
         case .auto: usesJournal = Self.journalListening()
         }
     }
@@ -65,23 +69,64 @@ public final class JournalWriter: Sendable {
 
     /// `closewaitd[PID]: warning: MESSAGE | MESSAGE_ID=… CLOSEWAIT_PID=…` — one line, fields last.
     public static func line(_ entry: JournalEntry, identifier: String = "closewaitd") -> String {
-        let level =
-            switch entry.priority {
-            case .critical: "critical"
-            case .error: "error"
-            case .warning: "warning"
-            case .notice: "notice"
-            case .info: "info"
-            case .debug: "debug"
-            }
+        let level = levelName(entry.priority)
         var fields = entry.messageID.map { ["MESSAGE_ID=" + $0] } ?? []
         fields += entry.fields.filter { !$0.1.isEmpty }.map { $0.0 + "=" + $0.1.escaped }
         let tail = fields.isEmpty ? "" : " | " + fields.joined(separator: " ")
         return "\(identifier)[\(getpid())]: \(level): \(Escape.line(entry.message))\(tail)\n"
     }
 
+    /// `{"time":"2026-12-01T23:40:05.123Z","level":"warning","message":…,"MESSAGE_ID":…,
+    /// "CLOSEWAIT_PID":"4242",…}`: one line; values escaped as in the text line (a process's
+    /// bytes stay visible, never raw control characters), empty fields left out.
+    public static func jsonLine(_ entry: JournalEntry, identifier: String = "closewaitd", wallTime: Double) -> String {
+        var members: [(String, JSONValue)] = [
+            ("time", .string(rfc3339(wallTime))), ("level", .string(levelName(entry.priority))),
+            ("identifier", .string(identifier)), ("pid", .number(getpid())),
+            ("message", .string(Escape.line(entry.message))),
+        ]
+        if let id = entry.messageID { members.append(("MESSAGE_ID", .string(id))) }
+        members += entry.fields.filter { !$0.1.isEmpty }.map { ($0.0, JSONValue.string($0.1.escaped)) }
+        return JSONValue.object(members).rendered() + "\n"
+    }
+
+    /// UTC with milliseconds, as log shippers parse it.
+    static func rfc3339(_ wallTime: Double) -> String {
+        var seconds = time_t(wallTime.rounded(.down))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ n: Int32) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let millis = min(999, Int(((wallTime - wallTime.rounded(.down)) * 1000).rounded()))
+        let ms = String(repeating: "0", count: 3 - String(millis).count) + String(millis)
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):"
+            + "\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
+    }
+
+    static func levelName(_ priority: JournalPriority) -> String {
+        switch priority {
+        case .critical: "critical"
+        case .error: "error"
+        case .warning: "warning"
+        case .notice: "notice"
+        case .info: "info"
+        case .debug: "debug"
+        }
+    }
+
     func writeLine(_ entry: JournalEntry) {
-        fputs(Self.line(entry, identifier: identifier), stderr)
-        fflush(stderr)
+        switch target {
+        case .json:
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let wall = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+            fputs(Self.jsonLine(entry, identifier: identifier, wallTime: wall), stdout)
+            fflush(stdout)
+        case .stdout:
+            fputs(Self.line(entry, identifier: identifier), stdout)
+            fflush(stdout)
+        default:
+            fputs(Self.line(entry, identifier: identifier), stderr)
+            fflush(stderr)
+        }
     }
 }

@@ -46,7 +46,9 @@ struct RunCommand: ParsableCommand {
 
     @Option(
         name: .long,
-        help: "Where alerts and logs go: auto (the journal if journald listens, else stderr), journal, stderr.")
+        help:
+            "Where alerts and logs go: auto (the journal if journald listens, else stderr), journal, stderr, stdout, or json (one JSON object per line on stdout, for a container's log shipper)."
+    )
     var log: JournalWriter.Target = .auto
 
     @Option(

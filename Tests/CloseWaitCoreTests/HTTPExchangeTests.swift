@@ -68,6 +68,20 @@ import Testing
         #expect(response(.incomplete).hasPrefix("HTTP/1.1 408 "))
     }
 
+    /// /healthz: 200 while the daemon's ticks are fresh, 503 with the reason once they are not
+    /// (a Kubernetes liveness probe).
+    @Test func healthzSaysWhetherTicksAreFresh() {
+        let fresh = String(
+            decoding: HTTPExchange.response(to: .request(method: "GET", path: "/healthz"), page: { [] }), as: UTF8.self)
+        #expect(fresh.hasPrefix("HTTP/1.1 200 OK\r\n") && fresh.hasSuffix("\r\n\r\nok\n"))
+        let stale = String(
+            decoding: HTTPExchange.response(
+                to: .request(method: "GET", path: "/healthz"), page: { [] }, health: { "the last successful sample finished 99 s ago" }),
+            as: UTF8.self)
+        #expect(stale.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
+        #expect(stale.hasSuffix("\r\n\r\nstale: the last successful sample finished 99 s ago\n"))
+    }
+
     @Test func rendersThePageOnlyWhenAskedFor() {
         var rendered = 0
         _ = HTTPExchange.response(

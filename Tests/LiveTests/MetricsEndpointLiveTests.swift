@@ -96,6 +96,9 @@ func residentKiB(_ pid: Int32) -> Int? {
             body.contains("\",container_runtime=\"\",container_id=\"\",container=\"\",pod=\"\",namespace=\"\"} 6\n"))
         #expect(body.contains("closewaitd_alert_firing{pid=\"\(holder)\""))
         #expect(body.contains("closewaitd_http_connections_total{outcome=\"answered\"}"))
+        // The liveness probe's endpoint: fresh ticks.
+        let health = try LoopbackClient.get(port: port, "/healthz")
+        #expect(health.hasPrefix("HTTP/1.1 200 OK\r\n") && health.hasSuffix("\r\n\r\nok\n"), "\(health)")
         // The exposition is valid for Prometheus's own checker (Debian's prometheus package).
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("cw-scrape-\(port).prom").path
         try body.write(toFile: file, atomically: true, encoding: .utf8)

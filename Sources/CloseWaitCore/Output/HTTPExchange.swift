@@ -2,8 +2,9 @@
 /// a request head from untrusted bytes (bounded in size and header count) and decides the
 /// response. The Linux layer only moves bytes; every decision is here and fuzzed.
 ///
-/// Only `GET`/`HEAD` of `/metrics` (the page) and `/` (a link to it) are answered; every
-/// response closes the connection, so no request body or pipelining is ever read.
+/// Only `GET`/`HEAD` of `/metrics` (the page), `/healthz` (200 while ticks are fresh, else 503)
+/// and `/` (a link to the page) are answered; every response closes the connection, so no
+/// request body or pipelining is ever read.
 public enum HTTPExchange {
     /// The largest request head read; beyond it the answer is 431 and the connection closes.
     public static let maxHeadBytes = 8192
@@ -98,7 +99,8 @@ public enum HTTPExchange {
     public static let metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
 
     /// What to send for a parse result; `page` renders the metrics only when asked for.
-    public static func response(to parse: Parse, page: () -> [UInt8]) -> [UInt8] {
+    /// - Parameter health: why `/healthz` fails (503 with the reason), nil for 200 `ok`.
+    public static func response(to parse: Parse, page: () -> [UInt8], health: () -> String? = { nil }) -> [UInt8] {
         switch parse {
         case .incomplete:
             return build(
@@ -116,6 +118,11 @@ public enum HTTPExchange {
             switch path {
             case "/metrics":
                 return build(status: 200, type: metricsContentType, body: page(), head: method == "HEAD")
+            case "/healthz":
+                let problem = health()
+                return build(
+                    status: problem == nil ? 200 : 503, type: "text/plain; charset=utf-8",
+                    body: Array((problem.map { "stale: " + $0 } ?? "ok") .utf8) + [0x0a], head: method == "HEAD")
             case "/":
                 let html =
                     "<html><head><title>closewaitd</title></head><body><h1>closewaitd</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>\n"
