@@ -6,6 +6,7 @@
 #                       then the service test in a booted systemd container
 #   sudo make install   release build (static Swift stdlib), install, enable and start the service
 #   make deb            dist/closewaitd_VERSION_ARCH.deb
+#   make image          the container image closewaitd:VERSION (podman, offline: FROM scratch)
 #   make bench          the performance benchmark against ss -tnp
 #   make fuzz           libFuzzer on every parser of untrusted bytes, FUZZ_SECONDS each (600)
 #   make soak           the release daemon for SOAK_SECONDS (1800) against a pool, a leak and churn
@@ -31,7 +32,7 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SWIFT_FLAGS ?=
 # Debian packages the build needs, and the ones the tests drive (ss, setpriv, systemd-nspawn).
 BUILD_DEBS := libsystemd-dev libbpf-dev pkg-config
-TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 prometheus podman runc docker.io containerd \
+TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 python3-venv python3-yaml prometheus podman runc docker.io containerd curl \
 	python3-requests python3-urllib3 golang-go libhttpclient-java openjdk-17-jdk-headless nodejs
 
 BENCH_SIZES ?= small,medium,large
@@ -40,7 +41,7 @@ FUZZ_SMOKE_SECONDS ?= 10
 SOAK_SECONDS ?= 1800
 SOAK_SMOKE_SECONDS ?= 120
 
-.PHONY: bpf bpf-check unit format lint clients redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
+.PHONY: image image-test k8s-check bpf bpf-check unit format lint clients redteam prometheus-test container-test sanitize fuzz fuzz-smoke soak soak-smoke bench bench-smoke all deps test-deps build release run check service-test install install-files uninstall deb lint-deb clean
 
 all: build
 
@@ -109,6 +110,8 @@ check: test-deps
 	$(SWIFT) test --skip-build $(SWIFT_FLAGS)
 	$(MAKE) prometheus-test
 	$(MAKE) container-test
+	$(MAKE) image-test
+	$(MAKE) k8s-check
 	$(MAKE) fuzz-smoke
 	$(MAKE) soak-smoke
 
@@ -160,6 +163,32 @@ container-test: test-deps
 	Tests/containers/podman.sh $$($(SWIFT) build --show-bin-path)
 	Tests/containers/docker.sh $$($(SWIFT) build --show-bin-path)
 	Tests/containers/containerd.sh $$($(SWIFT) build --show-bin-path)
+
+# The container image from the release binary: the binary (stripped) and the libraries ldd
+# lists, the container config, FROM scratch; built with podman, nothing pulled.
+IMAGE ?= closewaitd:$(VERSION)
+image: release
+	rm -rf dist/image-root
+	packaging/container/mkroot.sh dist/image-root $(RELEASE_BIN):/usr/bin/closewaitd
+	strip --strip-unneeded dist/image-root/usr/bin/closewaitd
+	install -D -m 0644 packaging/container/closewaitd.toml dist/image-root/etc/closewaitd/closewaitd.toml
+	install -d dist/image-root/run/closewaitd
+	printf '[containers]\ndefault_ulimits = []\n' >dist/containers.conf
+	CONTAINERS_CONF=$(CURDIR)/dist/containers.conf podman --runtime $$(command -v runc || echo /usr/sbin/runc) \
+	    build --quiet -f packaging/container/Containerfile -t $(IMAGE) dist/image-root
+	@podman image inspect --format 'image $(IMAGE): {{.Size}} bytes' $(IMAGE)
+
+# The image under podman as a node agent (host pid and network, four capabilities, read-only
+# mounts) against a leaker on the host and one in a named container.
+image-test: test-deps image
+	$(SWIFT) build --product closewaitd-workload $(SWIFT_FLAGS)
+	Tests/containers/image.sh $(IMAGE) $$($(SWIFT) build --show-bin-path)
+
+# The Kubernetes manifests, offline: Kubernetes' schemas (kubernetes-validate from PyPI, in a
+# venv under .build), promtool on the PrometheusRule, check-config on the ConfigMap's TOML.
+k8s-check: test-deps
+	$(SWIFT) build --product closewaitd $(SWIFT_FLAGS)
+	deploy/kubernetes/check.sh $$($(SWIFT) build --show-bin-path)/closewaitd
 
 # The whole test suite, the daemon and workload binaries it starts included, built with
 # ThreadSanitizer and then AddressSanitizer; any report fails the run (halt_on_error). Leak

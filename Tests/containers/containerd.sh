@@ -51,7 +51,7 @@ if ! wait_for 30 C version >/dev/null 2>&1; then
     log "SKIP - containerd does not start on this machine: $(tail -2 "$WORK/containerd.log" | tr '\n' ' ')"
     exit 0
 fi
-"$HERE/Tests/containers/mkroot.sh" "$WORK/rootfs" "$BIN_DIR/closewaitd-workload:/usr/bin/closewaitd-workload" \
+"$HERE/packaging/container/mkroot.sh" "$WORK/rootfs" "$BIN_DIR/closewaitd-workload:/usr/bin/closewaitd-workload" \
     || die "could not assemble the rootfs"
 mkdir -p "$WORK/rootfs/dev" "$WORK/rootfs/proc" "$WORK/rootfs/sys"
 

@@ -53,7 +53,7 @@ if ! wait_for 60 D info >/dev/null 2>&1; then
     log "SKIP - dockerd does not start on this machine: $(tail -2 "$WORK/dockerd.log" | tr '\n' ' ')"
     exit 0
 fi
-"$HERE/Tests/containers/mkroot.sh" "$WORK/root" "$BIN_DIR/closewaitd-workload:/usr/bin/closewaitd-workload" \
+"$HERE/packaging/container/mkroot.sh" "$WORK/root" "$BIN_DIR/closewaitd-workload:/usr/bin/closewaitd-workload" \
     || die "could not assemble the image's root"
 tar -C "$WORK/root" -c . | D import - "$IMAGE" >/dev/null || die "docker import failed"
 log "image $IMAGE imported offline ($(du -sh "$WORK/root" | cut -f1) root)"

@@ -4,10 +4,10 @@
 # with a passwd, group and hostname. Nothing is pulled; the tree is `docker import`ed or a
 # Containerfile's build context.
 #
-# Usage: Tests/containers/mkroot.sh DEST BINARY:PATH-IN-ROOT...
+# Usage: packaging/container/mkroot.sh DEST BINARY:PATH-IN-ROOT...
 set -euo pipefail
 DEST=$1; shift
-mkdir -p "$DEST"/{etc,tmp,usr/bin,var/lib}
+mkdir -p "$DEST"/{etc,tmp,usr/bin,var/lib,run}
 chmod 1777 "$DEST/tmp"
 printf 'root:x:0:0:root:/:/nonexistent\nnobody:x:65534:65534:nobody:/:/nonexistent\n' >"$DEST/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$DEST/etc/group"
