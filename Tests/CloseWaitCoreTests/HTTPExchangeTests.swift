@@ -76,7 +76,8 @@ import Testing
         #expect(fresh.hasPrefix("HTTP/1.1 200 OK\r\n") && fresh.hasSuffix("\r\n\r\nok\n"))
         let stale = String(
             decoding: HTTPExchange.response(
-                to: .request(method: "GET", path: "/healthz"), page: { [] }, health: { "the last successful sample finished 99 s ago" }),
+                to: .request(method: "GET", path: "/healthz"), page: { [] },
+                health: { "the last successful sample finished 99 s ago" }),
             as: UTF8.self)
         #expect(stale.hasPrefix("HTTP/1.1 503 Service Unavailable\r\n"))
         #expect(stale.hasSuffix("\r\n\r\nstale: the last successful sample finished 99 s ago\n"))

@@ -31,9 +31,12 @@ import Testing
     @Test func jsonLinesCarryTheSameFields() throws {
         let entry = JournalEntry(
             message: "java[7] (pod shop/orders, container app) holds 6", priority: .warning, messageID: "id1",
-            fields: [("CLOSEWAIT_PID", "7"), ("CLOSEWAIT_COMM", ByteString([0x6a, 0x0a, 0xff])), ("CLOSEWAIT_UNIT", "")])
+            fields: [
+                ("CLOSEWAIT_PID", "7"), ("CLOSEWAIT_COMM", ByteString([0x6a, 0x0a, 0xff])), ("CLOSEWAIT_UNIT", ""),
+            ])
         let line = JournalWriter.jsonLine(entry, wallTime: 1_796_168_405.123)
-        #expect(line.hasPrefix(#"{"time":"2026-12-01T23:40:05.123Z","level":"warning","identifier":"closewaitd","pid":"#))
+        #expect(
+            line.hasPrefix(#"{"time":"2026-12-01T23:40:05.123Z","level":"warning","identifier":"closewaitd","pid":"#))
         #expect(
             line.hasSuffix(
                 #","message":"java[7] (pod shop/orders, container app) holds 6","MESSAGE_ID":"id1","CLOSEWAIT_PID":"7","CLOSEWAIT_COMM":"j\\n\\xff"}"#

@@ -122,7 +122,7 @@ public enum HTTPExchange {
                 let problem = health()
                 return build(
                     status: problem == nil ? 200 : 503, type: "text/plain; charset=utf-8",
-                    body: Array((problem.map { "stale: " + $0 } ?? "ok") .utf8) + [0x0a], head: method == "HEAD")
+                    body: Array((problem.map { "stale: " + $0 } ?? "ok").utf8) + [0x0a], head: method == "HEAD")
             case "/":
                 let html =
                     "<html><head><title>closewaitd</title></head><body><h1>closewaitd</h1><p><a href=\"/metrics\">Metrics</a></p></body></html>\n"
