@@ -76,6 +76,7 @@ assert "(container %s (podman:%s)" % (sys.argv[2], sys.argv[3][:12]) in mine[0][
 host = [d for d in alerts if "CLOSEWAIT_CONTAINER_ID" not in d and d.get("CLOSEWAIT_COUNT") == "7"]
 assert host, [d["message"][:80] for d in alerts]
 assert all(d["time"].endswith("Z") and d["MESSAGE_ID"] for d in alerts)
+print("image-test: a line:", json.dumps({k: mine[0][k] for k in list(mine[0])[:5] + ["MESSAGE_ID", "CLOSEWAIT_CONTAINER_NAME", "CLOSEWAIT_COUNT"]}))
 scanner = [d for d in docs if d.get("CLOSEWAIT_SCANNER")]
 print("image-test: scanner in the container:", scanner[0]["CLOSEWAIT_SCANNER"] if scanner else "?",
       "-", scanner[0]["message"][:120] if scanner else "")
