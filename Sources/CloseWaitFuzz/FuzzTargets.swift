@@ -9,7 +9,7 @@ public enum FuzzTargets {
     public static let names = [
         "inet-diag", "proc-net-tcp", "proc-pid-stat", "proc-pid-status", "proc-pid-cgroup",
         "proc-pid-limits", "fd-link", "time-span", "config", "state-document", "escape",
-        "http-request", "listen-address",
+        "http-request", "listen-address", "runtime-state",
     ]
 
     /// Runs the named target on one input; false for an unknown name.
@@ -31,9 +31,28 @@ public enum FuzzTargets {
         case "escape": escape(data)
         case "http-request": httpRequest(data)
         case "listen-address": listenAddress(data)
+        case "runtime-state": runtimeState(data)
         default: return false
         }
         return true
+    }
+
+    /// A container runtime's state file (Docker's config.v2.json, an OCI config.json,
+    /// containers/storage's list): names within the size cap, shown without a raw control.
+    static func runtimeState(_ data: [UInt8]) {
+        var names = [ContainerNames]()
+        if let n = try? OCIConfig.names(data) { names.append(n) }
+        if let n = try? DockerConfigV2.names(data) { names.append(n) }
+        if let list = try? StorageContainers.names(data) { names += list.values.map { ContainerNames(name: $0) } }
+        for n in names {
+            for value in [n.name, n.podName, n.podNamespace, n.podUID, n.composeProject, n.composeService] {
+                guard let value else { continue }
+                check(!value.isEmpty && value.count <= ContainerNames.maximumBytes, "a name of \(value.count) bytes")
+            }
+            var c = ContainerIdentity(runtime: .containerd, id: ByteString(String(repeating: "a", count: 64)))
+            c.adopt(n)
+            check(!containsRawControl(c.described) && !containsRawControl(c.cell), "raw control in a container name")
+        }
     }
 
     static func check(_ condition: Bool, _ what: @autoclosure () -> String) {
