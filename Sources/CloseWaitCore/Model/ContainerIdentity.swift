@@ -70,12 +70,16 @@ public struct ContainerIdentity: Hashable, Sendable {
     /// A table cell: `shop/orders-7d9f-x2k4p/app`, `orders`, or the label; escaped.
     public var cell: String {
         let owner = userManager.map { $0.escaped + ": " } ?? ""
-        if let podName {
-            return owner + (podNamespace.map { $0.escaped + "/" } ?? "") + podName.escaped
-                + (name.map { "/" + $0.escaped } ?? "")
-        }
-        if hasOwnName, let name { return owner + name.escaped }
-        return label
+        let named = Self.namedCell(
+            podNamespace: podNamespace?.escaped, podName: podName?.escaped, name: hasOwnName ? name?.escaped : nil)
+        return named.map { owner + $0 } ?? label
+    }
+
+    /// `namespace/pod/container`, `namespace/pod` or the container's name, from escaped parts;
+    /// nil when there is no name (the state document's table builds it from its strings too).
+    public static func namedCell(podNamespace: String?, podName: String?, name: String?) -> String? {
+        if let podName { return (podNamespace.map { $0 + "/" } ?? "") + podName + (name.map { "/" + $0 } ?? "") }
+        return name
     }
 
     /// Takes what the runtime's state says (a name the cgroup gave is kept).

@@ -22,11 +22,9 @@ extension StateDocument {
             var level = p.level
             if !p.reasons.isEmpty { level += " (" + p.reasons.joined(separator: ",") + ")" }
             let escape = { (text: String) in Escape.bytes(Array(text.utf8)) }
-            let named =
-                p.podName.map { pod in
-                    (p.podNamespace.map { escape($0) + "/" } ?? "") + escape(pod)
-                        + (p.containerName.map { "/" + escape($0) } ?? "")
-                } ?? p.containerName.map(escape)
+            let named = ContainerIdentity.namedCell(
+                podNamespace: p.podNamespace.map(escape), podName: p.podName.map(escape),
+                name: p.containerName.map(escape))
             let container =
                 named.map { $0 + (p.innerPid.map { " pid \($0)" } ?? "") }
                 ?? p.container.map { text -> String in
