@@ -92,6 +92,7 @@ public final class Daemon {
         }
         outputs.metricsTextfile = new.metricsTextfile
         outputs.metricsMaxProcesses = new.metricsMaxProcesses
+        outputs.actions.settings = new.actions
         if intervalChanged, timer != nil { scheduleTimer() }
     }
 

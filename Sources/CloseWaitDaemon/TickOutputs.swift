@@ -41,11 +41,16 @@ final class TickOutputs {
     private var attribution = AttributionMonitor()
     /// The scanner last said in the journal.
     private var saidScanner: ScannerStatus?
+    /// `[[action]]`: which alerts get an action this tick (the rails), and the runner that
+    /// runs them off the tick's thread and journals how each ended.
+    var actions = ActionPlanner()
+    let runner: ActionRunner
 
     init(writer: JournalWriter, logger: Logger, notifier: Notifier) {
         self.writer = writer
         self.logger = logger
         self.notifier = notifier
+        runner = ActionRunner(report: { [writer] entry in writer.send(entry) })
     }
 
     /// Everything a good tick says.
@@ -84,6 +89,7 @@ final class TickOutputs {
             health.passesReused += 1
         }
         for event in result.events { writer.send(AlertMessage.entry(event)) }
+        act(on: result)
         if let entry = attribution.update(result.health.attribution) { writer.send(entry) }
 
         let status = StatusLine.render(
@@ -136,6 +142,17 @@ final class TickOutputs {
             )
         }
         reportedDrops = dropped
+    }
+
+    /// Journals, then starts, every action the tick's alerts call for; each is journaled
+    /// before (started, dry run, or held back by its rails) and, by the runner, after.
+    func act(on result: TickResult) {
+        guard !actions.settings.specs.isEmpty else { return }
+        actions.keep(only: Set(result.statuses.map(\.details.identity)))
+        for planned in actions.plan(result.events, now: monotonicNow(), running: runner.running) {
+            writer.send(ActionMessage.before(planned))
+            if planned.decision == .run { runner.start(planned) }
+        }
     }
 
     /// Publishes the metrics page of the last good tick and the daemon's health to the

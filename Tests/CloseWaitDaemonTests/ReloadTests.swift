@@ -47,6 +47,11 @@ import Testing
         listen = "127.0.0.1:19838"
         [containers]
         docker_roots = ["/host/var/lib/docker"]
+        [actions]
+        max_per_hour = 3
+        [[action]]
+        name = "page"
+        exec = ["/bin/true"]
         [[rule]]
         name = "orders"
         match_unit = "orders.service"
@@ -82,6 +87,7 @@ import Testing
         "metricsTextfile": { d, s in d.outputs.metricsTextfile == s.metricsTextfile },
         "metricsMaxProcesses": { d, s in d.outputs.metricsMaxProcesses == s.metricsMaxProcesses },
         "containers": { d, s in d.pipeline.collector.containerNamer.roots == s.containers },
+        "actions": { d, s in d.outputs.actions.settings == s.actions },
     ]
     /// Bound once at start (a listening socket); a reload says so in the journal.
     static let restartOnly: Set<String> = ["metricsListen"]

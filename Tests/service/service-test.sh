@@ -422,7 +422,8 @@ ok = procs and procs[0]["closeWait"] == 6 and procs[0]["innerPid"] == int(sys.ar
 ok = ok and all(s["netns"] == int(sys.argv[4]) for s in doc["sockets"])
 ok = ok and all(peer["netns"] == int(sys.argv[4]) for peer in procs[0]["peers"])
 if sys.argv[5]:
-    ok = ok and procs[0]["container"] == {"runtime": "nspawn", "id": sys.argv[5], "name": sys.argv[5], "podUid": None}
+    c = procs[0]["container"]
+    ok = ok and (c["runtime"], c["id"], c["name"], c["podUid"], c["podName"]) == ("nspawn", sys.argv[5], sys.argv[5], None, None)
 sys.exit(0 if ok else 1)
 PY
     printf '[daemon]\ninterval = "1s"\n[alerts]\nhold = 1\n[thresholds]\ncount_warning = 5\n' >"$WORK/host.toml"

@@ -146,6 +146,8 @@ public struct Settings: Equatable, Sendable {
     /// `[metrics] listen`: serve GET /metrics on this address (hosts without systemd's socket
     /// unit); nil: only an inherited socket (socket activation) serves.
     public var metricsListen: ListenAddress?
+    /// `[actions]` and `[[action]]`: what to do on alerts (nothing unless written).
+    public var actions = ActionSettings()
     /// `[containers]`: where the runtimes' state is read for names.
     public var containers = ContainerStateRoots()
     /// `[metrics] max_processes`: the cap on per-process series.

@@ -11,6 +11,11 @@ public struct SettingsParser {
         "thresholds": thresholdKeys + ["total_warning", "total_critical", "unowned_warning", "unowned_critical"],
         "metrics": ["textfile", "max_processes", "listen"],
         "containers": ["names", "docker_roots", "containerd_roots", "storage_roots", "hostname"],
+        "actions": ["max_per_hour"],
+    ]
+    static let actionKeys = [
+        "name", "level", "reason", "rule", "match_unit", "match_comm", "match_exe", "match_container", "match_pod",
+        "match_namespace", "exec", "restart_unit", "destroy_sockets", "cooldown", "dry_run", "timeout",
     ]
     static let thresholdKeys = [
         "count_warning", "count_critical", "growth_warning", "growth_critical",
@@ -40,8 +45,8 @@ public struct SettingsParser {
     mutating func settings(from root: ConfigNode) -> Settings {
         var settings = Settings()
         guard case let .table(top) = root else { problem("", "the document must be a table"); return settings }
-        for key in top.keys.sorted() where Self.sections[key] == nil && key != "rule" {
-            unknown(key, path: key, known: Array(Self.sections.keys) + ["rule"])
+        for key in top.keys.sorted() where Self.sections[key] == nil && key != "rule" && key != "action" {
+            unknown(key, path: key, known: Array(Self.sections.keys) + ["rule", "action"])
         }
         if let daemon = section(top, "daemon") {
             settings.interval = duration(daemon, "daemon", "interval", min: 0.1, max: 3600) ?? settings.interval
@@ -150,6 +155,13 @@ public struct SettingsParser {
             roots.storage = paths(containers, "containers", "storage_roots") ?? roots.storage
             settings.containers = roots
         }
+        if let actions = section(top, "actions") {
+            settings.actions.maxPerHour =
+                integer(actions, "actions", "max_per_hour", min: 1, max: 3600) ?? settings.actions.maxPerHour
+        }
+        if let node = top["action"] {
+            settings.actions.specs = readActions(node)
+        }
         if let node = top["rule"] {
             guard case let .array(items) = node else {
                 problem("rule", "rules are written as [[rule]] tables")
@@ -191,6 +203,108 @@ public struct SettingsParser {
             }
         }
         return settings
+    }
+
+    /// Every `[[action]]`: a name, exactly one thing to do, filters and rails.
+    mutating func readActions(_ node: ConfigNode) -> [ActionSpec] {
+        guard case let .array(items) = node else {
+            problem("action", "actions are written as [[action]] tables"); return []
+        }
+        var specs = [ActionSpec]()
+        for (index, item) in items.enumerated() {
+            let path = "action[\(index + 1)]"
+            guard case let .table(table) = item else { problem(path, "must be a table"); continue }
+            for key in table.keys.sorted() where !Self.actionKeys.contains(key) {
+                unknown(key, path: path + "." + key, known: Self.actionKeys)
+            }
+            guard let name = string(table, path, "name") else {
+                if table["name"] == nil { problem(path, "needs a name") }
+                continue
+            }
+            if specs.contains(where: { $0.name == name }) {
+                problem(path + ".name", "\"\(Escape.line(name))\" is used by another action")
+            }
+            for key in ["restart_unit", "destroy_sockets"] where table[key] != nil {
+                problem(path + "." + key, "is not available in this version (only exec)")
+            }
+            guard let argv = execArgv(table, path) else {
+                if table["exec"] == nil && table["restart_unit"] == nil && table["destroy_sockets"] == nil {
+                    problem(path, "needs something to do: exec = [\"/path/to/command\", \"arg\", …]")
+                }
+                continue
+            }
+            var spec = ActionSpec(name: name, kind: .exec(argv))
+            spec.levels = Set(
+                strings(table, path, "level", allowed: ["warning", "critical"]).compactMap {
+                    $0 == "warning" ? AlertLevel.warning : AlertLevel.critical
+                })
+            let perProcess = AlertReason.allCases.filter { !$0.isHostWide }.map(\.rawValue)
+            spec.reasons = Set(
+                strings(table, path, "reason", allowed: perProcess).compactMap(AlertReason.init(rawValue:)))
+            spec.rules = Set(strings(table, path, "rule", allowed: nil))
+            let matchKeys = [
+                "match_unit", "match_comm", "match_exe", "match_container", "match_pod", "match_namespace",
+            ]
+            if matchKeys.contains(where: { table[$0] != nil }) {
+                spec.match = Rule(
+                    name: name, matchUnit: string(table, path, "match_unit"),
+                    matchComm: string(table, path, "match_comm"),
+                    matchExe: string(table, path, "match_exe"), matchContainer: string(table, path, "match_container"),
+                    matchPod: string(table, path, "match_pod"), matchNamespace: string(table, path, "match_namespace"))
+            }
+            spec.cooldown = duration(table, path, "cooldown", min: 1, max: 7 * 86400) ?? spec.cooldown
+            spec.timeout = duration(table, path, "timeout", min: 0.1, max: 3600) ?? spec.timeout
+            spec.dryRun = bool(table, path, "dry_run") ?? false
+            specs.append(spec)
+        }
+        return specs
+    }
+
+    /// `exec`: an argv of non-empty strings whose first is an absolute path (no shell, no PATH
+    /// search: the command that runs is the one written).
+    mutating func execArgv(_ t: [String: ConfigNode], _ path: String) -> [String]? {
+        guard let node = t["exec"] else { return nil }
+        let key = path + ".exec"
+        guard case let .array(items) = node, !items.isEmpty else {
+            problem(
+                key,
+                "must be a list: the command and its arguments, [\"/usr/local/bin/page\", \"--critical\"] (no shell)")
+            return nil
+        }
+        var argv = [String]()
+        for item in items {
+            guard case let .string(text) = item, !text.unicodeScalars.contains(where: { $0.value == 0 }) else {
+                problem(key, "every element must be a string without NUL, not \(item.typeName)")
+                return nil
+            }
+            argv.append(text)
+        }
+        guard argv[0].hasPrefix("/") else {
+            problem(key, "the command must be an absolute path (no PATH search), not \"\(Escape.line(argv[0]))\"")
+            return nil
+        }
+        return argv
+    }
+
+    /// A string or a list of strings; with `allowed`, each must be one of them.
+    mutating func strings(_ t: [String: ConfigNode], _ path: String, _ key: String, allowed: [String]?) -> [String] {
+        guard let node = t[key] else { return [] }
+        let items: [ConfigNode]
+        if case let .array(list) = node { items = list } else { items = [node] }
+        var out = [String]()
+        for item in items {
+            guard case let .string(text) = item, !text.isEmpty else {
+                problem(path + "." + key, "must be a string or a list of strings, not \(item.typeName)")
+                return []
+            }
+            if let allowed, !allowed.contains(text) {
+                problem(
+                    path + "." + key, "must be one of \(allowed.joined(separator: ", ")), not \"\(Escape.line(text))\"")
+                return []
+            }
+            out.append(text)
+        }
+        return out
     }
 
     mutating func readThresholds(_ t: [String: ConfigNode], _ path: String, base: Thresholds) -> Thresholds {

@@ -1,0 +1,76 @@
+/// ActionPlanner decides, from a tick's alert events, which actions run now: pure, time passed
+/// in. An action runs at most once per `cooldown` for the same process (pid + start time), and
+/// all actions together at most `maxPerHour` times in any sliding hour; what is held back is
+/// still reported (with why), so every alert an action answered leaves a trail.
+public struct ActionPlanner: Sendable {
+    public struct Planned: Sendable {
+        public var spec: ActionSpec
+        public var event: AlertEvent
+        public var decision: Decision
+    }
+
+    public enum Decision: Equatable, Sendable {
+        case run
+        case dryRun
+        /// Held back: the reason in a phrase (`cooldown: ran 2min ago, again after 10min`).
+        case skipped(String)
+    }
+
+    public var settings: ActionSettings
+    /// Last start per (process, action name).
+    var lastRun: [ProcessIdentity: [String: Double]] = [:]
+    /// Start times within the last hour.
+    var starts: [Double] = []
+
+    public init(settings: ActionSettings = ActionSettings()) {
+        self.settings = settings
+    }
+
+    /// - Parameter running: actions still running (each takes a slot of `maxRunning`).
+    public mutating func plan(_ events: [AlertEvent], now: Double, running: Int = 0) -> [Planned] {
+        starts.removeAll { now - $0 >= 3600 }
+        var out = [Planned]()
+        var busy = running
+        for spec in settings.specs {
+            // One answer per process and action a tick, the worst alert first.
+            var seen = Set<ProcessIdentity>()
+            for event in events.sorted(by: { $0.level > $1.level }) where spec.answers(event) {
+                guard let identity = event.process?.details.identity, seen.insert(identity).inserted else { continue }
+                if let last = lastRun[identity]?[spec.name], now - last < spec.cooldown {
+                    out.append(
+                        Planned(
+                            spec: spec, event: event,
+                            decision: .skipped(
+                                "cooldown: ran \(TimeSpan.format(now - last)) ago, again after \(TimeSpan.format(spec.cooldown))"
+                            )))
+                    continue
+                }
+                if starts.count >= settings.maxPerHour {
+                    out.append(
+                        Planned(
+                            spec: spec, event: event,
+                            decision: .skipped("max_per_hour: \(settings.maxPerHour) actions started in the last hour"))
+                    )
+                    continue
+                }
+                if !spec.dryRun && busy >= ActionSettings.maxRunning {
+                    out.append(
+                        Planned(
+                            spec: spec, event: event,
+                            decision: .skipped("\(ActionSettings.maxRunning) actions still running")))
+                    continue
+                }
+                lastRun[identity, default: [:]][spec.name] = now
+                starts.append(now)
+                if !spec.dryRun { busy += 1 }
+                out.append(Planned(spec: spec, event: event, decision: spec.dryRun ? .dryRun : .run))
+            }
+        }
+        return out
+    }
+
+    /// Forgets processes no longer tracked (their cooldowns end with them).
+    public mutating func keep(only present: Set<ProcessIdentity>) {
+        lastRun = lastRun.filter { present.contains($0.key) }
+    }
+}
