@@ -169,6 +169,18 @@ struct CheckConfigCommand: ParsableCommand {
                 .compactMap { name, value in value.map { "\(name)=\($0)" } }.joined(separator: " ")
                 print("  rule \(rule.name): \(match)\(rule.ignore ? " (ignored)" : "")")
             }
+            for action in s.actions.specs {
+                let on = [
+                    action.levels.isEmpty ? nil : action.levels.map(\.name).sorted().joined(separator: ","),
+                    action.reasons.isEmpty ? nil : action.reasons.map(\.rawValue).sorted().joined(separator: ","),
+                    action.rules.isEmpty ? nil : "rule " + action.rules.sorted().joined(separator: ","),
+                ].compactMap { $0 }.joined(separator: " ")
+                print(
+                    "  action \(action.name): \(ActionMessage.what(action)) on \(on.isEmpty ? "any alert" : on), "
+                        + "cooldown \(TimeSpan.format(action.cooldown)), timeout \(TimeSpan.format(action.timeout))"
+                        + (action.dryRun ? " (dry run)" : ""))
+            }
+            if !s.actions.specs.isEmpty { print("  actions: at most \(s.actions.maxPerHour) an hour") }
         case let .failure(errors):
             printError(errors.description)
             throw ExitCode(78)
