@@ -1,0 +1,79 @@
+import CloseWaitCore
+import Foundation
+import Testing
+import WorkloadSupport
+
+/// `[[action]]` in the running daemon against a real leaker: an exec action gets the alert in
+/// its environment (and nothing of the daemon's), is journaled after the alert, before and
+/// after it runs; a dry run says what it would do and runs nothing; a hanging command is killed
+/// at its timeout. Other suites' leakers may run beside this one: every check is by this
+/// test's holder pid, and max_per_hour is set high so they cannot use it up.
+@Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct ActionLiveTests {
+    @Test func anExecActionRunsOnceJournaledBeforeAndAfter() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-action-\(UUID().uuidString.prefix(8))")
+            .path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let script = dir + "/page.sh"
+        try "#!/bin/sh\nenv > \(dir)/env.$CLOSEWAIT_PID\necho paged \"$1\"\n".write(
+            toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let leak = try Workload(["--processes", "1", "--v4", "6"])
+        defer { leak.stop() }
+        let holder = leak.holders[0]
+        let daemon = try DaemonProcess(
+            config: testConfig(
+                thresholds: "count_warning = 5\ncount_critical = 1000",
+                extra: """
+                    [actions]
+                    max_per_hour = 3600
+                    [[action]]
+                    name = "page"
+                    reason = "count"
+                    match_comm = "closewaitd-work"
+                    exec = ["\(script)", "orders"]
+                    [[action]]
+                    name = "rehearse"
+                    level = "warning"
+                    match_comm = "closewaitd-work"
+                    exec = ["/bin/false"]
+                    dry_run = true
+                    [[action]]
+                    name = "hang"
+                    match_comm = "closewaitd-work"
+                    exec = ["/bin/sleep", "60"]
+                    timeout = "300ms"
+                    """))
+        defer { daemon.stop() }
+        func mine(_ line: Substring, _ id: String, _ action: String) -> Bool {
+            line.contains("MESSAGE_ID=\(id)") && line.contains("CLOSEWAIT_PID=\(holder) ")
+                && line.contains("CLOSEWAIT_ACTION=\(action) ")
+        }
+        let finished = try daemon.awaitLine("the page action's end") { mine($0, MessageID.actionFinished, "page") }
+        #expect(finished.contains("action \"page\" for closewaitd-work[\(holder)] exited with status 0 after"))
+        #expect(finished.contains("CLOSEWAIT_ACTION_EXIT_STATUS=0") && finished.contains("CLOSEWAIT_ACTION_OUTPUT=paged orders\\n"))
+        let lines = daemon.log.split(separator: "\n")
+        let alert = lines.firstIndex { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ") }
+        let started = lines.firstIndex { mine($0, MessageID.actionStarted, "page") }
+        let ended = lines.firstIndex { mine($0, MessageID.actionFinished, "page") }
+        #expect(alert != nil && started != nil && ended != nil)
+        if let alert, let started, let ended { #expect(alert < started && started < ended) }
+        #expect(lines[started ?? 0].contains("CLOSEWAIT_ACTION_STATE=started"))
+
+        // Its environment: the alert, escaped; nothing of the daemon's (NOTIFY_SOCKET).
+        let env = try String(contentsOfFile: "\(dir)/env.\(holder)", encoding: .utf8).split(separator: "\n")
+        #expect(env.contains("CLOSEWAIT_PID=\(holder)") && env.contains("CLOSEWAIT_REASON=count"))
+        #expect(env.contains("CLOSEWAIT_ACTION=page") && env.contains("CLOSEWAIT_COMM=closewaitd-work"))
+        #expect(!env.contains { $0.hasPrefix("NOTIFY_SOCKET=") })
+
+        // The dry run said what it would do and did nothing.
+        let rehearsal = try daemon.awaitLine("the dry run") { mine($0, MessageID.actionStarted, "rehearse") }
+        #expect(rehearsal.contains("dry run, nothing done") && rehearsal.contains("CLOSEWAIT_ACTION_STATE=dry-run"))
+        // The hanging command is killed at its timeout.
+        let hang = try daemon.awaitLine("the hanging action killed") { mine($0, MessageID.actionFinished, "hang") }
+        #expect(hang.contains("timed out after 300ms and was killed") && hang.contains("CLOSEWAIT_ACTION_TIMEOUT=1"))
+        #expect(!daemon.log.split(separator: "\n").contains { mine($0, MessageID.actionFinished, "rehearse") })
+        // Once per alert: no second start for this process (its cooldown is 10 minutes).
+        #expect(daemon.log.split(separator: "\n").filter { mine($0, MessageID.actionStarted, "page") }.count == 1)
+    }
+}
