@@ -10,8 +10,10 @@ import WorkloadSupport
 /// test's holder pid, and max_per_hour is set high so they cannot use it up.
 @Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct ActionLiveTests {
     @Test func anExecActionRunsOnceJournaledBeforeAndAfter() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-action-\(UUID().uuidString.prefix(8))")
-            .path
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-action-\(UUID().uuidString.prefix(8))"
+        )
+        .path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let script = dir + "/page.sh"
@@ -51,9 +53,13 @@ import WorkloadSupport
         }
         let finished = try daemon.awaitLine("the page action's end") { mine($0, MessageID.actionFinished, "page") }
         #expect(finished.contains("action \"page\" for closewaitd-work[\(holder)] exited with status 0 after"))
-        #expect(finished.contains("CLOSEWAIT_ACTION_EXIT_STATUS=0") && finished.contains("CLOSEWAIT_ACTION_OUTPUT=paged orders\\n"))
+        #expect(
+            finished.contains("CLOSEWAIT_ACTION_EXIT_STATUS=0")
+                && finished.contains("CLOSEWAIT_ACTION_OUTPUT=paged orders\\n"))
         let lines = daemon.log.split(separator: "\n")
-        let alert = lines.firstIndex { $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ") }
+        let alert = lines.firstIndex {
+            $0.contains("MESSAGE_ID=\(MessageID.crossed)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
+        }
         let started = lines.firstIndex { mine($0, MessageID.actionStarted, "page") }
         let ended = lines.firstIndex { mine($0, MessageID.actionFinished, "page") }
         #expect(alert != nil && started != nil && ended != nil)
