@@ -246,6 +246,7 @@ install-files: release
 	$(RELEASE_BIN) --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_closewaitd
 	chmod 0644 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/closewaitd $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_closewaitd
 	install -D -m 0644 packaging/systemd/closewaitd-ebpf.conf $(DESTDIR)$(PREFIX)/share/closewaitd/closewaitd-ebpf.conf
+	install -D -m 0644 packaging/systemd/closewaitd-destroy-sockets.conf $(DESTDIR)$(PREFIX)/share/closewaitd/closewaitd-destroy-sockets.conf
 	install -D -m 0644 packaging/prometheus/closewaitd.rules.yml $(DESTDIR)$(PREFIX)/share/closewaitd/prometheus/closewaitd.rules.yml
 	install -D -m 0644 packaging/prometheus/closewaitd.dashboard.json $(DESTDIR)$(PREFIX)/share/closewaitd/prometheus/closewaitd.dashboard.json
 	test -e $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml || \

@@ -17,10 +17,11 @@ int cw_accept_nonblocking(int fd) {
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* Starts argv[0] (an absolute path) with envp, stdin from /dev/null and stdout + stderr into
+/* Starts argv[0] (an absolute path) with envp, without the daemon's ambient capabilities, stdin from /dev/null and stdout + stderr into
  * output_fd, in a session of its own (so a timeout can kill its whole process group), with
  * every other fd closed, the signal mask empty and dispositions default. Between fork and
  * exec only async-signal-safe calls. Returns the child's pid, or -1 with errno (from fork);
@@ -43,6 +44,9 @@ pid_t cw_spawn(char *const argv[], char *const envp[], int output_fd, int error_
     if (syscall(436 /* SYS_close_range */, 4, ~0U, 0) != 0) {
         for (int fd = 4; fd < 65536; fd++) close(fd);
     }
+    /* The daemon's ambient capabilities (CAP_DAC_READ_SEARCH, CAP_SYS_PTRACE, …) are not the
+     * command's: cleared, so a non-root daemon's command runs with none. */
+    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     execve(argv[0], argv, envp);
     int code = errno;
     ssize_t ignored = write(3, &code, sizeof code);

@@ -23,12 +23,15 @@ public final class ActionRunner: Sendable {
 
     /// Starts `planned` (a `.run` decision) and returns at once.
     public func start(_ planned: ActionPlanner.Planned) {
-        guard case let .exec(argv) = planned.spec.kind else { return }
         let environment = ActionMessage.environment(planned)
         let timeout = planned.spec.timeout
         active.withLock { $0 += 1 }
         let work: @Sendable () -> Void = { [self] in
-            let result = Self.run(argv: argv, environment: environment, timeout: timeout)
+            let result: Result
+            switch planned.spec.kind {
+            case let .exec(argv): result = Self.run(argv: argv, environment: environment, timeout: timeout)
+            case .destroySockets: result = Self.destroy(planned)
+            }
             report(
                 ActionMessage.after(
                     planned, outcome: result.outcome, seconds: result.seconds, output: result.output,
@@ -139,6 +142,30 @@ public final class ActionRunner: Sendable {
             }
         }
         return Result(outcome: outcome!, seconds: monotonicNow() - started, output: captured, dropped: dropped)
+    }
+
+    /// destroy_sockets: the alerted process's CLOSE_WAIT sockets to its top peers, nothing else.
+    static func destroy(_ planned: ActionPlanner.Planned) -> Result {
+        let started = monotonicNow()
+        guard let process = planned.event.process else {
+            return Result(outcome: .destroyed(count: 0, refused: [:], gone: 0), seconds: 0, output: [], dropped: 0)
+        }
+        if let netns = process.details.netns {
+            return Result(
+                outcome: .failedToStart(
+                    "it lives in network namespace \(netns); SOCK_DESTROY acts only in the daemon's own"),
+                seconds: monotonicNow() - started, output: [], dropped: 0)
+        }
+        do {
+            let done = try SocketDestroyer().destroy(
+                process.details.identity, peers: process.peers.map(\.endpoint))
+            return Result(
+                outcome: .destroyed(count: done.destroyed, refused: done.refused, gone: done.gone),
+                seconds: monotonicNow() - started, output: [], dropped: 0)
+        } catch {
+            return Result(
+                outcome: .failedToStart("\(error)"), seconds: monotonicNow() - started, output: [], dropped: 0)
+        }
     }
 
     static func failed(_ call: String, _ code: Int32, _ started: Double) -> Result {

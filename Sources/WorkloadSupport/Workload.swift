@@ -106,16 +106,22 @@ public final class Workload {
     /// - Parameter launcher: a command that execs the workload (e.g. `unshare --net` and a
     ///   shell that brings `lo` up), so it runs in another namespace; it must exec, so the
     ///   process started here is the workload's coordinator.
-    public init(_ arguments: [String], timeout: Double = 30, duration: Int = 300, launcher: [String] = []) throws {
+    /// - Parameter executable: a copy of the workload binary to run instead (its own exe path
+    ///   and comm, for a test whose rules must match only its own processes).
+    public init(
+        _ arguments: [String], timeout: Double = 30, duration: Int = 300, launcher: [String] = [],
+        executable: String? = nil
+    ) throws {
+        let binary = executable ?? Build.path("closewaitd-workload")
         manifestPath =
             FileManager.default.temporaryDirectory
             .appendingPathComponent("closewaitd-manifest-\(UUID().uuidString)").path
         let workloadArguments = arguments + ["--manifest", manifestPath, "--duration", String(duration)]
         if let first = launcher.first {
             process.executableURL = URL(fileURLWithPath: first)
-            process.arguments = Array(launcher.dropFirst()) + [Build.path("closewaitd-workload")] + workloadArguments
+            process.arguments = Array(launcher.dropFirst()) + [binary] + workloadArguments
         } else {
-            process.executableURL = URL(fileURLWithPath: Build.path("closewaitd-workload"))
+            process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = workloadArguments
         }
         let out = Pipe()

@@ -150,7 +150,7 @@ import Testing
         #expect(text.contains("f.toml: actions.max_per_hour: 0 is out of range (1–3600)"))
         #expect(text.contains("action[1].exec: the command must be an absolute path (no PATH search), not \"page\""))
         #expect(text.contains("action[2].exec: must be a list"))
-        #expect(text.contains("action[3].restart_unit: is not available in this version (only exec)"))
+        #expect(text.contains("action[3].restart_unit: is not available in this version (exec or destroy_sockets)"))
         #expect(text.contains("action[4].level: must be one of warning, critical, not \"bad\""))
         #expect(text.contains("action[5]: needs something to do"))
         #expect(!text.contains("action[6]"))

@@ -83,3 +83,47 @@ import WorkloadSupport
         #expect(daemon.log.split(separator: "\n").filter { mine($0, MessageID.actionStarted, "page") }.count == 1)
     }
 }
+
+/// destroy_sockets in the running daemon: the alerted process's CLOSE_WAIT sockets go (ss
+/// shows none of its), another process's to the same peer stay. The leaker runs from a copy
+/// of the workload binary so the action matches only this test's processes.
+@Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct DestroyActionLiveTests {
+    @Test func destroySocketsFreesOnlyTheAlertedProcesssSockets() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "cw-destroy-\(UUID().uuidString.prefix(8))"
+        )
+        .path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let copy = dir + "/cwdestroyleak"
+        try FileManager.default.copyItem(atPath: Build.path("closewaitd-workload"), toPath: copy)
+        let leak = try Workload(["--processes", "1", "--v4", "6"], executable: copy)
+        defer { leak.stop() }
+        let bystander = try Workload(["--processes", "1", "--v4", "3"])
+        defer { bystander.stop() }
+        let holder = leak.holders[0]
+        let daemon = try DaemonProcess(
+            config: testConfig(
+                thresholds: "count_warning = 5\ncount_critical = 1000",
+                extra: """
+                    [actions]
+                    max_per_hour = 3600
+                    [[action]]
+                    name = "free"
+                    match_exe = "\(copy)"
+                    destroy_sockets = true
+                    """))
+        defer { daemon.stop() }
+        let done = try daemon.awaitLine("the destroy action's end") {
+            $0.contains("MESSAGE_ID=\(MessageID.actionFinished)") && $0.contains("CLOSEWAIT_PID=\(holder) ")
+        }
+        #expect(done.contains("destroyed 6 CLOSE_WAIT sockets; their fds stay open until the process closes them"))
+        #expect(done.contains("CLOSEWAIT_ACTION_DESTROYED=6") && done.contains("CLOSEWAIT_ACTION_REFUSED=0"))
+        let ss = try run("/usr/bin/ss", ["-tanpH", "state", "close-wait"]).stdout
+        #expect(!ss.contains("pid=\(holder),"), "\(ss)")
+        #expect(ss.components(separatedBy: "pid=\(bystander.holders[0]),").count - 1 == 3, "\(ss)")
+        let other = "CLOSEWAIT_PID=\(bystander.holders[0]) "
+        #expect(
+            !daemon.log.split(separator: "\n").contains { $0.contains(MessageID.actionStarted) && $0.contains(other) })
+    }
+}

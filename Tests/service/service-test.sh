@@ -94,13 +94,17 @@ cp "$DEB" "$WORK/pkg/closewaitd.deb"
 cp "$BIN_DIR/closewaitd-workload" "$WORK/pkg/"
 
 log "booting container $MACHINE"
+# The host's own services that the tests' packages enabled (docker.io, containerd) would start
+# in every booted copy of this root and slow or fail its boot: masked there (systemd reads
+# its arguments in a container as a kernel command line).
+NO_RUNTIMES="systemd.mask=docker.service systemd.mask=docker.socket systemd.mask=containerd.service"
 # nspawn's default bounding set has no CAP_BPF or CAP_PERFMON, and its seccomp filter denies
 # bpf() (a host's systemd has every capability and no filter): both given to the container
 # so that the eBPF drop-in can grant them to the unit.
 timeout 900 systemd-nspawn --keep-unit --register=no -D / --volatile=yes \
     --overlay=/usr::/usr --overlay=/etc::/etc --overlay=/var::/var \
     --bind-ro="$WORK/pkg:/mnt/pkg" --bind-ro=/opt/swift --capability=CAP_BPF,CAP_PERFMON --system-call-filter=bpf \
-    -M "$MACHINE" -b </dev/null >"$WORK/console.log" 2>&1 &
+    -M "$MACHINE" -b $NO_RUNTIMES </dev/null >"$WORK/console.log" 2>&1 &
 TIMEOUT_PID=$!
 
 # find_init TIMEOUT_PID: prints the host pid of the container's init below that nspawn.
@@ -383,7 +387,7 @@ log "machine cgroups:${MACHINE2_CGROUPS:- none (cannot name the machine)}"
     exec timeout 600 systemd-nspawn --keep-unit --register=no -D / --volatile=yes \
         --overlay=/usr::/usr --overlay=/etc::/etc --overlay=/var::/var \
         --bind-ro="$WORK/pkg:/mnt/pkg" --bind-ro=/opt/swift --private-network \
-        -M "$MACHINE2" -b </dev/null >"$WORK/console2.log" 2>&1
+        -M "$MACHINE2" -b $NO_RUNTIMES </dev/null >"$WORK/console2.log" 2>&1
 ) &
 TIMEOUT2_PID=$!
 PID2=""

@@ -5,6 +5,9 @@ public struct ActionSpec: Equatable, Sendable {
     public enum Kind: Equatable, Sendable {
         /// argv, run directly (never through a shell), the alert in CLOSEWAIT_* variables.
         case exec([String])
+        /// SOCK_DESTROY for the process's CLOSE_WAIT sockets to the alert's top peers (its fds
+        /// stay open until it closes them). Needs CAP_NET_ADMIN (a drop-in).
+        case destroySockets
     }
 
     public var name: String

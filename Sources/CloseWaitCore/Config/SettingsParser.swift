@@ -224,16 +224,30 @@ public struct SettingsParser {
             if specs.contains(where: { $0.name == name }) {
                 problem(path + ".name", "\"\(Escape.line(name))\" is used by another action")
             }
-            for key in ["restart_unit", "destroy_sockets"] where table[key] != nil {
-                problem(path + "." + key, "is not available in this version (only exec)")
+            if table["restart_unit"] != nil {
+                problem(path + ".restart_unit", "is not available in this version (exec or destroy_sockets)")
             }
-            guard let argv = execArgv(table, path) else {
-                if table["exec"] == nil && table["restart_unit"] == nil && table["destroy_sockets"] == nil {
-                    problem(path, "needs something to do: exec = [\"/path/to/command\", \"arg\", …]")
+            let destroy = bool(table, path, "destroy_sockets")
+            let kind: ActionSpec.Kind
+            if table["exec"] != nil && destroy != nil {
+                problem(path, "does one thing: exec or destroy_sockets, not both")
+                continue
+            } else if destroy == true {
+                kind = .destroySockets
+            } else if let argv = execArgv(table, path) {
+                kind = .exec(argv)
+            } else {
+                if table["exec"] == nil && table["restart_unit"] == nil {
+                    problem(
+                        path,
+                        destroy == false
+                            ? "destroy_sockets = false does nothing: say what to do (exec = [\"/path/to/command\", …])"
+                            : "needs something to do: exec = [\"/path/to/command\", \"arg\", …] or destroy_sockets = true"
+                    )
                 }
                 continue
             }
-            var spec = ActionSpec(name: name, kind: .exec(argv))
+            var spec = ActionSpec(name: name, kind: kind)
             spec.levels = Set(
                 strings(table, path, "level", allowed: ["warning", "critical"]).compactMap {
                     $0 == "warning" ? AlertLevel.warning : AlertLevel.critical

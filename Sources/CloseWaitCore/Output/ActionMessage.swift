@@ -10,8 +10,14 @@ public enum ActionMessage {
         case timedOut(Double)
         /// It could not be started (the errno's text).
         case failedToStart(String)
+        /// destroy_sockets: how many were destroyed, how many refused and why, how many had
+        /// left CLOSE_WAIT meanwhile.
+        case destroyed(count: Int, refused: [String: Int], gone: Int)
 
-        public var succeeded: Bool { self == .exited(0) }
+        public var succeeded: Bool {
+            if case let .destroyed(_, refused, _) = self { return refused.isEmpty }
+            return self == .exited(0)
+        }
 
         public var phrase: String {
             switch self {
@@ -19,6 +25,16 @@ public enum ActionMessage {
             case .signalled(let signal): "was killed by signal \(signal)"
             case .timedOut(let seconds): "timed out after \(TimeSpan.format(seconds)) and was killed"
             case .failedToStart(let why): "could not be started: \(why)"
+            case let .destroyed(count, refused, gone):
+                "destroyed \(count) CLOSE_WAIT \(count == 1 ? "socket" : "sockets")"
+                    + (refused.isEmpty
+                        ? ""
+                        : "; \(refused.values.reduce(0, +)) refused ("
+                            + refused.sorted { $0.key < $1.key }.map { "\($0.value): \($0.key)" }.joined(
+                                separator: ", ")
+                            + ")")
+                    + (gone > 0 ? "; \(gone) had left CLOSE_WAIT meanwhile" : "")
+                    + "; their fds stay open until the process closes them (or exits)"
             }
         }
     }
@@ -27,6 +43,7 @@ public enum ActionMessage {
     public static func what(_ spec: ActionSpec) -> String {
         switch spec.kind {
         case .exec(let argv): "exec " + argv.map { Escape.line($0) }.joined(separator: " ")
+        case .destroySockets: "destroy its CLOSE_WAIT sockets to its top peers"
         }
     }
 
@@ -86,6 +103,15 @@ public enum ActionMessage {
         case .signalled(let signal): fields.append(("CLOSEWAIT_ACTION_SIGNAL", ByteString(String(signal))))
         case .timedOut: fields.append(("CLOSEWAIT_ACTION_TIMEOUT", "1"))
         case .failedToStart(let why): fields.append(("CLOSEWAIT_ACTION_ERROR", ByteString(why)))
+        case let .destroyed(count, refused, gone):
+            fields += [
+                ("CLOSEWAIT_ACTION_DESTROYED", ByteString(String(count))),
+                ("CLOSEWAIT_ACTION_REFUSED", ByteString(String(refused.values.reduce(0, +)))),
+                ("CLOSEWAIT_ACTION_GONE", ByteString(String(gone))),
+            ]
+            if !refused.isEmpty {
+                fields.append(("CLOSEWAIT_ACTION_ERROR", ByteString(refused.keys.sorted().joined(separator: "; "))))
+            }
         }
         // The command's output as it wrote it: a field keeps its bytes; MESSAGE stays one line.
         if !output.isEmpty { fields.append(("CLOSEWAIT_ACTION_OUTPUT", ByteString(output))) }
