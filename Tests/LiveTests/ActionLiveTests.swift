@@ -10,11 +10,7 @@ import WorkloadSupport
 /// test's holder pid, and max_per_hour is set high so they cannot use it up.
 @Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct ActionLiveTests {
     @Test func anExecActionRunsOnceJournaledBeforeAndAfter() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "cw-action-\(UUID().uuidString.prefix(8))"
-        )
-        .path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try actionTestDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let script = dir + "/page.sh"
         try "#!/bin/sh\nenv > \(dir)/env.$CLOSEWAIT_PID\necho paged \"$1\"\n".write(
@@ -23,12 +19,8 @@ import WorkloadSupport
         let leak = try Workload(["--processes", "1", "--v4", "6"])
         defer { leak.stop() }
         let holder = leak.holders[0]
-        let daemon = try DaemonProcess(
-            config: testConfig(
-                thresholds: "count_warning = 5\ncount_critical = 1000",
-                extra: """
-                    [actions]
-                    max_per_hour = 3600
+        let daemon = try actionDaemon(
+            """
                     [[action]]
                     name = "page"
                     reason = "count"
@@ -45,7 +37,7 @@ import WorkloadSupport
                     match_comm = "closewaitd-work"
                     exec = ["/bin/sleep", "60"]
                     timeout = "300ms"
-                    """))
+            """)
         defer { daemon.stop() }
         func mine(_ line: Substring, _ id: String, _ action: String) -> Bool {
             line.contains("MESSAGE_ID=\(id)") && line.contains("CLOSEWAIT_PID=\(holder) ")
@@ -84,16 +76,29 @@ import WorkloadSupport
     }
 }
 
+/// The daemon with fast ticks, an alert at 5 sockets, no hourly cap that parallel suites'
+/// leakers could use up, and the given [[action]] tables.
+func actionDaemon(_ actions: String) throws -> DaemonProcess {
+    try DaemonProcess(
+        config: testConfig(
+            thresholds: "count_warning = 5\ncount_critical = 1000", extra: "[actions]\nmax_per_hour = 3600\n" + actions)
+    )
+}
+
+/// A fresh directory for one test's scripts and binaries.
+func actionTestDirectory() throws -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-action-\(UUID().uuidString.prefix(8))")
+        .path
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
 /// destroy_sockets in the running daemon: the alerted process's CLOSE_WAIT sockets go (ss
 /// shows none of its), another process's to the same peer stay. The leaker runs from a copy
 /// of the workload binary so the action matches only this test's processes.
 @Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct DestroyActionLiveTests {
     @Test func destroySocketsFreesOnlyTheAlertedProcesssSockets() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "cw-destroy-\(UUID().uuidString.prefix(8))"
-        )
-        .path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try actionTestDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let copy = dir + "/cwdestroyleak"
         try FileManager.default.copyItem(atPath: Build.path("closewaitd-workload"), toPath: copy)
@@ -102,17 +107,13 @@ import WorkloadSupport
         let bystander = try Workload(["--processes", "1", "--v4", "3"])
         defer { bystander.stop() }
         let holder = leak.holders[0]
-        let daemon = try DaemonProcess(
-            config: testConfig(
-                thresholds: "count_warning = 5\ncount_critical = 1000",
-                extra: """
-                    [actions]
-                    max_per_hour = 3600
+        let daemon = try actionDaemon(
+            """
                     [[action]]
                     name = "free"
                     match_exe = "\(copy)"
                     destroy_sockets = true
-                    """))
+            """)
         defer { daemon.stop() }
         let done = try daemon.awaitLine("the destroy action's end") {
             $0.contains("MESSAGE_ID=\(MessageID.actionFinished)") && $0.contains("CLOSEWAIT_PID=\(holder) ")

@@ -37,10 +37,7 @@ die() {
     log "FAIL - $*"; echo "--- daemon"; tail -5 "$WORK/daemon.log" 2>/dev/null
     echo "--- containerd"; tail -3 "$WORK/containerd.log"; exit 1
 }
-wait_for() {  # SECONDS COMMAND...
-    local deadline=$((SECONDS + $1)); shift
-    until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.3; done
-}
+. "$HERE/Tests/containers/lib.sh"
 command -v containerd >/dev/null && command -v ctr >/dev/null || die "containerd is not installed (apt-get install containerd)"
 
 printf 'version = 2\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n' >"$WORK/config.toml"
@@ -55,19 +52,8 @@ fi
     || die "could not assemble the rootfs"
 mkdir -p "$WORK/rootfs/dev" "$WORK/rootfs/proc" "$WORK/rootfs/sys"
 
-cat >"$WORK/closewaitd.toml" <<EOF2
-[daemon]
-interval = "200ms"
-[alerts]
-hold = 1
-[thresholds]
-count_warning = 5
-count_critical = 1000
-[containers]
-containerd_roots = ["$WORK/state"]
-EOF2
-"$BIN_DIR/closewaitd" run --config "$WORK/closewaitd.toml" --log stderr --state-file "$WORK/state.json" 2>"$WORK/daemon.log" &
-DAEMON=$!
+write_config "$(printf '[containers]\ncontainerd_roots = ["%s"]' "$WORK/state")"
+start_daemon
 
 C run -d --rootfs --net-host --cgroup "/kubepods/besteffort/pod$POD_UID/$ID" \
     --annotation io.kubernetes.cri.container-type=container --annotation io.kubernetes.cri.container-name=app \
@@ -87,16 +73,8 @@ echo "$line" | grep -q "(pod shop/orders-7d9f-x2k4p, container app, pid [0-9]* i
     || die "the alert text does not name the pod"
 log "PASS - the alert names pod shop/orders-7d9f-x2k4p, container app (CLOSEWAIT_POD_*, CLOSEWAIT_CONTAINER_NAME)"
 
-"$BIN_DIR/closewaitd" snapshot --json --config "$WORK/closewaitd.toml" >"$WORK/snapshot.json" || die "snapshot failed"
-python3 - "$WORK/snapshot.json" "$ID" "$POD_UID" <<'EOF2' || die "snapshot --json does not name the pod"
-import json, sys
-doc = json.load(open(sys.argv[1]))
-mine = [p for p in doc["processes"] if p["container"] and p["container"]["id"] == sys.argv[2]]
-assert len(mine) == 1 and mine[0]["closeWait"] == 6, mine
-c = mine[0]["container"]
-assert (c["runtime"], c["name"], c["podName"], c["podNamespace"], c["podUid"]) == (
-    "containerd", "app", "orders-7d9f-x2k4p", "shop", sys.argv[3]), c
-EOF2
+snapshot_container "$ID" "(c['runtime'], c['name'], c['podName'], c['podNamespace'], c['podUid']) == ('containerd', 'app', 'orders-7d9f-x2k4p', 'shop', '$POD_UID')" \
+    || die "snapshot --json does not name the pod"
 log "PASS - snapshot --json names it (runtime containerd, name app, podName, podNamespace, podUid)"
 
 "$BIN_DIR/closewaitd" explain shop/orders-7d9f-x2k4p --config "$WORK/closewaitd.toml" --state-file "$WORK/state.json" \

@@ -39,10 +39,7 @@ die() {
     log "FAIL - $*"; echo "--- daemon"; tail -5 "$WORK/daemon.log" 2>/dev/null
     echo "--- container"; D logs --tail 5 "$NAME" 2>&1; echo "--- dockerd"; tail -3 "$WORK/dockerd.log"; exit 1
 }
-wait_for() {  # SECONDS COMMAND...
-    local deadline=$((SECONDS + $1)); shift
-    until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.3; done
-}
+. "$HERE/Tests/containers/lib.sh"
 command -v dockerd >/dev/null && [ -x "$DOCKER_BIN" ] || die "Docker is not installed (apt-get install docker.io)"
 
 dockerd --data-root "$WORK/data" --exec-root "$WORK/exec" -H "unix://$WORK/docker.sock" \
@@ -58,21 +55,8 @@ fi
 tar -C "$WORK/root" -c . | D import - "$IMAGE" >/dev/null || die "docker import failed"
 log "image $IMAGE imported offline ($(du -sh "$WORK/root" | cut -f1) root)"
 
-cat >"$WORK/closewaitd.toml" <<EOF2
-[daemon]
-interval = "200ms"
-[alerts]
-hold = 1
-[thresholds]
-count_warning = 5
-count_critical = 1000
-[metrics]
-textfile = "$WORK/closewaitd.prom"
-[containers]
-docker_roots = ["$WORK/data"]
-EOF2
-"$BIN_DIR/closewaitd" run --config "$WORK/closewaitd.toml" --log stderr --state-file "$WORK/state.json" 2>"$WORK/daemon.log" &
-DAEMON=$!
+write_config "$(printf '[metrics]\ntextfile = "%s"\n[containers]\ndocker_roots = ["%s"]' "$WORK/closewaitd.prom" "$WORK/data")"
+start_daemon
 
 # --network none turns IPv6 off on lo; the workload listens on ::1 as well.
 CID=$(D run -d --name "$NAME" --network none --sysctl net.ipv6.conf.all.disable_ipv6=0 --sysctl net.ipv6.conf.lo.disable_ipv6=0 --label com.docker.compose.project=shop \
@@ -90,16 +74,8 @@ echo "$line" | grep -q "(container $NAME (docker:${CID:0:12}), pid [0-9]* inside
 echo "$line" | grep -q "CLOSEWAIT_COMPOSE_PROJECT=shop CLOSEWAIT_COMPOSE_SERVICE=orders" || die "no Compose fields"
 log "PASS - the alert names $NAME (docker:${CID:0:12}) with its Compose project and service"
 
-"$BIN_DIR/closewaitd" snapshot --json --config "$WORK/closewaitd.toml" >"$WORK/snapshot.json" || die "snapshot failed"
-python3 - "$WORK/snapshot.json" "$CID" "$NAME" <<'EOF2' || die "snapshot --json does not name the container"
-import json, sys
-doc = json.load(open(sys.argv[1]))
-mine = [p for p in doc["processes"] if p["container"] and p["container"]["id"] == sys.argv[2]]
-assert len(mine) == 1 and mine[0]["closeWait"] == 6, mine
-c = mine[0]["container"]
-assert c["runtime"] == "docker" and c["name"] == sys.argv[3], c
-assert c["composeProject"] == "shop" and c["composeService"] == "orders", c
-EOF2
+snapshot_container "$CID" "(c['runtime'], c['name'], c['composeProject'], c['composeService']) == ('docker', '$NAME', 'shop', 'orders')" \
+    || die "snapshot --json does not name the container"
 log "PASS - snapshot --json names it (runtime docker, name, composeProject/Service)"
 
 wait_for 10 grep -q "container=\"$NAME\",pod=\"\",namespace=\"\"} 6" "$WORK/closewaitd.prom" \

@@ -28,10 +28,7 @@ cleanup() {
 }
 trap cleanup EXIT
 die() { log "FAIL - $*"; echo "--- agent"; P logs --tail 5 "$AGENT" 2>&1 | cut -c1-400; exit 1; }
-wait_for() {  # SECONDS COMMAND...
-    local deadline=$((SECONDS + $1)); shift
-    until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.3; done
-}
+. "$HERE/Tests/containers/lib.sh"
 P image exists "$IMAGE" || die "no image $IMAGE (make image)"
 log "image $IMAGE: $(P image inspect --format '{{.Size}}' "$IMAGE") bytes"
 

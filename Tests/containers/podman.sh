@@ -24,10 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 die() { log "FAIL - $*"; echo "--- daemon"; tail -5 "$WORK/daemon.log"; exit 1; }
-wait_for() {  # SECONDS COMMAND...
-    local deadline=$((SECONDS + $1)); shift
-    until "$@"; do [ $SECONDS -ge $deadline ] && return 1; sleep 0.3; done
-}
+. "$HERE/Tests/containers/lib.sh"
 RUNC=$(command -v runc || echo /usr/sbin/runc)
 printf '[containers]\ndefault_ulimits = []\n' >"$WORK/containers.conf"
 export CONTAINERS_CONF="$WORK/containers.conf"
@@ -41,17 +38,8 @@ if ! out=$(podman_run --rm --network=none --rootfs /:O /bin/true 2>&1); then
     exit 0
 fi
 
-cat >"$WORK/closewaitd.toml" <<EOF
-[daemon]
-interval = "200ms"
-[alerts]
-hold = 1
-[thresholds]
-count_warning = 5
-count_critical = 1000
-EOF
-"$BIN_DIR/closewaitd" run --config "$WORK/closewaitd.toml" --log stderr --state-file "$WORK/state.json" 2>"$WORK/daemon.log" &
-DAEMON=$!
+write_config
+start_daemon
 
 CID=$(podman_run -d --name "$NAME" --network=none --rootfs /:O "$BIN_DIR/closewaitd-workload" --processes 1 --v4 6 --duration 120 2>"$WORK/podman.err") \
     || die "podman run: $(cat "$WORK/podman.err")"
@@ -71,15 +59,8 @@ wait_for 10 grep -q "\"containerName\": \"$NAME\"" "$WORK/state.json" || die "th
 "$BIN_DIR/closewaitd" status --state-file "$WORK/state.json" | grep -q " $NAME pid [0-9]" || die "closewaitd status does not show $NAME"
 log "PASS - closewaitd status shows the container as $NAME"
 
-"$BIN_DIR/closewaitd" snapshot --json >"$WORK/snapshot.json" || die "snapshot failed"
-python3 - "$WORK/snapshot.json" "$CID" "$NAME" <<'EOF' || die "snapshot --json does not list the container's leaker by name"
-import json, sys
-doc = json.load(open(sys.argv[1]))
-mine = [p for p in doc["processes"] if p["container"] and p["container"]["id"] == sys.argv[2]]
-assert len(mine) == 1 and mine[0]["container"]["runtime"] == "podman" and mine[0]["closeWait"] == 6, mine
-assert mine[0]["container"]["name"] == sys.argv[3], mine
-assert mine[0]["innerPid"] and mine[0]["netns"], mine
-EOF
+snapshot_container "$CID" "(c['runtime'], c['name']) == ('podman', '$NAME') and p['innerPid'] and p['netns']" \
+    || die "snapshot --json does not list the container's leaker by name"
 log "PASS - snapshot --json lists the leaker with runtime podman, its id and name, pid inside and netns"
 
 # Both scanners see the container's sockets alike, and as ss does inside its namespace.
