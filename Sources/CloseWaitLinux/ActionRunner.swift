@@ -86,20 +86,23 @@ public final class ActionRunner: Sendable {
         }
         let deadline = started + timeout
         var killedAt: Double?
-        var open = true
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while open {
-            let now = monotonicNow()
+        /// Past the deadline: SIGTERM to its process group; 2 s later SIGKILL. True once killed.
+        func escalate(_ now: Double) -> Bool {
             if killedAt == nil, now >= deadline {
                 kill(-pid, SIGTERM)
                 kill(pid, SIGTERM)
                 killedAt = now
             }
-            if let killedAt, now >= killedAt + 2 {
-                kill(-pid, SIGKILL)
-                kill(pid, SIGKILL)
-                break
-            }
+            guard let killedAt, now >= killedAt + 2 else { return false }
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+            return true
+        }
+        var open = true
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while open {
+            let now = monotonicNow()
+            if escalate(now) { break }
             let wait = killedAt.map { $0 + 2 - now } ?? (deadline - now)
             var pfd = pollfd(fd: output[0], events: Int16(POLLIN), revents: 0)
             let ready = poll(&pfd, 1, Int32(max(1, min(wait, 1) * 1000)))
@@ -121,13 +124,7 @@ public final class ActionRunner: Sendable {
         while true {
             let r = waitpid(pid, &status, WNOHANG)
             if r == pid || (r < 0 && errno != EINTR) { break }
-            let now = monotonicNow()
-            if killedAt == nil, now >= deadline {
-                kill(-pid, SIGTERM); kill(pid, SIGTERM)
-                killedAt = now
-            } else if let killedAt, now >= killedAt + 2 {
-                kill(-pid, SIGKILL); kill(pid, SIGKILL)
-            }
+            _ = escalate(monotonicNow())
             usleep(10_000)
         }
         // Whatever it left behind in its session goes too.

@@ -184,7 +184,10 @@ public struct ContainerNamer {
         for root in roots.storage {
             for driver in Self.storageDrivers {
                 for file in ["containers.json", "volatile-containers.json"] {
-                    if let names = parse(root, [driver + "-containers", file], StorageContainers.names, &report) {
+                    if let names = parse(
+                        root, [driver + "-containers", file], StorageContainers.names, &report,
+                        limit: Self.storageListLimit)
+                    {
                         all.merge(names) { first, _ in first }
                     }
                 }
@@ -195,9 +198,8 @@ public struct ContainerNamer {
 
     func parse<T>(
         _ root: String, _ components: [String], _ parser: ([UInt8]) throws(RuntimeStateError) -> T,
-        _ report: inout Report
+        _ report: inout Report, limit: Int = configLimit
     ) -> T? {
-        let limit = components.last?.hasSuffix("containers.json") == true ? Self.storageListLimit : Self.configLimit
         do {
             let bytes = try StateDirectory(root).read(components, limit: limit)
             do {
@@ -225,9 +227,7 @@ public struct ContainerNamer {
     func hostname(of pid: ProcessIdentity) -> ByteString? {
         guard let bytes = try? StateDirectory(proc.root + "/\(pid.pid)/root").read(["etc", "hostname"], limit: 256)
         else { return nil }
-        guard (try? ProcPidStat.parse(proc.read("\(pid.pid)/stat", limit: 4096)).startTime) == pid.startTime else {
-            return nil
-        }
+        guard proc.isStill(pid) else { return nil }
         let line = bytes.prefix { $0 != UInt8(ascii: "\n") }
         let trimmed = line.prefix(64)
         return trimmed.isEmpty ? nil : ByteString(Array(trimmed))

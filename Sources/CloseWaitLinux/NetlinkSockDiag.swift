@@ -42,13 +42,8 @@ public struct NetlinkSockDiag {
     private mutating func dumpOnce(
         family: AddressFamily?, states: Set<TCPState>, peers: [Endpoint]?, keep: ((SocketRecord) -> Bool)?
     ) throws -> ([SocketRecord], Bool) {
-        let fd = try retryingEINTR("socket(AF_NETLINK, NETLINK_SOCK_DIAG)") {
-            socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), cw_netlink_sock_diag)
-        }
+        let fd = try openSocket()
         defer { close(fd) }
-        var timeout = timeval(
-            tv_sec: Int(receiveTimeout), tv_usec: Int((receiveTimeout - receiveTimeout.rounded(.down)) * 1e6))
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         sequence &+= 1
         let seq = sequence
         let request: [UInt8]
@@ -59,18 +54,7 @@ public struct NetlinkSockDiag {
                 family.map { InetDiag.dumpRequest(family: $0, states: states, sequence: seq) }
                 ?? InetDiag.compatDumpRequest(states: states, sequence: seq)
         }
-        var kernel = sockaddr_nl()
-        kernel.nl_family = sa_family_t(AF_NETLINK)
-        let sent = try retryingEINTR("sendto(sock_diag)") {
-            request.withUnsafeBytes { raw in
-                withUnsafePointer(to: &kernel) { address in
-                    address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
-                    }
-                }
-            }
-        }
-        guard sent == request.count else { throw Errno(EIO, call: "sendto(sock_diag): short write") }
+        try Self.send(request, on: fd)
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var records = [SocketRecord]()
         if keep == nil { records.reserveCapacity(lastCount + lastCount / 8) }
@@ -110,6 +94,50 @@ public struct NetlinkSockDiag {
                 if keep == nil { lastCount = records.count }
                 return (records, interrupted)
             }
+        }
+    }
+
+    /// A NETLINK_SOCK_DIAG socket whose receives give up after `receiveTimeout`.
+    private func openSocket() throws -> Int32 {
+        let fd = try retryingEINTR("socket(AF_NETLINK, NETLINK_SOCK_DIAG)") {
+            socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), cw_netlink_sock_diag)
+        }
+        var timeout = timeval(
+            tv_sec: Int(receiveTimeout), tv_usec: Int((receiveTimeout - receiveTimeout.rounded(.down)) * 1e6))
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return fd
+    }
+
+    /// Sends one request to the kernel (port id 0), whole.
+    private static func send(_ request: [UInt8], on fd: Int32) throws {
+        var kernel = sockaddr_nl()
+        kernel.nl_family = sa_family_t(AF_NETLINK)
+        let sent = try retryingEINTR("sendto(sock_diag)") {
+            request.withUnsafeBytes { raw in
+                withUnsafePointer(to: &kernel) { address in
+                    address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
+                    }
+                }
+            }
+        }
+        guard sent == request.count else { throw Errno(EIO, call: "sendto(sock_diag): short write") }
+    }
+
+    /// SOCK_DESTROY for exactly `record` (tuple and cookie); the kernel's errno, 0 when it was
+    /// destroyed.
+    public mutating func destroy(_ record: SocketRecord) throws -> Int32 {
+        let fd = try openSocket()
+        defer { close(fd) }
+        sequence &+= 1
+        let seq = sequence
+        try Self.send(SockDestroy.request(record, sequence: seq), on: fd)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = try retryingEINTR("recv(SOCK_DESTROY)") {
+                buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            }
+            if let code = SockDestroy.ackErrno(Array(buffer[0..<n]), sequence: seq) { return code }
         }
     }
 }

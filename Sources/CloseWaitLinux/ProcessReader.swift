@@ -23,7 +23,7 @@ public struct ProcessReader: Sendable {
 
     /// The identity from /proc/<pid>/stat: what the daemon keys its history by.
     public func stat(pid: Int32) throws -> ProcPidStat {
-        try ProcPidStat.parse(proc.read("\(pid)/stat", limit: 4096))
+        try proc.stat(pid: pid)
     }
 
     public func details(pid: Int32, fdOpen: Int) throws -> ProcessDetails {
@@ -52,5 +52,18 @@ public struct ProcessReader: Sendable {
         }
         details.fdLimit = (try? ProcPidLimits.softOpenFiles(proc.read(base + "limits", limit: 8192))) ?? nil
         return details
+    }
+}
+
+extension ProcFS {
+    /// /proc/<pid>/stat, parsed.
+    public func stat(pid: Int32) throws -> ProcPidStat {
+        try ProcPidStat.parse(read("\(pid)/stat", limit: 4096))
+    }
+
+    /// Whether `identity`'s pid is still that process (the same start time), not a newcomer
+    /// that reused the pid; false when it is gone or unreadable.
+    public func isStill(_ identity: ProcessIdentity) -> Bool {
+        (try? stat(pid: identity.pid).startTime) == identity.startTime
     }
 }

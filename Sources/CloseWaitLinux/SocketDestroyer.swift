@@ -1,4 +1,3 @@
-import CLinuxShim
 import CloseWaitCore
 import Glibc
 
@@ -39,11 +38,10 @@ public struct SocketDestroyer: Sendable {
         let inodes = Set(records.map(\.inode)).subtracting([0])
         let held = Set(try FdScanner(proc: proc).scan(pid: identity.pid, wanted: inodes).sockets.map(\.inode))
         // The pid must still be the process alerted on, not a newcomer that reused it.
-        guard (try? ProcPidStat.parse(proc.read("\(identity.pid)/stat", limit: 4096)).startTime) == identity.startTime
-        else { return result }
+        guard proc.isStill(identity) else { return result }
         let mine = records.filter { $0.state == .closeWait && held.contains($0.inode) }
         for record in mine {
-            switch try Self.send(record) {
+            switch try diag.destroy(record) {
             case 0: result.destroyed += 1
             case ENOENT: result.gone += 1
             case EOPNOTSUPP: result.refused["the kernel lacks CONFIG_INET_DIAG_DESTROY", default: 0] += 1
@@ -52,35 +50,5 @@ public struct SocketDestroyer: Sendable {
             }
         }
         return result
-    }
-
-    /// One SOCK_DESTROY; the kernel's errno (0: destroyed).
-    static func send(_ record: SocketRecord) throws -> Int32 {
-        let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), cw_netlink_sock_diag)
-        guard fd >= 0 else { throw Errno(errno, call: "socket(AF_NETLINK, NETLINK_SOCK_DIAG)") }
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let sequence = UInt32.random(in: 1...UInt32.max)
-        let request = SockDestroy.request(record, sequence: sequence)
-        var kernel = sockaddr_nl()
-        kernel.nl_family = sa_family_t(AF_NETLINK)
-        let sent = request.withUnsafeBytes { raw in
-            withUnsafePointer(to: &kernel) { address in
-                address.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_nl>.size))
-                }
-            }
-        }
-        guard sent == request.count else { throw Errno(errno, call: "sendto(SOCK_DESTROY)") }
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw Errno(errno, call: "recv(SOCK_DESTROY)")
-            }
-            if let code = SockDestroy.ackErrno(Array(buffer[0..<n]), sequence: sequence) { return code }
-        }
     }
 }

@@ -6,8 +6,8 @@ import WorkloadSupport
 /// `[[action]]` in the running daemon against a real leaker: an exec action gets the alert in
 /// its environment (and nothing of the daemon's), is journaled after the alert, before and
 /// after it runs; a dry run says what it would do and runs nothing; a hanging command is killed
-/// at its timeout. Other suites' leakers may run beside this one: every check is by this
-/// test's holder pid, and max_per_hour is set high so they cannot use it up.
+/// at its timeout. Other suites' leakers may run beside this one: the actions match only this
+/// test's own copy of the workload, every check is by its holder pid.
 @Suite(.serialized, .enabled(if: Live.available, Live.reason)) struct ActionLiveTests {
     @Test func anExecActionRunsOnceJournaledBeforeAndAfter() throws {
         let dir = try actionTestDirectory()
@@ -16,7 +16,11 @@ import WorkloadSupport
         try "#!/bin/sh\nenv > \(dir)/env.$CLOSEWAIT_PID\necho paged \"$1\"\n".write(
             toFile: script, atomically: true, encoding: .utf8)
         chmod(script, 0o755)
-        let leak = try Workload(["--processes", "1", "--v4", "6"])
+        // Its own copy of the workload: other suites' leakers, running beside this one, must not
+        // take the running slots (at most 4) from this test's actions.
+        let copy = dir + "/cwactionleak"
+        try FileManager.default.copyItem(atPath: Build.path("closewaitd-workload"), toPath: copy)
+        let leak = try Workload(["--processes", "1", "--v4", "6"], executable: copy)
         defer { leak.stop() }
         let holder = leak.holders[0]
         let daemon = try actionDaemon(
@@ -24,17 +28,17 @@ import WorkloadSupport
                     [[action]]
                     name = "page"
                     reason = "count"
-                    match_comm = "closewaitd-work"
+                    match_exe = "\(copy)"
                     exec = ["\(script)", "orders"]
                     [[action]]
                     name = "rehearse"
                     level = "warning"
-                    match_comm = "closewaitd-work"
+                    match_exe = "\(copy)"
                     exec = ["/bin/false"]
                     dry_run = true
                     [[action]]
                     name = "hang"
-                    match_comm = "closewaitd-work"
+                    match_exe = "\(copy)"
                     exec = ["/bin/sleep", "60"]
                     timeout = "300ms"
             """)
@@ -44,7 +48,7 @@ import WorkloadSupport
                 && line.contains("CLOSEWAIT_ACTION=\(action) ")
         }
         let finished = try daemon.awaitLine("the page action's end") { mine($0, MessageID.actionFinished, "page") }
-        #expect(finished.contains("action \"page\" for closewaitd-work[\(holder)] exited with status 0 after"))
+        #expect(finished.contains("action \"page\" for cwactionleak[\(holder)] exited with status 0 after"))
         #expect(
             finished.contains("CLOSEWAIT_ACTION_EXIT_STATUS=0")
                 && finished.contains("CLOSEWAIT_ACTION_OUTPUT=paged orders\\n"))
@@ -61,7 +65,7 @@ import WorkloadSupport
         // Its environment: the alert, escaped; nothing of the daemon's (NOTIFY_SOCKET).
         let env = try String(contentsOfFile: "\(dir)/env.\(holder)", encoding: .utf8).split(separator: "\n")
         #expect(env.contains("CLOSEWAIT_PID=\(holder)") && env.contains("CLOSEWAIT_REASON=count"))
-        #expect(env.contains("CLOSEWAIT_ACTION=page") && env.contains("CLOSEWAIT_COMM=closewaitd-work"))
+        #expect(env.contains("CLOSEWAIT_ACTION=page") && env.contains("CLOSEWAIT_COMM=cwactionleak"))
         #expect(!env.contains { $0.hasPrefix("NOTIFY_SOCKET=") })
 
         // The dry run said what it would do and did nothing.

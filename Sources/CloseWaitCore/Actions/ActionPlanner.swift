@@ -36,28 +36,18 @@ public struct ActionPlanner: Sendable {
             var seen = Set<ProcessIdentity>()
             for event in events.sorted(by: { $0.level > $1.level }) where spec.answers(event) {
                 guard let identity = event.process?.details.identity, seen.insert(identity).inserted else { continue }
-                if let last = lastRun[identity]?[spec.name], now - last < spec.cooldown {
-                    out.append(
-                        Planned(
-                            spec: spec, event: event,
-                            decision: .skipped(
-                                "cooldown: ran \(TimeSpan.format(now - last)) ago, again after \(TimeSpan.format(spec.cooldown))"
-                            )))
-                    continue
-                }
-                if starts.count >= settings.maxPerHour {
-                    out.append(
-                        Planned(
-                            spec: spec, event: event,
-                            decision: .skipped("max_per_hour: \(settings.maxPerHour) actions started in the last hour"))
-                    )
-                    continue
-                }
-                if !spec.dryRun && busy >= ActionSettings.maxRunning {
-                    out.append(
-                        Planned(
-                            spec: spec, event: event,
-                            decision: .skipped("\(ActionSettings.maxRunning) actions still running")))
+                let held: String? =
+                    if let last = lastRun[identity]?[spec.name], now - last < spec.cooldown {
+                        "cooldown: ran \(TimeSpan.format(now - last)) ago, again after \(TimeSpan.format(spec.cooldown))"
+                    } else if starts.count >= settings.maxPerHour {
+                        "max_per_hour: \(settings.maxPerHour) actions started in the last hour"
+                    } else if !spec.dryRun && busy >= ActionSettings.maxRunning {
+                        "\(ActionSettings.maxRunning) actions still running"
+                    } else {
+                        nil
+                    }
+                if let held {
+                    out.append(Planned(spec: spec, event: event, decision: .skipped(held)))
                     continue
                 }
                 lastRun[identity, default: [:]][spec.name] = now

@@ -13,19 +13,20 @@ public struct SettingsParser {
         "containers": ["names", "docker_roots", "containerd_roots", "storage_roots", "hostname"],
         "actions": ["max_per_hour"],
     ]
-    static let actionKeys = [
-        "name", "level", "reason", "rule", "match_unit", "match_comm", "match_exe", "match_container", "match_pod",
-        "match_namespace", "exec", "restart_unit", "destroy_sockets", "cooldown", "dry_run", "timeout",
+    /// The process matchers a rule and an action share.
+    static let matchKeys = [
+        "match_unit", "match_comm", "match_exe", "match_container", "match_pod", "match_namespace",
     ]
+    static let actionKeys =
+        ["name", "level", "reason", "rule"] + matchKeys
+        + ["exec", "restart_unit", "destroy_sockets", "cooldown", "dry_run", "timeout"]
     static let thresholdKeys = [
         "count_warning", "count_critical", "growth_warning", "growth_critical",
         "age_warning", "age_critical", "exhaustion_warning", "exhaustion_critical", "min_count",
     ]
     /// A comm is at most 15 bytes (TASK_COMM_LEN 16 with the NUL).
     public static let commMaxBytes = 15
-    static let ruleKeys =
-        ["name", "match_unit", "match_comm", "match_exe", "match_container", "match_pod", "match_namespace", "ignore"]
-        + thresholdKeys
+    static let ruleKeys = ["name"] + matchKeys + ["ignore"] + thresholdKeys
 
     public init(file: String, text: String) {
         self.file = file
@@ -177,25 +178,10 @@ public struct SettingsParser {
                     if table["name"] == nil { problem(path, "needs a name") }
                     continue
                 }
-                var rule = Rule(name: name, thresholds: settings.thresholds)
-                rule.matchUnit = string(table, path, "match_unit")
-                rule.matchComm = string(table, path, "match_comm")
-                if let comm = rule.matchComm, Glob.minimumLength(comm) > Self.commMaxBytes {
-                    problem(
-                        path + ".match_comm",
-                        "matches only names of \(Glob.minimumLength(comm)) bytes or more, but the kernel keeps "
-                            + "at most \(Self.commMaxBytes) bytes of a comm (TASK_COMM_LEN), so it never matches; use match_exe for longer names"
-                    )
-                }
-                rule.matchExe = string(table, path, "match_exe")
-                rule.matchContainer = string(table, path, "match_container")
-                rule.matchPod = string(table, path, "match_pod")
-                rule.matchNamespace = string(table, path, "match_namespace")
-                let matchKeys = [
-                    "match_unit", "match_comm", "match_exe", "match_container", "match_pod", "match_namespace",
-                ]
-                if !matchKeys.contains(where: { table[$0] != nil }) {
-                    problem(path, "needs at least one of " + matchKeys.joined(separator: ", "))
+                var rule = readMatch(table, path, name: name)
+                rule.thresholds = settings.thresholds
+                if !Self.matchKeys.contains(where: { table[$0] != nil }) {
+                    problem(path, "needs at least one of " + Self.matchKeys.joined(separator: ", "))
                 }
                 rule.ignore = bool(table, path, "ignore") ?? false
                 rule.thresholds = readThresholds(table, path, base: settings.thresholds)
@@ -256,22 +242,30 @@ public struct SettingsParser {
             spec.reasons = Set(
                 strings(table, path, "reason", allowed: perProcess).compactMap(AlertReason.init(rawValue:)))
             spec.rules = Set(strings(table, path, "rule", allowed: nil))
-            let matchKeys = [
-                "match_unit", "match_comm", "match_exe", "match_container", "match_pod", "match_namespace",
-            ]
-            if matchKeys.contains(where: { table[$0] != nil }) {
-                spec.match = Rule(
-                    name: name, matchUnit: string(table, path, "match_unit"),
-                    matchComm: string(table, path, "match_comm"),
-                    matchExe: string(table, path, "match_exe"), matchContainer: string(table, path, "match_container"),
-                    matchPod: string(table, path, "match_pod"), matchNamespace: string(table, path, "match_namespace"))
-            }
+            if Self.matchKeys.contains(where: { table[$0] != nil }) { spec.match = readMatch(table, path, name: name) }
             spec.cooldown = duration(table, path, "cooldown", min: 1, max: 7 * 86400) ?? spec.cooldown
             spec.timeout = duration(table, path, "timeout", min: 0.1, max: 3600) ?? spec.timeout
             spec.dryRun = bool(table, path, "dry_run") ?? false
             specs.append(spec)
         }
         return specs
+    }
+
+    /// The `match_*` globs of a rule or an action table, as a rule (default thresholds); a
+    /// match_comm longer than the kernel keeps a comm is named (it could never match).
+    mutating func readMatch(_ table: [String: ConfigNode], _ path: String, name: String) -> Rule {
+        let rule = Rule(
+            name: name, matchUnit: string(table, path, "match_unit"), matchComm: string(table, path, "match_comm"),
+            matchExe: string(table, path, "match_exe"), matchContainer: string(table, path, "match_container"),
+            matchPod: string(table, path, "match_pod"), matchNamespace: string(table, path, "match_namespace"))
+        if let comm = rule.matchComm, Glob.minimumLength(comm) > Self.commMaxBytes {
+            problem(
+                path + ".match_comm",
+                "matches only names of \(Glob.minimumLength(comm)) bytes or more, but the kernel keeps "
+                    + "at most \(Self.commMaxBytes) bytes of a comm (TASK_COMM_LEN), so it never matches; use match_exe for longer names"
+            )
+        }
+        return rule
     }
 
     /// `exec`: an argv of non-empty strings whose first is an absolute path (no shell, no PATH

@@ -48,8 +48,10 @@ public enum ActionMessage {
     }
 
     /// The alert's journal fields (every CLOSEWAIT_*), and the action's own.
-    static func fields(_ spec: ActionSpec, _ event: AlertEvent) -> [(String, ByteString)] {
-        AlertMessage.entry(event).fields + [
+    static func fields(
+        _ spec: ActionSpec, _ event: AlertEvent, alert: JournalEntry? = nil
+    ) -> [(String, ByteString)] {
+        (alert ?? AlertMessage.entry(event)).fields + [
             ("CLOSEWAIT_ACTION", ByteString(spec.name)), ("CLOSEWAIT_ACTION_WHAT", ByteString(what(spec))),
             ("CLOSEWAIT_ALERT_MESSAGE_ID", ByteString(MessageID.of(event.kind))),
         ]
@@ -126,10 +128,11 @@ public enum ActionMessage {
     public static func environment(_ planned: ActionPlanner.Planned) -> [String] {
         var seen = Set<String>()
         var out = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
-        for (name, value) in fields(planned.spec, planned.event) where seen.insert(name).inserted {
+        let alert = AlertMessage.entry(planned.event)
+        for (name, value) in fields(planned.spec, planned.event, alert: alert) where seen.insert(name).inserted {
             out.append(name + "=" + value.escaped)
         }
-        out.append("CLOSEWAIT_MESSAGE=" + Escape.line(AlertMessage.entry(planned.event).message))
+        out.append("CLOSEWAIT_MESSAGE=" + Escape.line(alert.message))
         return out
     }
 
