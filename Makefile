@@ -32,7 +32,7 @@ SWIFT ?= $(shell command -v swift 2>/dev/null || echo /opt/swift/usr/bin/swift)
 SWIFT_FLAGS ?=
 # Debian packages the build needs, and the ones the tests drive (ss, setpriv, systemd-nspawn).
 BUILD_DEBS := libsystemd-dev libbpf-dev pkg-config
-TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus python3 python3-venv python3-yaml prometheus podman runc docker.io containerd curl \
+TEST_DEBS := $(BUILD_DEBS) iproute2 util-linux systemd systemd-container dbus polkitd libnss-systemd python3 python3-venv python3-yaml prometheus podman runc docker.io containerd curl \
 	python3-requests python3-urllib3 golang-go libhttpclient-java openjdk-17-jdk-headless nodejs
 
 BENCH_SIZES ?= small,medium,large

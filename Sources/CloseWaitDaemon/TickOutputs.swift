@@ -50,7 +50,7 @@ final class TickOutputs {
         self.writer = writer
         self.logger = logger
         self.notifier = notifier
-        runner = ActionRunner(report: { [writer] entry in writer.send(entry) })
+        runner = ActionRunner(report: { [writer] entry in writer.send(entry) }, restart: UnitRestarter.run)
     }
 
     /// Everything a good tick says.
@@ -151,7 +151,9 @@ final class TickOutputs {
         actions.keep(only: Set(result.statuses.map(\.details.identity)))
         for planned in actions.plan(result.events, now: monotonicNow(), running: runner.running) {
             writer.send(ActionMessage.before(planned))
-            if planned.decision == .run { runner.start(planned) }
+            if planned.decision == .run || (planned.decision == .dryRun && planned.spec.unit != nil) {
+                runner.start(planned)
+            }
         }
     }
 

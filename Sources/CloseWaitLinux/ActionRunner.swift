@@ -12,16 +12,25 @@ import Synchronization
 public final class ActionRunner: Sendable {
     public static let outputLimit = 16 << 10
     let report: @Sendable (JournalEntry) -> Void
+    /// restart_unit (D-Bus lives above this module): checks, and restarts unless a dry run.
+    let restart: @Sendable (ActionPlanner.Planned) -> Result
     let active = Mutex(0)
 
-    public init(report: @escaping @Sendable (JournalEntry) -> Void) {
+    public init(
+        report: @escaping @Sendable (JournalEntry) -> Void,
+        restart: @escaping @Sendable (ActionPlanner.Planned) -> Result = { _ in
+            Result(outcome: .busError("no system bus in this build"), seconds: 0, output: [], dropped: 0)
+        }
+    ) {
         self.report = report
+        self.restart = restart
     }
 
     /// Actions started and not finished.
     public var running: Int { active.withLock { $0 } }
 
-    /// Starts `planned` (a `.run` decision) and returns at once.
+    /// Starts `planned` (a `.run` decision, or a restart's `.dryRun`, which checks what it would
+    /// restart) and returns at once.
     public func start(_ planned: ActionPlanner.Planned) {
         let environment = ActionMessage.environment(planned)
         let timeout = planned.spec.timeout
@@ -31,6 +40,7 @@ public final class ActionRunner: Sendable {
             switch planned.spec.kind {
             case let .exec(argv): result = Self.run(argv: argv, environment: environment, timeout: timeout)
             case .destroySockets: result = Self.destroy(planned)
+            case .restartUnit: result = restart(planned)
             }
             report(
                 ActionMessage.after(
@@ -55,6 +65,13 @@ public final class ActionRunner: Sendable {
         public var output: [UInt8]
         /// Output bytes past `outputLimit`, read and dropped.
         public var dropped: Int
+
+        public init(outcome: ActionMessage.Outcome, seconds: Double, output: [UInt8] = [], dropped: Int = 0) {
+            self.outcome = outcome
+            self.seconds = seconds
+            self.output = output
+            self.dropped = dropped
+        }
     }
 
     /// Runs the command to its end or its timeout, on the calling thread.

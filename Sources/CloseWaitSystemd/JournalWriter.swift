@@ -1,4 +1,4 @@
-import CSystemd
+@preconcurrency import CSystemd
 import CloseWaitCore
 @preconcurrency import Glibc
 

@@ -1,5 +1,5 @@
 import CClock
-import CSystemd
+@preconcurrency import CSystemd
 import CloseWaitCore
 @preconcurrency import Glibc
 

@@ -1,4 +1,4 @@
-import CSystemd
+@preconcurrency import CSystemd
 import Glibc
 
 /// SocketActivation takes the listening sockets systemd passed in (`LISTEN_FDS`, from a

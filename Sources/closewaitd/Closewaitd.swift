@@ -21,7 +21,7 @@ struct Closewaitd: ParsableCommand {
         version: Daemon.version,
         subcommands: [
             SnapshotCommand.self, RunCommand.self, StatusCommand.self, ExplainCommand.self, CheckConfigCommand.self,
-            BPFLoaderCommand.self,
+            PolkitRuleCommand.self, BPFLoaderCommand.self,
         ]
     )
 }

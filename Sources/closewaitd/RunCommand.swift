@@ -181,6 +181,19 @@ struct CheckConfigCommand: ParsableCommand {
                         + (action.dryRun ? " (dry run)" : ""))
             }
             if !s.actions.specs.isEmpty { print("  actions: at most \(s.actions.maxPerHour) an hour") }
+            let units = Set(s.actions.specs.compactMap(\.unit)).sorted()
+            if !units.isEmpty {
+                // A cheap look, not polkit's verdict: does the rule file name every unit?
+                let rule = (try? readRegularFile(PolkitRule.path, limit: 1 << 20)).map { String(decoding: $0, as: UTF8.self) }
+                let missing = units.filter { unit in rule.map { !$0.contains(PolkitRule.literal(unit)) } ?? true }
+                print(
+                    "  restart_unit: \(units.joined(separator: ", ")); "
+                        + (rule == nil
+                            ? "\(PolkitRule.path) is missing (write it: closewaitd polkit-rule > \(PolkitRule.path))"
+                            : missing.isEmpty
+                                ? "\(PolkitRule.path) names \(units.count == 1 ? "it" : "them")"
+                                : "\(PolkitRule.path) does not name \(missing.joined(separator: ", ")) (write it again: closewaitd polkit-rule > \(PolkitRule.path))"))
+            }
         case let .failure(errors):
             printError(errors.description)
             throw ExitCode(78)

@@ -150,7 +150,10 @@ import Testing
         #expect(text.contains("f.toml: actions.max_per_hour: 0 is out of range (1–3600)"))
         #expect(text.contains("action[1].exec: the command must be an absolute path (no PATH search), not \"page\""))
         #expect(text.contains("action[2].exec: must be a list"))
-        #expect(text.contains("action[3].restart_unit: is not available in this version (exec or destroy_sockets)"))
+        #expect(
+            text.contains(
+                "action[3].match_unit: restart_unit needs match_unit naming the one service it restarts (match_unit = \"orders.service\")"
+            ))
         #expect(text.contains("action[4].level: must be one of warning, critical, not \"bad\""))
         #expect(text.contains("action[5]: needs something to do"))
         #expect(!text.contains("action[6]"))
@@ -161,6 +164,73 @@ import Testing
         #expect(spec?.reasons == [.fdExhaustion, .count] && spec?.rules == ["orders"])
         #expect(spec?.match?.matchUnit == "orders*.service" && spec?.cooldown == 1800 && spec?.dryRun == true)
         #expect(spec?.timeout == 10 && settings?.actions.maxPerHour == 6)
+    }
+
+    @Test func restartUnitNamesExactlyOneServiceAndDoesOneThing() {
+        func problems(_ table: [String: ConfigNode]) -> String {
+            var full = table
+            full["name"] = .string("r")
+            guard case let .failure(errors) = SettingsParser.parse(.table(["action": .array([.table(full)])]), file: "f", text: "")
+            else { return "" }
+            return errors.description
+        }
+        let restart = ConfigNode.bool(true)
+        #expect(problems(["restart_unit": restart, "match_unit": .string("orders*.service")]).contains(
+            "action[1].match_unit: restart_unit restarts exactly one .service unit written out (no glob, no scope), not \"orders*.service\""))
+        #expect(problems(["restart_unit": restart, "match_unit": .string("session-3.scope")]).contains("no scope"))
+        #expect(problems(["restart_unit": restart, "match_unit": .string("closewaitd.service")]).contains(
+            "action[1].match_unit: closewaitd never restarts its own unit"))
+        #expect(problems(["restart_unit": restart, "match_unit": .string("a.service"), "exec": .array([.string("/bin/true")])])
+            .contains("action[1]: does one thing: exec, restart_unit or destroy_sockets, not more"))
+        #expect(problems(["restart_unit": .bool(false)]).contains("action[1]: restart_unit = false does nothing"))
+        let good = ConfigNode.table([
+            "action": .array([.table(["name": .string("r"), "restart_unit": restart, "match_unit": .string("worker@2.service")])])
+        ])
+        let spec = try? SettingsParser.parse(good, file: "f", text: "").get().actions.specs.first
+        #expect(spec?.kind == .restartUnit("worker@2.service") && spec?.unit == "worker@2.service")
+        #expect(spec.map(ActionMessage.what) == "restart its unit worker@2.service")
+    }
+
+    /// A restart makes a new process: its cooldown is the unit's, or a leak that comes back
+    /// would restart it every time. Two leakers in one unit: one restart.
+    @Test func aRestartsCooldownIsTheUnitsAcrossItsProcesses() {
+        var settings = ActionSettings()
+        var spec = Self.spec()
+        spec.kind = .restartUnit("orders.service")
+        settings.specs = [spec]
+        var planner = ActionPlanner(settings: settings)
+        #expect(planner.plan([Self.event(), Self.event(pid: 4243)], now: 0).map(\.decision) == [.run])
+        planner.keep(only: [])
+        #expect(
+            planner.plan([Self.event(pid: 5000, start: 77)], now: 60).map(\.decision) == [
+                .skipped("cooldown: ran 1min ago, again after 10min")
+            ])
+        #expect(planner.plan([Self.event(pid: 5000, start: 77)], now: 600).map(\.decision) == [.run])
+    }
+
+    @Test func restartOutcomesSayWhatHappened() {
+        let planned = ActionPlanner.Planned(spec: Self.spec(), event: Self.event(), decision: .run)
+        let done = ActionMessage.after(
+            planned,
+            outcome: .restarted(
+                unit: "orders.service", why: "it is the main process of orders.service", mainPIDBefore: 4242,
+                mainPIDAfter: 5000, state: "active (running)", finished: true), seconds: 1.5, output: [], outputCut: 0)
+        #expect(
+            done.message
+                == "action \"restart\" for java[4242] restarted orders.service (it is the main process of orders.service): main pid 4242 → 5000, now active (running) after 2s"
+        )
+        #expect(done.priority == .notice && done.field("CLOSEWAIT_ACTION_RESULT") == "success")
+        #expect(done.field("CLOSEWAIT_ACTION_UNIT") == "orders.service" && done.field("CLOSEWAIT_ACTION_MAIN_PID_AFTER") == "5000")
+        let failed = ActionMessage.after(
+            planned,
+            outcome: .restarted(unit: "orders.service", why: "x", mainPIDBefore: 1, mainPIDAfter: 0, state: "failed (failed)", finished: true),
+            seconds: 1, output: [], outputCut: 0)
+        #expect(failed.priority == .warning && failed.field("CLOSEWAIT_ACTION_RESULT") == "failure")
+        let refused = ActionMessage.after(planned, outcome: .refused("it runs outside any systemd unit"), seconds: 0, output: [], outputCut: 0)
+        #expect(refused.message.contains("did not restart: it runs outside any systemd unit"))
+        #expect(refused.field("CLOSEWAIT_ACTION_ERROR") == "it runs outside any systemd unit" && refused.priority == .warning)
+        let dry = ActionMessage.after(planned, outcome: .wouldRestart(unit: "orders.service", why: "w"), seconds: 0, output: [], outputCut: 0)
+        #expect(dry.message.contains("would restart orders.service (w); dry run, nothing done"))
     }
 
     static let okTable = ConfigNode.table([

@@ -1,5 +1,7 @@
 /// ActionPlanner decides, from a tick's alert events, which actions run now: pure, time passed
-/// in. An action runs at most once per `cooldown` for the same process (pid + start time), and
+/// in. An action runs at most once per `cooldown` for the same process (pid + start time) —
+/// a `restart_unit` once per `cooldown` for its unit, since every restart makes a new process
+/// and a per-process cooldown would let a leak that comes back restart it every time —, and
 /// all actions together at most `maxPerHour` times in any sliding hour; what is held back is
 /// still reported (with why), so every alert an action answered leaves a trail.
 public struct ActionPlanner: Sendable {
@@ -17,8 +19,14 @@ public struct ActionPlanner: Sendable {
     }
 
     public var settings: ActionSettings
-    /// Last start per (process, action name).
-    var lastRun: [ProcessIdentity: [String: Double]] = [:]
+    /// What a cooldown is kept for: the process, or the unit a restart restarts.
+    enum Subject: Hashable {
+        case process(ProcessIdentity)
+        case unit(String)
+    }
+
+    /// Last start per (process or unit, action name).
+    var lastRun: [Subject: [String: Double]] = [:]
     /// Start times within the last hour.
     var starts: [Double] = []
 
@@ -32,12 +40,14 @@ public struct ActionPlanner: Sendable {
         var out = [Planned]()
         var busy = running
         for spec in settings.specs {
-            // One answer per process and action a tick, the worst alert first.
-            var seen = Set<ProcessIdentity>()
+            // One answer per process (unit) and action a tick, the worst alert first.
+            var seen = Set<Subject>()
             for event in events.sorted(by: { $0.level > $1.level }) where spec.answers(event) {
-                guard let identity = event.process?.details.identity, seen.insert(identity).inserted else { continue }
+                guard let identity = event.process?.details.identity else { continue }
+                let subject = spec.unit.map(Subject.unit) ?? .process(identity)
+                guard seen.insert(subject).inserted else { continue }
                 let held: String? =
-                    if let last = lastRun[identity]?[spec.name], now - last < spec.cooldown {
+                    if let last = lastRun[subject]?[spec.name], now - last < spec.cooldown {
                         "cooldown: ran \(TimeSpan.format(now - last)) ago, again after \(TimeSpan.format(spec.cooldown))"
                     } else if starts.count >= settings.maxPerHour {
                         "max_per_hour: \(settings.maxPerHour) actions started in the last hour"
@@ -50,7 +60,7 @@ public struct ActionPlanner: Sendable {
                     out.append(Planned(spec: spec, event: event, decision: .skipped(held)))
                     continue
                 }
-                lastRun[identity, default: [:]][spec.name] = now
+                lastRun[subject, default: [:]][spec.name] = now
                 starts.append(now)
                 if !spec.dryRun { busy += 1 }
                 out.append(Planned(spec: spec, event: event, decision: spec.dryRun ? .dryRun : .run))
@@ -59,8 +69,11 @@ public struct ActionPlanner: Sendable {
         return out
     }
 
-    /// Forgets processes no longer tracked (their cooldowns end with them).
+    /// Forgets processes no longer tracked (their cooldowns end with them); a unit's cooldown
+    /// outlives its processes (a unit is kept per action that names it: a handful).
     public mutating func keep(only present: Set<ProcessIdentity>) {
-        lastRun = lastRun.filter { present.contains($0.key) }
+        lastRun = lastRun.filter {
+            if case let .process(identity) = $0.key { present.contains(identity) } else { true }
+        }
     }
 }

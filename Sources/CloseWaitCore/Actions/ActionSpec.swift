@@ -8,6 +8,9 @@ public struct ActionSpec: Equatable, Sendable {
         /// SOCK_DESTROY for the process's CLOSE_WAIT sockets to the alert's top peers (its fds
         /// stay open until it closes them). Needs CAP_NET_ADMIN (a drop-in).
         case destroySockets
+        /// Ask systemd (D-Bus) to restart the process's own `.service` unit, named exactly in
+        /// the action's `match_unit` (the polkit rule allows that unit and no other).
+        case restartUnit(String)
     }
 
     public var name: String
@@ -24,12 +27,18 @@ public struct ActionSpec: Equatable, Sendable {
     public var cooldown = 600.0
     /// Journal what would be done and do nothing.
     public var dryRun = false
-    /// Seconds an `exec` may run before it is killed (SIGTERM, then SIGKILL 2 s later).
+    /// Seconds an `exec` may run before it is killed (SIGTERM, then SIGKILL 2 s later); for
+    /// `restart_unit`, how long the restart job is waited for (systemd goes on with it).
     public var timeout = 30.0
 
     public init(name: String, kind: Kind) {
         self.name = name
         self.kind = kind
+    }
+
+    /// The unit a `restart_unit` restarts, nil for other kinds.
+    public var unit: String? {
+        if case let .restartUnit(unit) = kind { unit } else { nil }
     }
 
     /// Whether this action answers `event`: a firing per-process alert (crossed, escalated or

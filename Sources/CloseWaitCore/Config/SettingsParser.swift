@@ -210,25 +210,27 @@ public struct SettingsParser {
             if specs.contains(where: { $0.name == name }) {
                 problem(path + ".name", "\"\(Escape.line(name))\" is used by another action")
             }
-            if table["restart_unit"] != nil {
-                problem(path + ".restart_unit", "is not available in this version (exec or destroy_sockets)")
-            }
             let destroy = bool(table, path, "destroy_sockets")
+            let restart = bool(table, path, "restart_unit")
+            let given = [table["exec"] != nil, destroy != nil, restart != nil].filter { $0 }.count
             let kind: ActionSpec.Kind
-            if table["exec"] != nil && destroy != nil {
-                problem(path, "does one thing: exec or destroy_sockets, not both")
+            if given > 1 {
+                problem(path, "does one thing: exec, restart_unit or destroy_sockets, not more")
                 continue
             } else if destroy == true {
                 kind = .destroySockets
+            } else if restart == true {
+                guard let unit = restartedUnit(table, path) else { continue }
+                kind = .restartUnit(unit)
             } else if let argv = execArgv(table, path) {
                 kind = .exec(argv)
             } else {
-                if table["exec"] == nil && table["restart_unit"] == nil {
+                if table["exec"] == nil {
+                    let off = destroy == false ? "destroy_sockets" : restart == false ? "restart_unit" : nil
                     problem(
                         path,
-                        destroy == false
-                            ? "destroy_sockets = false does nothing: say what to do (exec = [\"/path/to/command\", …])"
-                            : "needs something to do: exec = [\"/path/to/command\", \"arg\", …] or destroy_sockets = true"
+                        off.map { "\($0) = false does nothing: say what to do (exec = [\"/path/to/command\", …])" }
+                            ?? "needs something to do: exec = [\"/path/to/command\", \"arg\", …], restart_unit = true or destroy_sockets = true"
                     )
                 }
                 continue
@@ -249,6 +251,30 @@ public struct SettingsParser {
             specs.append(spec)
         }
         return specs
+    }
+
+    /// restart_unit restarts exactly the unit `match_unit` names: one service written out (no
+    /// glob), so the polkit rule can allow that unit and no other.
+    mutating func restartedUnit(_ table: [String: ConfigNode], _ path: String) -> String? {
+        guard let unit = string(table, path, "match_unit") else {
+            if table["match_unit"] == nil {
+                problem(
+                    path + ".match_unit",
+                    "restart_unit needs match_unit naming the one service it restarts (match_unit = \"orders.service\")")
+            }
+            return nil
+        }
+        guard RestartCheck.isServiceName(unit) else {
+            problem(
+                path + ".match_unit",
+                "restart_unit restarts exactly one .service unit written out (no glob, no scope), not \"\(Escape.line(unit))\"")
+            return nil
+        }
+        guard unit != "closewaitd.service" else {
+            problem(path + ".match_unit", "closewaitd never restarts its own unit")
+            return nil
+        }
+        return unit
     }
 
     /// The `match_*` globs of a rule or an action table, as a rule (default thresholds); a

@@ -9,6 +9,8 @@ public struct ProcPidStat: Equatable, Sendable {
     /// Field 3 is Z (zombie) or X (dead): it exited and holds no file any more, though its
     /// /proc entry stays until it is reaped.
     public var exited = false
+    /// Field 4, `ppid`: its parent (0 for init and kthreadd; nil if the field is unreadable).
+    public var parentPID: Int32?
 
     /// Parses the one-line file as bytes. `comm` may hold anything but NUL, including spaces,
     /// parentheses, newlines and invalid UTF-8, so the fields after it are counted from the
@@ -31,6 +33,7 @@ public struct ProcPidStat: Equatable, Sendable {
         }
         var stat = ProcPidStat(pid: pid, comm: comm, startTime: start)
         stat.exited = rest[0].elementsEqual("Z".utf8) || rest[0].elementsEqual("X".utf8)
+        stat.parentPID = ASCIIDecimal.parse(rest[1].trimmingASCIISpaces, as: Int32.self)
         return stat
     }
 

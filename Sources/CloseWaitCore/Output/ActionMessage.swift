@@ -13,10 +13,23 @@ public enum ActionMessage {
         /// destroy_sockets: how many were destroyed, how many refused and why, how many had
         /// left CLOSE_WAIT meanwhile.
         case destroyed(count: Int, refused: [String: Int], gone: Int)
+        /// restart_unit: systemd restarted `unit` (why it was aimed at the leaker); its main pid
+        /// before and after, its state when the job ended (or when closewaitd stopped waiting).
+        case restarted(unit: String, why: String, mainPIDBefore: UInt32, mainPIDAfter: UInt32, state: String, finished: Bool)
+        /// restart_unit with dry_run: what it would restart, and why that is the leaker's unit.
+        case wouldRestart(unit: String, why: String)
+        /// restart_unit refused by its checks (RestartCheck), or the process is gone.
+        case refused(String)
+        /// A D-Bus call failed (its error name and message; polkit said no, systemd refused).
+        case busError(String)
 
         public var succeeded: Bool {
-            if case let .destroyed(_, refused, _) = self { return refused.isEmpty }
-            return self == .exited(0)
+            switch self {
+            case let .destroyed(_, refused, _): refused.isEmpty
+            case let .restarted(_, _, _, _, state, finished): finished && state.hasPrefix("active")
+            case .wouldRestart: true
+            default: self == .exited(0)
+            }
         }
 
         public var phrase: String {
@@ -35,6 +48,12 @@ public enum ActionMessage {
                             + ")")
                     + (gone > 0 ? "; \(gone) had left CLOSE_WAIT meanwhile" : "")
                     + "; their fds stay open until the process closes them (or exits)"
+            case let .restarted(unit, why, before, after, state, finished):
+                "restarted \(Escape.line(unit)) (\(why)): main pid \(before) → \(after == 0 ? "none" : String(after)), "
+                    + (finished ? "now \(state)" : "the restart job was still running, unit \(state)")
+            case let .wouldRestart(unit, why): "would restart \(Escape.line(unit)) (\(why)); dry run, nothing done"
+            case .refused(let why): "did not restart: \(why)"
+            case .busError(let why): "failed: \(why)"
             }
         }
     }
@@ -44,6 +63,7 @@ public enum ActionMessage {
         switch spec.kind {
         case .exec(let argv): "exec " + argv.map { Escape.line($0) }.joined(separator: " ")
         case .destroySockets: "destroy its CLOSE_WAIT sockets to its top peers"
+        case .restartUnit(let unit): "restart its unit \(Escape.line(unit))"
         }
     }
 
@@ -114,6 +134,16 @@ public enum ActionMessage {
             if !refused.isEmpty {
                 fields.append(("CLOSEWAIT_ACTION_ERROR", ByteString(refused.keys.sorted().joined(separator: "; "))))
             }
+        case let .restarted(unit, why, before, after, state, _):
+            fields += [
+                ("CLOSEWAIT_ACTION_UNIT", ByteString(unit)), ("CLOSEWAIT_ACTION_WHY", ByteString(why)),
+                ("CLOSEWAIT_ACTION_MAIN_PID_BEFORE", ByteString(String(before))),
+                ("CLOSEWAIT_ACTION_MAIN_PID_AFTER", ByteString(String(after))),
+                ("CLOSEWAIT_ACTION_UNIT_STATE", ByteString(state)),
+            ]
+        case let .wouldRestart(unit, why):
+            fields += [("CLOSEWAIT_ACTION_UNIT", ByteString(unit)), ("CLOSEWAIT_ACTION_WHY", ByteString(why))]
+        case .refused(let why), .busError(let why): fields.append(("CLOSEWAIT_ACTION_ERROR", ByteString(why)))
         }
         // The command's output as it wrote it: a field keeps its bytes; MESSAGE stays one line.
         if !output.isEmpty { fields.append(("CLOSEWAIT_ACTION_OUTPUT", ByteString(output))) }
