@@ -247,6 +247,7 @@ install-files: release
 	chmod 0644 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/closewaitd $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_closewaitd
 	install -D -m 0644 packaging/systemd/closewaitd-ebpf.conf $(DESTDIR)$(PREFIX)/share/closewaitd/closewaitd-ebpf.conf
 	install -D -m 0644 packaging/systemd/closewaitd-destroy-sockets.conf $(DESTDIR)$(PREFIX)/share/closewaitd/closewaitd-destroy-sockets.conf
+	install -D -m 0644 packaging/systemd/closewaitd.sysusers $(DESTDIR)$(PREFIX)/lib/sysusers.d/closewaitd.conf
 	install -D -m 0644 packaging/prometheus/closewaitd.rules.yml $(DESTDIR)$(PREFIX)/share/closewaitd/prometheus/closewaitd.rules.yml
 	install -D -m 0644 packaging/prometheus/closewaitd.dashboard.json $(DESTDIR)$(PREFIX)/share/closewaitd/prometheus/closewaitd.dashboard.json
 	test -e $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml || \
@@ -255,7 +256,7 @@ install-files: release
 # sudo make install: files, then (on a live systemd, without DESTDIR) enable and start.
 install: install-files
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
-	    journalctl --update-catalog; systemctl daemon-reload; \
+	    systemd-sysusers closewaitd.conf; journalctl --update-catalog; systemctl daemon-reload; \
 	    systemctl enable --now closewaitd.service && systemctl --no-pager status closewaitd.service | head -5; \
 	else echo "installed into $(DESTDIR)$(PREFIX); start it with: systemctl enable --now closewaitd"; fi
 
@@ -266,10 +267,10 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/closewaitd $(DESTDIR)$(UNITDIR)/closewaitd.service $(DESTDIR)$(UNITDIR)/closewaitd-metrics.socket \
 	    $(DESTDIR)$(CATALOGDIR)/closewaitd.catalog \
 	    $(DESTDIR)$(MANDIR)/man8/closewaitd.8 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/closewaitd \
-	    $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_closewaitd
+	    $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_closewaitd $(DESTDIR)$(PREFIX)/lib/sysusers.d/closewaitd.conf
 	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREFIX)/share/closewaitd
 	-@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; journalctl --update-catalog; fi
-	@echo "kept $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml (remove it by hand if you no longer want it)"
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/closewaitd/closewaitd.toml and the system user closewaitd (remove them by hand if you no longer want them)"
 
 # A .deb built with dpkg-deb from the same install tree (PREFIX=/usr, SYSCONFDIR=/etc).
 deb: release

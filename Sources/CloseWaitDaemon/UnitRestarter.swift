@@ -64,13 +64,19 @@ enum UnitRestarter {
                 .restarted(
                     unit: id, why: why, mainPIDBefore: mainPID, mainPIDAfter: after, state: state, finished: finished))
         } catch {
-            return done(
-                .busError(
-                    error.isAccessDenied
-                        ? "\(error) (closewaitd's user may not restart it: write the polkit rule, "
-                            + "closewaitd polkit-rule > \(PolkitRule.path))"
-                        : "\(error)"))
+            return done(.busError("\(error)" + hint(error)))
         }
+    }
+
+    /// What to do about the two refusals an installation can fix.
+    static func hint(_ error: SystemBus.Failure) -> String {
+        if error.isAccessDenied {
+            return " (polkit does not let closewaitd's user restart it: write the rule, closewaitd polkit-rule > \(PolkitRule.path))"
+        }
+        if error.name == "System.Error.ENOTCONN" || error.name == "System.Error.ECONNRESET" {
+            return " (the system bus refused the connection: dbus-daemon cannot resolve a dynamic user; create the static user closewaitd with systemd-sysusers closewaitd.conf)"
+        }
+        return ""
     }
 
     /// The parents of `pid`, nearest first, up to init (at most 512: a loop cannot hold it).

@@ -38,6 +38,11 @@ struct PolkitRuleCommand: ParsableCommand {
                 printError("closewaitd: --user must be a plain user name")
                 throw ExitCode(64)
             }
+            if getpwnam(user) == nil {
+                printError(
+                    "closewaitd: warning: there is no user \(user) in the user database; dbus-daemon and polkit "
+                        + "cannot name a dynamic user: create it with systemd-sysusers closewaitd.conf")
+            }
             print(PolkitRule.render(units: Array(units), user: user), terminator: "")
         case let .failure(errors):
             printError(errors.description)

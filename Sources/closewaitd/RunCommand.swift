@@ -184,15 +184,20 @@ struct CheckConfigCommand: ParsableCommand {
             let units = Set(s.actions.specs.compactMap(\.unit)).sorted()
             if !units.isEmpty {
                 // A cheap look, not polkit's verdict: does the rule file name every unit?
-                let rule = (try? readRegularFile(PolkitRule.path, limit: 1 << 20)).map { String(decoding: $0, as: UTF8.self) }
-                let missing = units.filter { unit in rule.map { !$0.contains(PolkitRule.literal(unit)) } ?? true }
-                print(
-                    "  restart_unit: \(units.joined(separator: ", ")); "
-                        + (rule == nil
-                            ? "\(PolkitRule.path) is missing (write it: closewaitd polkit-rule > \(PolkitRule.path))"
-                            : missing.isEmpty
-                                ? "\(PolkitRule.path) names \(units.count == 1 ? "it" : "them")"
-                                : "\(PolkitRule.path) does not name \(missing.joined(separator: ", ")) (write it again: closewaitd polkit-rule > \(PolkitRule.path))"))
+                let said: String
+                do {
+                    let rule = String(decoding: try readRegularFile(PolkitRule.path, limit: 1 << 20), as: UTF8.self)
+                    let missing = PolkitRule.missing(units, in: rule)
+                    said =
+                        missing.isEmpty
+                        ? "\(PolkitRule.path) names \(units.count == 1 ? "it" : "them")"
+                        : "\(PolkitRule.path) does not name \(missing.joined(separator: ", ")) (write it again: closewaitd polkit-rule > \(PolkitRule.path))"
+                } catch where error.errno?.code == ENOENT {
+                    said = "\(PolkitRule.path) is missing (write it: closewaitd polkit-rule > \(PolkitRule.path))"
+                } catch {
+                    said = "\(PolkitRule.path) could not be read (\(error)): run check-config as root to see it"
+                }
+                print("  restart_unit: \(units.joined(separator: ", ")); " + said)
             }
         case let .failure(errors):
             printError(errors.description)

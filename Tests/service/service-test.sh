@@ -94,16 +94,21 @@ cp "$DEB" "$WORK/pkg/closewaitd.deb"
 cp "$BIN_DIR/closewaitd-workload" "$WORK/pkg/"
 
 log "booting container $MACHINE"
-# The host's own services that the tests' packages enabled (docker.io, containerd) would start
-# in every booted copy of this root and slow or fail its boot: masked there (systemd reads
-# its arguments in a container as a kernel command line).
+# The host's own services that the tests' packages enabled (docker.io, containerd, podman's
+# API and auto-update, which fail on an overlay root and leave the boot "degraded", so the
+# wait for "running" below would sit out its whole deadline) would start in every booted copy
+# of this root and slow or fail its boot: masked there (systemd reads its arguments in a
+# container as a kernel command line).
 NO_RUNTIMES="systemd.mask=docker.service systemd.mask=docker.socket systemd.mask=containerd.service"
+NO_RUNTIMES="$NO_RUNTIMES systemd.mask=podman.service systemd.mask=podman-auto-update.service systemd.mask=podman-restart.service"
 # nspawn's default bounding set has no CAP_BPF or CAP_PERFMON, and its seccomp filter denies
 # bpf() (a host's systemd has every capability and no filter): both given to the container
-# so that the eBPF drop-in can grant them to the unit.
+# so that the eBPF drop-in can grant them to the unit. CAP_NET_ADMIN likewise for the
+# destroy-sockets drop-in (nspawn keeps it only for containers with a private network; this
+# one shares the host's, which its SOCK_DESTROY then acts in: on the test's own sockets).
 timeout 900 systemd-nspawn --keep-unit --register=no -D / --volatile=yes \
     --overlay=/usr::/usr --overlay=/etc::/etc --overlay=/var::/var \
-    --bind-ro="$WORK/pkg:/mnt/pkg" --bind-ro=/opt/swift --capability=CAP_BPF,CAP_PERFMON --system-call-filter=bpf \
+    --bind-ro="$WORK/pkg:/mnt/pkg" --bind-ro=/opt/swift --capability=CAP_BPF,CAP_PERFMON,CAP_NET_ADMIN --system-call-filter=bpf \
     -M "$MACHINE" -b $NO_RUNTIMES </dev/null >"$WORK/console.log" 2>&1 &
 TIMEOUT_PID=$!
 
@@ -171,6 +176,8 @@ log "after start: SubState=$sub StatusText='$status'"
 check "active (running) with the daemon's STATUS when start returns" test "$sub" = running -a -n "$status"
 case "$status" in *CLOSE_WAIT*|*watching*) pass "StatusText is the daemon's sentence";; *) fail "StatusText '$status'";; esac
 
+# SERVICE_TEST_ONLY=actions runs only the [[action]] checks (actions.sh) after install.
+if [ "${SERVICE_TEST_ONLY:-}" != actions ]; then
 # --- a leak inside the container ----------------------------------------------
 # nsenter itself in the background (not the C function, whose subshell would hide its pid).
 nsenter -t "$PID1" -a /mnt/pkg/closewaitd-workload --processes 1 --v4 6 --duration 300 >"$WORK/leak.out" 2>"$WORK/leak.err" &
@@ -339,6 +346,11 @@ check "the service's own sockets stay AF_UNIX/AF_NETLINK (RestrictAddressFamilie
     sh -c "nsenter -t $PID1 -a systemctl show -p RestrictAddressFamilies --value closewaitd.service | grep -v AF_INET | grep -q AF_NETLINK"
 C systemd-analyze verify /usr/lib/systemd/system/closewaitd-metrics.socket >"$WORK/verify-socket.txt" 2>&1
 check "systemd-analyze verify closewaitd-metrics.socket is clean" test $? = 0 -a ! -s "$WORK/verify-socket.txt"
+
+fi  # SERVICE_TEST_ONLY
+
+# --- actions on alerts: restart_unit, exec, destroy_sockets (actions.sh) ------------------
+. "$HERE/Tests/service/actions.sh"
 
 # --- stop ----------------------------------------------------------------------
 check "systemctl stop succeeds" C systemctl stop closewaitd.service

@@ -101,6 +101,12 @@ public enum PolkitRule {
         "\"" + unit.flatMap { $0 == "\\" ? "\\\\" : String($0) } + "\""
     }
 
+    /// The units a rule file's text does not name (a cheap look for check-config, not polkit's
+    /// verdict).
+    public static func missing(_ units: [String], in text: String) -> [String] {
+        units.filter { !text.contains(literal($0)) }
+    }
+
     public static func render(units: [String], user: String = "closewaitd") -> String {
         let list = units.sorted().map(literal)
         return """
