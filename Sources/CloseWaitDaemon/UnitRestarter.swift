@@ -30,7 +30,7 @@ enum UnitRestarter {
             let path: String
             do {
                 path = try bus.unitPath(pid: identity.pid)
-            } catch where error.name == "org.freedesktop.systemd1.NoUnitForPID" {
+            } catch  where error.name == "org.freedesktop.systemd1.NoUnitForPID" {
                 return done(.refused("it runs outside any systemd unit"))
             }
             let id = try bus.string(path, unitInterface, "Id")
@@ -71,10 +71,12 @@ enum UnitRestarter {
     /// What to do about the two refusals an installation can fix.
     static func hint(_ error: SystemBus.Failure) -> String {
         if error.isAccessDenied {
-            return " (polkit does not let closewaitd's user restart it: write the rule, closewaitd polkit-rule > \(PolkitRule.path))"
+            return
+                " (polkit does not let closewaitd's user restart it: write the rule, closewaitd polkit-rule > \(PolkitRule.path))"
         }
         if error.name == "System.Error.ENOTCONN" || error.name == "System.Error.ECONNRESET" {
-            return " (the system bus refused the connection: dbus-daemon cannot resolve a dynamic user; create the static user closewaitd with systemd-sysusers closewaitd.conf)"
+            return
+                " (the system bus refused the connection: dbus-daemon cannot resolve a dynamic user; create the static user closewaitd with systemd-sysusers closewaitd.conf)"
         }
         return ""
     }

@@ -34,7 +34,9 @@ struct PolkitRuleCommand: ParsableCommand {
                 printError("closewaitd: no [[action]] in \(path) has restart_unit = true: there is nothing to allow")
                 throw ExitCode(1)
             }
-            guard !user.isEmpty, user.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else {
+            guard !user.isEmpty,
+                user.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") })
+            else {
                 printError("closewaitd: --user must be a plain user name")
                 throw ExitCode(64)
             }

@@ -192,7 +192,7 @@ struct CheckConfigCommand: ParsableCommand {
                         missing.isEmpty
                         ? "\(PolkitRule.path) names \(units.count == 1 ? "it" : "them")"
                         : "\(PolkitRule.path) does not name \(missing.joined(separator: ", ")) (write it again: closewaitd polkit-rule > \(PolkitRule.path))"
-                } catch where error.errno?.code == ENOENT {
+                } catch  where error.errno?.code == ENOENT {
                     said = "\(PolkitRule.path) is missing (write it: closewaitd polkit-rule > \(PolkitRule.path))"
                 } catch {
                     said = "\(PolkitRule.path) could not be read (\(error)): run check-config as root to see it"

@@ -170,21 +170,31 @@ import Testing
         func problems(_ table: [String: ConfigNode]) -> String {
             var full = table
             full["name"] = .string("r")
-            guard case let .failure(errors) = SettingsParser.parse(.table(["action": .array([.table(full)])]), file: "f", text: "")
+            guard
+                case let .failure(errors) = SettingsParser.parse(
+                    .table(["action": .array([.table(full)])]), file: "f", text: "")
             else { return "" }
             return errors.description
         }
         let restart = ConfigNode.bool(true)
-        #expect(problems(["restart_unit": restart, "match_unit": .string("orders*.service")]).contains(
-            "action[1].match_unit: restart_unit restarts exactly one .service unit written out (no glob, no scope), not \"orders*.service\""))
+        #expect(
+            problems(["restart_unit": restart, "match_unit": .string("orders*.service")]).contains(
+                "action[1].match_unit: restart_unit restarts exactly one .service unit written out (no glob, no scope), not \"orders*.service\""
+            ))
         #expect(problems(["restart_unit": restart, "match_unit": .string("session-3.scope")]).contains("no scope"))
-        #expect(problems(["restart_unit": restart, "match_unit": .string("closewaitd.service")]).contains(
-            "action[1].match_unit: closewaitd never restarts its own unit"))
-        #expect(problems(["restart_unit": restart, "match_unit": .string("a.service"), "exec": .array([.string("/bin/true")])])
+        #expect(
+            problems(["restart_unit": restart, "match_unit": .string("closewaitd.service")]).contains(
+                "action[1].match_unit: closewaitd never restarts its own unit"))
+        #expect(
+            problems([
+                "restart_unit": restart, "match_unit": .string("a.service"), "exec": .array([.string("/bin/true")]),
+            ])
             .contains("action[1]: does one thing: exec, restart_unit or destroy_sockets, not more"))
         #expect(problems(["restart_unit": .bool(false)]).contains("action[1]: restart_unit = false does nothing"))
         let good = ConfigNode.table([
-            "action": .array([.table(["name": .string("r"), "restart_unit": restart, "match_unit": .string("worker@2.service")])])
+            "action": .array([
+                .table(["name": .string("r"), "restart_unit": restart, "match_unit": .string("worker@2.service")])
+            ])
         ])
         let spec = try? SettingsParser.parse(good, file: "f", text: "").get().actions.specs.first
         #expect(spec?.kind == .restartUnit("worker@2.service") && spec?.unit == "worker@2.service")
@@ -220,16 +230,24 @@ import Testing
                 == "action \"restart\" for java[4242] restarted orders.service (it is the main process of orders.service): main pid 4242 → 5000, now active (running) after 2s"
         )
         #expect(done.priority == .notice && done.field("CLOSEWAIT_ACTION_RESULT") == "success")
-        #expect(done.field("CLOSEWAIT_ACTION_UNIT") == "orders.service" && done.field("CLOSEWAIT_ACTION_MAIN_PID_AFTER") == "5000")
+        #expect(
+            done.field("CLOSEWAIT_ACTION_UNIT") == "orders.service"
+                && done.field("CLOSEWAIT_ACTION_MAIN_PID_AFTER") == "5000")
         let failed = ActionMessage.after(
             planned,
-            outcome: .restarted(unit: "orders.service", why: "x", mainPIDBefore: 1, mainPIDAfter: 0, state: "failed (failed)", finished: true),
+            outcome: .restarted(
+                unit: "orders.service", why: "x", mainPIDBefore: 1, mainPIDAfter: 0, state: "failed (failed)",
+                finished: true),
             seconds: 1, output: [], outputCut: 0)
         #expect(failed.priority == .warning && failed.field("CLOSEWAIT_ACTION_RESULT") == "failure")
-        let refused = ActionMessage.after(planned, outcome: .refused("it runs outside any systemd unit"), seconds: 0, output: [], outputCut: 0)
+        let refused = ActionMessage.after(
+            planned, outcome: .refused("it runs outside any systemd unit"), seconds: 0, output: [], outputCut: 0)
         #expect(refused.message.contains("did not restart: it runs outside any systemd unit"))
-        #expect(refused.field("CLOSEWAIT_ACTION_ERROR") == "it runs outside any systemd unit" && refused.priority == .warning)
-        let dry = ActionMessage.after(planned, outcome: .wouldRestart(unit: "orders.service", why: "w"), seconds: 0, output: [], outputCut: 0)
+        #expect(
+            refused.field("CLOSEWAIT_ACTION_ERROR") == "it runs outside any systemd unit"
+                && refused.priority == .warning)
+        let dry = ActionMessage.after(
+            planned, outcome: .wouldRestart(unit: "orders.service", why: "w"), seconds: 0, output: [], outputCut: 0)
         #expect(dry.message.contains("would restart orders.service (w); dry run, nothing done"))
     }
 

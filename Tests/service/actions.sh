@@ -131,7 +131,10 @@ if not ok: print("service-test: restart:", e)
 sys.exit(0 if ok else 1)
 PY
     check "orders.service runs its new main process $NEW_MAIN" test "$(a_main orders.service)" = "$NEW_MAIN"
-    # alert -> action started -> finished -> recovery, for the old holder, in the journal's order.
+    # alert -> action started -> finished -> recovery, for the old holder, in the journal's order
+    # (the recovery comes with the first tick that finds the holder gone).
+    a_recovered() { a_has MESSAGE_ID=$A_RECOVERED CLOSEWAIT_PID="$OLD_HOLDER" CLOSEWAIT_REASON=fd-exhaustion; }
+    wait_for 20 "the old holder's recovery" a_recovered
     a_journal CLOSEWAIT_PID="$OLD_HOLDER" >"$WORK/trail.json"
     python3 - "$WORK/trail.json" <<'PY' && pass "journal trail: critical fd-exhaustion alert, action started, restarted, recovered" || fail "journal trail order"
 import json, sys

@@ -260,14 +260,16 @@ public struct SettingsParser {
             if table["match_unit"] == nil {
                 problem(
                     path + ".match_unit",
-                    "restart_unit needs match_unit naming the one service it restarts (match_unit = \"orders.service\")")
+                    "restart_unit needs match_unit naming the one service it restarts (match_unit = \"orders.service\")"
+                )
             }
             return nil
         }
         guard RestartCheck.isServiceName(unit) else {
             problem(
                 path + ".match_unit",
-                "restart_unit restarts exactly one .service unit written out (no glob, no scope), not \"\(Escape.line(unit))\"")
+                "restart_unit restarts exactly one .service unit written out (no glob, no scope), not \"\(Escape.line(unit))\""
+            )
             return nil
         }
         guard unit != "closewaitd.service" else {

@@ -15,7 +15,8 @@ public enum ActionMessage {
         case destroyed(count: Int, refused: [String: Int], gone: Int)
         /// restart_unit: systemd restarted `unit` (why it was aimed at the leaker); its main pid
         /// before and after, its state when the job ended (or when closewaitd stopped waiting).
-        case restarted(unit: String, why: String, mainPIDBefore: UInt32, mainPIDAfter: UInt32, state: String, finished: Bool)
+        case restarted(
+            unit: String, why: String, mainPIDBefore: UInt32, mainPIDAfter: UInt32, state: String, finished: Bool)
         /// restart_unit with dry_run: what it would restart, and why that is the leaker's unit.
         case wouldRestart(unit: String, why: String)
         /// restart_unit refused by its checks (RestartCheck), or the process is gone.
