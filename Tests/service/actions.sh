@@ -24,6 +24,12 @@ a_journal() { C journalctl -u closewaitd.service -o json --all --no-pager "$@"; 
 a_count() { a_journal "$@" | grep -c .; }
 a_has() { a_journal "$@" | grep -q .; }
 a_main() { C systemctl show -p MainPID --value "$1"; }
+# a_report ACTION SECONDS FILE: waits for ACTION's "finished" entry, writes the first to FILE.
+a_report() {
+    a_finished() { a_has MESSAGE_ID=$A_FINISHED CLOSEWAIT_ACTION="$1"; }
+    wait_for "$2" "action $1's report" a_finished "$1" || return 1
+    a_journal MESSAGE_ID=$A_FINISHED CLOSEWAIT_ACTION="$1" | head -1 >"$3"
+}
 
 # a_config MAX_PER_HOUR ACTIONS: fast ticks, fd-exhaustion critical within 20 minutes, reminders
 # every 3 s (so an action added by a reload sees the alert that already fires), the actions.
@@ -72,9 +78,7 @@ ORDERS_MAIN=$(a_main orders.service)
 log "orders.service main pid $ORDERS_MAIN"
 
 # --- dry run: says what it would restart and why, restarts nothing ---------------------
-a_dry_done() { a_has MESSAGE_ID=$A_FINISHED CLOSEWAIT_ACTION=orders-dry; }
-if wait_for 60 "the dry run's report" a_dry_done; then
-    a_journal MESSAGE_ID=$A_FINISHED CLOSEWAIT_ACTION=orders-dry | head -1 >"$WORK/dry.json"
+if a_report orders-dry 60 "$WORK/dry.json"; then
     python3 - "$WORK/dry.json" "$ORDERS_MAIN" <<'PY' && pass "dry run: 'would restart', nothing done" || fail "dry run report"
 import json, sys
 e = json.loads(open(sys.argv[1]).read())
@@ -94,9 +98,7 @@ fi
 C rm -f /etc/polkit-1/rules.d/50-closewaitd.rules
 a_config 10 "$(restart_action orders-nopolkit 1h)"
 C systemctl reload closewaitd.service
-a_denied() { a_has MESSAGE_ID=$A_FINISHED CLOSEWAIT_ACTION=orders-nopolkit; }
-if wait_for 30 "the refused restart's report" a_denied; then
-    a_journal MESSAGE_ID=$A_FINISHED CLOSEWAIT_ACTION=orders-nopolkit | head -1 >"$WORK/denied.json"
+if a_report orders-nopolkit 30 "$WORK/denied.json"; then
     python3 - "$WORK/denied.json" <<'PY' && pass "without the polkit rule the restart is refused by polkit, said with the fix" || fail "polkit refusal report"
 import json, sys
 e = json.loads(open(sys.argv[1]).read())
@@ -116,9 +118,7 @@ check "polkit-rule allows restart of orders.service only" grep -q 'var units = \
 C closewaitd check-config /etc/closewaitd/closewaitd.toml >"$WORK/check-actions.txt" 2>&1
 check "check-config sees the rule naming the unit" grep -q "restart_unit: orders.service; /etc/polkit-1/rules.d/50-closewaitd.rules names it" "$WORK/check-actions.txt"
 C systemctl reload closewaitd.service
-a_restarted() { a_has MESSAGE_ID=$A_FINISHED CLOSEWAIT_ACTION=orders-restart; }
-if wait_for 45 "the restart's report" a_restarted; then
-    a_journal MESSAGE_ID=$A_FINISHED CLOSEWAIT_ACTION=orders-restart | head -1 >"$WORK/restart.json"
+if a_report orders-restart 45 "$WORK/restart.json"; then
     NEW_MAIN=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read()).get("CLOSEWAIT_ACTION_MAIN_PID_AFTER",""))' "$WORK/restart.json")
     OLD_HOLDER=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["CLOSEWAIT_PID"])' "$WORK/restart.json")
     python3 - "$WORK/restart.json" "$ORDERS_MAIN" <<'PY' && pass "restarted: $(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read())["MESSAGE"][:230])' "$WORK/restart.json")" || fail "the restart's report"
@@ -228,9 +228,7 @@ a_both_leak() { [ "$(a_cw cache.service)" = 8 ] && [ "$(a_cw bystander.service)"
 wait_for 30 "cache and bystander leaking" a_both_leak || log "ss before: cache $(a_cw cache.service), bystander $(a_cw bystander.service)"
 a_config 10 "$(printf '[[action]]\nname = "cache-destroy"\nlevel = "warning"\nreason = "count"\nmatch_unit = "cache.service"\ndestroy_sockets = true\n')"
 C systemctl restart closewaitd.service
-a_destroyed() { a_has MESSAGE_ID=$A_FINISHED CLOSEWAIT_ACTION=cache-destroy; }
-if wait_for 45 "the destroy report" a_destroyed; then
-    a_journal MESSAGE_ID=$A_FINISHED CLOSEWAIT_ACTION=cache-destroy | head -1 >"$WORK/destroy.json"
+if a_report cache-destroy 45 "$WORK/destroy.json"; then
     python3 - "$WORK/destroy.json" <<'PY' && pass "destroy_sockets: 8 destroyed, fds said to stay open" || fail "destroy report"
 import json, sys
 e = json.loads(open(sys.argv[1]).read())

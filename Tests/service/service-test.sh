@@ -176,6 +176,7 @@ log "after start: SubState=$sub StatusText='$status'"
 check "active (running) with the daemon's STATUS when start returns" test "$sub" = running -a -n "$status"
 case "$status" in *CLOSE_WAIT*|*watching*) pass "StatusText is the daemon's sentence";; *) fail "StatusText '$status'";; esac
 
+CROSSED=e185260dfe7242159da48af8f29f2002
 # SERVICE_TEST_ONLY=actions runs only the [[action]] checks (actions.sh) after install.
 if [ "${SERVICE_TEST_ONLY:-}" != actions ]; then
 # --- a leak inside the container ----------------------------------------------
@@ -187,7 +188,6 @@ LEAKER=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readlin
 PORT=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["port4"])' "$WORK/leak.out")
 log "leaker pid $LEAKER (container namespace), peer 127.0.0.1:$PORT"
 
-CROSSED=e185260dfe7242159da48af8f29f2002
 RELOADED=ebd6229ea723460eb05ae1e09c422f9c
 REJECTED=ec06e116cb504e1dbac7b69f1372b186
 journal_has() { C journalctl -u closewaitd.service -o json --no-pager "$@" | grep -q .; }
