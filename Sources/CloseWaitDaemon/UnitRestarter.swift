@@ -27,14 +27,11 @@ enum UnitRestarter {
         guard proc.isStill(identity) else { return done(gone) }
         do {
             let bus = try SystemBus(callTimeout: min(planned.spec.timeout, 10))
-            let path: String
-            do {
-                path = try bus.unitPath(pid: identity.pid)
-            } catch  where error.name == "org.freedesktop.systemd1.NoUnitForPID" {
+            guard let (path, id) = try bus.unit(pid: identity.pid) else {
                 return done(.refused("it runs outside any systemd unit"))
             }
-            let id = try bus.string(path, unitInterface, "Id")
-            let own = try? bus.string(bus.unitPath(pid: getpid()), unitInterface, "Id")
+            // Our own unit must be known (or be none) to be told apart: an error here refuses.
+            let own = try bus.unit(pid: getpid())?.id
             let mainPID = id.hasSuffix(".service") ? try bus.uint32(path, serviceInterface, "MainPID") : 0
             let cgroup = (try? proc.read("\(identity.pid)/cgroup", limit: 65536)).flatMap { ProcPidCgroup.unit($0) }
             let ancestors = Self.ancestors(of: identity.pid, proc)

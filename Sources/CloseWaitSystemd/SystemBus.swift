@@ -32,11 +32,25 @@ public final class SystemBus {
         _ = sd_bus_set_method_call_timeout(bus, UInt64(max(0.1, callTimeout) * 1e6))
     }
 
-    deinit { sd_bus_flush_close_unref(bus) }
+    // Every call here waits for its reply: nothing is left to flush (a flush could wait on a
+    // stuck bus with no deadline).
+    deinit { sd_bus_close_unref(bus) }
 
     /// The object path of the unit systemd says `pid` belongs to.
     public func unitPath(pid: Int32) throws(Failure) -> String {
         try path { out, error in cw_bus_unit_by_pid(bus, UInt32(bitPattern: pid), out, error) }
+    }
+
+    /// The object path and `Id` of the unit holding `pid`; nil when it is in none (systemd's
+    /// `NoUnitForPID`).
+    public func unit(pid: Int32) throws(Failure) -> (path: String, id: String)? {
+        let path: String
+        do {
+            path = try unitPath(pid: pid)
+        } catch  where error.name == "org.freedesktop.systemd1.NoUnitForPID" {
+            return nil
+        }
+        return (path, try string(path, "org.freedesktop.systemd1.Unit", "Id"))
     }
 
     /// RestartUnit(name, "replace"): the restart job's object path.
