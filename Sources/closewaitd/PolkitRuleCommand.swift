@@ -10,8 +10,8 @@ struct PolkitRuleCommand: ParsableCommand {
         commandName: "polkit-rule",
         abstract: "Print the polkit rule restart_unit actions need.",
         discussion: """
-            The service runs as an unprivileged dynamic user; systemd asks polkit whether that \
-            user may restart a unit. The rule printed allows the verb "restart" on exactly the \
+            The service runs as the unprivileged user closewaitd (static, with DynamicUser='s \
+            sandbox); systemd asks polkit whether that user may restart a unit. The rule printed allows the verb "restart" on exactly the \
             units the config's restart_unit actions name (match_unit), for the user closewaitd, \
             and nothing else. Install it with
                 closewaitd polkit-rule > \(PolkitRule.path)
