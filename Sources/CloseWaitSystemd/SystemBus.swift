@@ -36,17 +36,12 @@ public final class SystemBus {
     // stuck bus with no deadline).
     deinit { sd_bus_close_unref(bus) }
 
-    /// The object path of the unit systemd says `pid` belongs to.
-    public func unitPath(pid: Int32) throws(Failure) -> String {
-        try path { out, error in cw_bus_unit_by_pid(bus, UInt32(bitPattern: pid), out, error) }
-    }
-
     /// The object path and `Id` of the unit holding `pid`; nil when it is in none (systemd's
     /// `NoUnitForPID`).
     public func unit(pid: Int32) throws(Failure) -> (path: String, id: String)? {
         let path: String
         do {
-            path = try unitPath(pid: pid)
+            path = try self.path { out, error in cw_bus_unit_by_pid(bus, UInt32(bitPattern: pid), out, error) }
         } catch  where error.name == "org.freedesktop.systemd1.NoUnitForPID" {
             return nil
         }

@@ -18,9 +18,7 @@ import WorkloadSupport
         chmod(script, 0o755)
         // Its own copy of the workload: other suites' leakers, running beside this one, must not
         // take the running slots (at most 4) from this test's actions.
-        let copy = dir + "/cwactionleak"
-        try FileManager.default.copyItem(atPath: Build.path("closewaitd-workload"), toPath: copy)
-        let leak = try Workload(["--processes", "1", "--v4", "6"], executable: copy)
+        let (copy, leak) = try ownLeaker(in: dir, named: "cwactionleak")
         defer { leak.stop() }
         let holder = leak.holders[0]
         let daemon = try actionDaemon(
@@ -89,6 +87,14 @@ func actionDaemon(_ actions: String) throws -> DaemonProcess {
     )
 }
 
+/// A leaker (one holder, 6 CLOSE_WAIT sockets) run from a copy of the workload binary in `dir`,
+/// so an action with `match_exe` set to the copy's path matches only this test's processes.
+func ownLeaker(in dir: String, named name: String) throws -> (copy: String, leak: Workload) {
+    let copy = dir + "/" + name
+    try FileManager.default.copyItem(atPath: Build.path("closewaitd-workload"), toPath: copy)
+    return (copy, try Workload(["--processes", "1", "--v4", "6"], executable: copy))
+}
+
 /// A fresh directory for one test's scripts and binaries.
 func actionTestDirectory() throws -> String {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("cw-action-\(UUID().uuidString.prefix(8))")
@@ -104,9 +110,7 @@ func actionTestDirectory() throws -> String {
     @Test func destroySocketsFreesOnlyTheAlertedProcesssSockets() throws {
         let dir = try actionTestDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let copy = dir + "/cwdestroyleak"
-        try FileManager.default.copyItem(atPath: Build.path("closewaitd-workload"), toPath: copy)
-        let leak = try Workload(["--processes", "1", "--v4", "6"], executable: copy)
+        let (copy, leak) = try ownLeaker(in: dir, named: "cwdestroyleak")
         defer { leak.stop() }
         let bystander = try Workload(["--processes", "1", "--v4", "3"])
         defer { bystander.stop() }
